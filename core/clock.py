@@ -1,0 +1,79 @@
+"""The one source of "now" for the daemon, its jobs and the simulator.
+
+Everything that needs the time asks this module, never ``datetime.now()`` or
+``time.time()`` directly. Inside a trio run, wall time is derived from
+``trio.current_time()`` plus an anchor taken once per run, so under trio's ``MockClock``
+(pytest-trio's ``autojump_clock``) a simulated day of schedule — cursors, "created after"
+filters, token expiry, backoff — passes in a fraction of a second of real time, and stays
+consistent with the monotonic time that trio sleeps on.
+
+Outside a trio run (CLI commands, synchronous tests) it is plain UTC wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import trio
+
+UTC = timezone.utc
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    wall: datetime
+    monotonic: float
+
+
+_anchor: trio.lowlevel.RunVar[_Anchor] = trio.lowlevel.RunVar("marketsync_clock_anchor")
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def monotonic() -> float:
+    """Seconds on trio's clock (mocked in tests); real monotonic time outside trio."""
+    if _in_trio():
+        return trio.current_time()
+    return time.monotonic()
+
+
+def set_start(wall: datetime) -> None:
+    """Pin what "now" is at this moment of the current trio run.
+
+    Tests and simulations call this first so that simulated dates are reproducible
+    (the same seed and start give the same world). Must be called inside a trio run.
+    """
+    if wall.tzinfo is None:
+        raise ValueError("clock.set_start needs an aware datetime (UTC)")
+    _anchor.set(_Anchor(wall=wall.astimezone(UTC), monotonic=trio.current_time()))
+
+
+def now() -> datetime:
+    """The current time as an aware UTC datetime."""
+    if not _in_trio():
+        return datetime.now(UTC)
+    try:
+        anchor = _anchor.get()
+    except LookupError:
+        anchor = _Anchor(wall=datetime.now(UTC), monotonic=trio.current_time())
+        _anchor.set(anchor)
+    return anchor.wall + timedelta(seconds=trio.current_time() - anchor.monotonic)
+
+
+def timestamp() -> float:
+    """``now()`` as POSIX seconds."""
+    return now().timestamp()
+
+
+def isoformat(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, as SP-API writes dates."""
+    moment = now() if moment is None else moment
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,374 @@
+"""Plugin-facing value types: what hooks receive and return.
+
+These dataclasses are the plugin API; the ORM models in ``core.store`` are not, and the
+store converts between the two. Money is ``Decimal`` plus an ISO 4217 currency; times
+are aware UTC datetimes. Everything is frozen so that a value handed to a plugin cannot
+be changed behind the core's back.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+T = TypeVar("T")
+
+frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+class Priority(enum.IntEnum):
+    """Who goes first when calls wait for the same rate-limit bucket (lower first)."""
+
+    URGENT = 0  #: shipment confirmation, stock push: a delay here oversells or annoys buyers
+    ORDERS = 1  #: order import: new orders reserve stock
+    PRODUCTS = 2  #: product, price and FBA stock import
+    BACKFILL = 3  #: history backfill, reports nobody is waiting for
+
+
+class Fulfillment(str, enum.Enum):
+    MFN = "MFN"  #: merchant-fulfilled: the seller ships; stock is ours
+    FBA = "FBA"  #: fulfilled by Amazon (or the channel): stock is the channel's
+
+
+class OrderStatus(str, enum.Enum):
+    NEW = "New"
+    PARTIALLY_SHIPPED = "PartiallyShipped"
+    SHIPPED = "Shipped"
+    CANCELED = "Canceled"
+
+
+# --- describing a channel ------------------------------------------------------------
+
+
+@frozen
+class UsagePlan:
+    """A published rate limit: ``rate`` requests per second refilling a bucket of ``burst``."""
+
+    operation: str
+    rate: float
+    burst: int
+
+
+@frozen
+class JobDefault:
+    """A job the channel supports and how often it runs unless the YAML says otherwise."""
+
+    kind: str  #: e.g. "import_orders"; the hook the job calls
+    every: float  #: seconds between runs
+    priority: Priority = Priority.PRODUCTS
+    timeout: float = 600.0  #: a run longer than this is cancelled and counted as failed
+
+
+@frozen
+class Marketplace:
+    code: str  #: what users write in the YAML, e.g. "DE"
+    id: str  #: the channel's own identifier, e.g. "A1PA6795UKMFR9"
+    name: str
+    region: str = ""
+    currency: str = ""
+
+
+@frozen
+class ChannelInfo:
+    """What a channel plugin tells the core about itself (the answer of ``channel_info``)."""
+
+    name: str  #: the value of ``channel:`` in the YAML, e.g. "amazon"
+    title: str  #: for people, e.g. "Amazon (Selling Partner API)"
+    marketplaces: Mapping[str, Marketplace] = field(default_factory=dict)
+    #: keys accepted in an account's ``credentials`` mapping, with a description each;
+    #: keys listed in ``secret_credentials`` must be given as ``${ENV}`` or ``${file:...}``
+    credential_keys: Mapping[str, str] = field(default_factory=dict)
+    required_credentials: frozenset[str] = frozenset()
+    secret_credentials: frozenset[str] = frozenset()
+    jobs: Sequence[JobDefault] = ()
+    usage_plans: Mapping[str, UsagePlan] = field(default_factory=dict)
+    #: maps (integration, operation) to the governor's bucket key; calls with the same key
+    #: share one bucket. Default: one bucket per (channel, account, operation).
+    bucket_key: Callable[["Integration", str], tuple] | None = None
+    #: the channel's marketplace needs PII rules etc.; free-form, documented by the plugin
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- the integration a hook works for ----------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class Integration:
+    """What every channel hook receives: one configured integration and its tools.
+
+    No database handle on purpose: plugins never write the store.
+    """
+
+    alias: str
+    channel: str
+    account: str  #: the account's name in the YAML; integrations of one account share it
+    marketplace: str  #: marketplace code, e.g. "DE"
+    settings: Mapping[str, Any]  #: the validated integration section of the YAML
+    credentials: Mapping[str, str]  #: the account's credentials, secrets resolved
+    http: "httpx.AsyncClient | None" = None  #: governed client (core.http)
+    log: logging.LoggerAdapter | logging.Logger = field(
+        default_factory=lambda: logging.getLogger("marketsync.integration")
+    )
+    #: scratch space shared by every integration of the same account (cached access
+    #: tokens, for instance); the plugin owns its contents
+    account_runtime: dict[str, Any] = field(default_factory=dict)
+    #: scratch space for this integration alone
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+
+# --- incremental imports -----------------------------------------------------------------
+
+
+@frozen
+class Cursor:
+    """Where an import stands. The core stores it verbatim and hands it back.
+
+    ``since`` is the watermark (everything changed before it has been imported);
+    ``token`` a page token valid for a while; ``state`` any small JSON-able extra the
+    plugin needs (a report id it is following, for instance).
+    """
+
+    since: datetime | None = None
+    token: str | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "token": self.token,
+            "state": dict(self.state),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> "Cursor":
+        if not data:
+            return cls()
+        since = data.get("since")
+        return cls(
+            since=datetime.fromisoformat(since) if since else None,
+            token=data.get("token"),
+            state=dict(data.get("state") or {}),
+        )
+
+
+@frozen
+class RejectedRecord:
+    """A record the plugin could not map; the core quarantines it with the reason."""
+
+    record_id: str | None
+    reason: str
+    raw: Any = None
+
+
+@frozen
+class Page(Generic[T]):
+    """One page of an import: the items, the cursor to ask with next, and whether done."""
+
+    items: Sequence[T] = ()
+    next: Cursor = field(default_factory=Cursor)
+    done: bool = True
+    rejected: Sequence[RejectedRecord] = ()
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+@frozen
+class Money:
+    amount: Decimal
+    currency: str
+
+
+@frozen
+class Address:
+    name: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    line3: str | None = None
+    city: str | None = None
+    district: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+@frozen
+class Buyer:
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@frozen
+class ChannelOrderItem:
+    channel_item_id: str
+    channel_sku: str
+    quantity: int
+    quantity_shipped: int = 0
+    asin: str | None = None
+    title: str | None = None
+    unit_price: Money | None = None
+    tax: Money | None = None
+
+
+@frozen
+class ChannelOrder:
+    channel_order_id: str
+    marketplace: str  #: marketplace code, e.g. "DE"
+    status: OrderStatus
+    channel_status: str  #: the channel's own word, kept for people
+    fulfillment: Fulfillment
+    purchased_at: datetime
+    updated_at: datetime
+    items: Sequence[ChannelOrderItem] = ()
+    currency: str | None = None
+    total: Money | None = None
+    buyer: Buyer | None = None
+    shipping_address: Address | None = None
+    #: False when the channel withheld buyer data (no PII role, e.g. Amazon AU in tests)
+    pii_available: bool = True
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- products and stock --------------------------------------------------------------------
+
+
+@frozen
+class ChannelListing:
+    channel_sku: str
+    fulfillment: Fulfillment = Fulfillment.MFN
+    asin: str | None = None
+    ean: str | None = None
+    listing_id: str | None = None
+    title: str | None = None
+    price: Money | None = None
+    quantity: int | None = None
+    handling_time_days: int | None = None
+    status: str = "Active"  #: channel status; "Deleted" when gone from the channel
+
+
+@frozen
+class ChannelStock:
+    """Channel-owned stock (FBA): imported, never pushed."""
+
+    channel_sku: str
+    quantity: int  #: fulfillable quantity
+    asin: str | None = None
+    details: Mapping[str, int] = field(default_factory=dict)
+
+
+@frozen
+class StockUpdate:
+    channel_sku: str
+    quantity: int
+    handling_time_days: int | None = None
+    #: set when the same push also carries a new price for this SKU
+    price: Money | None = None
+
+
+@frozen
+class PriceUpdate:
+    channel_sku: str
+    price: Money
+    marketplace: str | None = None
+
+
+@frozen
+class Submission:
+    """Something sent to the channel that finishes later (a feed, a batch of patches)."""
+
+    kind: str  #: "stock" or "prices"
+    channel_id: str  #: the channel's id for it (feed id), or ours for synchronous batches
+    channel_skus: Sequence[str] = ()
+    submitted_at: datetime | None = None
+    #: seconds until it is worth asking again; 0 when already complete
+    poll_after: float = 0.0
+    state: Mapping[str, Any] = field(default_factory=dict)
+    #: per-SKU results already known at submission time (synchronous APIs)
+    results: Sequence["ItemResult"] = ()
+
+
+@frozen
+class ItemResult:
+    channel_sku: str
+    accepted: bool
+    message: str | None = None
+
+
+@frozen
+class SubmissionReport:
+    done: bool
+    results: Sequence[ItemResult] = ()
+    poll_after: float = 30.0
+    failed_reason: str | None = None  #: set when the whole submission failed
+
+
+# --- shipments and fulfilment ----------------------------------------------------------------
+
+
+@frozen
+class ShipmentLine:
+    channel_item_id: str
+    quantity: int
+
+
+@frozen
+class Shipment:
+    key: str  #: stable local id: confirming the same key twice must not ship twice
+    channel_order_id: str
+    marketplace: str
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+    lines: Sequence[ShipmentLine] = ()
+    ship_method: str | None = None
+
+
+@frozen
+class ShipmentConfirmation:
+    key: str
+    confirmed: bool
+    already_confirmed: bool = False
+    message: str | None = None
+
+
+@frozen
+class FulfillmentRef:
+    fulfillment_order_id: str  #: the seller's id for the MCF order
+    marketplace: str
+
+
+@frozen
+class PackageTracking:
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime | None = None
+    status: str | None = None
+    delivered_at: datetime | None = None
+
+
+@frozen
+class TrackingInfo:
+    fulfillment_order_id: str
+    status: str
+    packages: Sequence[PackageTracking] = ()
+
+
+@frozen
+class AccountInfo:
+    """What ``check_credentials`` learnt: who the seller is and where they sell."""
+
+    seller_id: str | None
+    marketplaces: Sequence[str] = ()  #: marketplace codes the account can sell in
+    details: Mapping[str, Any] = field(default_factory=dict)
