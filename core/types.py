@@ -93,6 +93,9 @@ class ChannelInfo:
     #: maps (integration, operation) to the governor's bucket key; calls with the same key
     #: share one bucket. Default: one bucket per (channel, account, operation).
     bucket_key: Callable[["Integration", str], tuple] | None = None
+    #: response header in which the channel reports the operation's current rate, if any
+    #: (SP-API: ``x-amzn-RateLimit-Limit``); the governor adapts its bucket to it
+    rate_limit_header: str | None = None
     #: the channel's marketplace needs PII rules etc.; free-form, documented by the plugin
     extra: Mapping[str, Any] = field(default_factory=dict)
 
