@@ -1,0 +1,321 @@
+"""The plugin contract: every hook a marketsync plugin can implement.
+
+This module *is* the reference for plugin authors: each hook's docstring says what it
+receives, what it returns, which errors it may raise and who calls it.
+
+There are two kinds of hooks.
+
+**Channel hooks** (``firstresult=True``) are answered by exactly one plugin: the one that
+serves the integration's channel. The core routes each call to that plugin only (a
+per-channel ``subset_hook_caller``, see ``core/plugins.py``), so a plugin never has to
+check whether an integration is its own, and two plugins claiming one channel is an
+error at start-up. A channel hook may be implemented as ``async def`` or as a plain
+function; the core awaits the answer when it is awaitable. The specs below are written
+``async def`` purely as documentation of that.
+
+**Broadcast hooks** go to every plugin, are synchronous, must return quickly and must not
+raise (the core logs and swallows what they raise).
+
+Errors: a channel hook reports failure by raising one of ``marketsync.core.errors``;
+the table in that module says which integration state each leads to. Any other exception
+is treated as a bug in the plugin: logged once with its traceback, the job backs off, the
+rest of the daemon goes on.
+
+Rules for implementations (pluggy's): take the arguments by the names below (any subset,
+in any order); never give them defaults; new arguments may be added to a spec later,
+existing ones are never renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from marketsync.core import hookspec
+from marketsync.core.types import (
+    AccountInfo,
+    ChannelInfo,
+    ChannelListing,
+    ChannelOrder,
+    ChannelStock,
+    Cursor,
+    FulfillmentRef,
+    Integration,
+    Page,
+    PriceUpdate,
+    Shipment,
+    ShipmentConfirmation,
+    StockUpdate,
+    Submission,
+    SubmissionReport,
+    TrackingInfo,
+)
+
+#: Channel hooks, in the order a new plugin author usually writes them.
+CHANNEL_HOOKS = (
+    "channel_info",
+    "check_credentials",
+    "import_orders",
+    "import_products",
+    "import_stock",
+    "push_stock",
+    "push_prices",
+    "poll_submission",
+    "confirm_shipment",
+    "fetch_tracking",
+    "sandbox_app",
+)
+
+#: Broadcast hooks: every plugin is called.
+BROADCAST_HOOKS = ("register_commands", "integration_state_changed")
+
+
+# --- describing the channel ---------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def channel_info() -> ChannelInfo:
+    """Describe the channel this plugin serves.
+
+    A plugin is a *channel plugin* when it implements this hook. The core calls it once
+    at start-up, learns the channel's name from the answer, and from then on routes every
+    channel hook for integrations with ``channel: <name>`` to this plugin alone.
+
+    The answer also carries what the core needs to run the channel without knowing it:
+    the marketplaces a YAML ``marketplace:`` may name, the credential keys an account
+    takes (and which are secrets), the jobs with their default schedule and priority,
+    the published usage plans (rate and burst per operation), how an operation maps to a
+    rate-limit bucket (``bucket_key``), and which response header reports the live rate.
+
+    :returns: a :class:`~marketsync.core.types.ChannelInfo`; must not do I/O.
+    :raises: nothing; an exception here disables the plugin's channel with the reason.
+
+    Called by: plugin loading (``core/plugins.py``), once per process.
+    """
+
+
+# --- the integration's credentials ---------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+async def check_credentials(integration: Integration) -> AccountInfo:
+    """Prove that the integration can talk to its channel with its credentials.
+
+    This is the "Retry" of an integration: the core calls it when the integration starts,
+    after ``marketsync retry ALIAS`` or the status page's Retry button, after a connect
+    flow stored new credentials, and with growing backoff while the integration is in
+    ``RETRY``. Success makes the integration ``LIVE`` and starts its jobs.
+
+    :param integration: the integration to check; ``integration.http`` is governed.
+    :returns: :class:`~marketsync.core.types.AccountInfo` (seller id and the marketplace
+        codes the account can sell in). The plugin should raise ``IntegrationError`` if
+        the integration's marketplace is not among them.
+    :raises IntegrationAuthFailed: credentials refused → ``INCOMPLETE`` (needs re-consent).
+    :raises IntegrationNotReady: channel unreachable or not ready → ``RETRY`` with backoff.
+    :raises IntegrationError: a permanent problem, e.g. "this account does not sell in
+        SE" → ``ERROR``.
+
+    Called by: the integration runner (``core/runner.py``) and the ``retry`` command.
+    """
+
+
+# --- imports --------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+    """Return one page of orders created or updated since ``cursor``.
+
+    The core upserts the page's orders (by integration and channel order id) and stores
+    ``page.next`` in the same transaction, then calls again with ``page.next`` until
+    ``page.done``. On the first run ``cursor.since`` is ``None``: the plugin goes back the
+    integration's ``history_days``. Pages may overlap earlier ones (the plugin should
+    re-read a safety window, since channels publish changes late); the core's upsert
+    makes overlap harmless. A record the plugin cannot map goes into ``page.rejected``
+    with its reason, never into an exception: the core quarantines it and goes on.
+
+    :param integration: the integration whose orders to read.
+    :param cursor: the last committed cursor (``Cursor()`` on the first run).
+    :returns: :class:`~marketsync.core.types.Page` of
+        :class:`~marketsync.core.types.ChannelOrder`.
+    :raises CursorExpired: the page token in ``cursor`` is no longer valid; the core
+        retries from the last committed watermark.
+    :raises Throttled, TransientError: the job backs off and tries again later.
+    :raises IntegrationAuthFailed: the integration goes ``INCOMPLETE``.
+
+    Idempotency: calling twice with the same cursor must be safe.
+    Called by: the ``import_orders`` job (``core/jobs.py``).
+    """
+
+
+@hookspec(firstresult=True)
+async def import_products(integration: Integration, cursor: Cursor) -> Page[ChannelListing]:
+    """Return one page of the channel's listings (SKU, ASIN, title, price, status).
+
+    Used to map listings to local products and to bring back prices edited on the
+    channel. Long-running channel work (an Amazon report) is followed across calls through
+    ``cursor.state``: return ``Page(done=False, items=())`` with the state to keep and the
+    core calls again later; a restart resumes from the stored cursor instead of starting
+    the work again. A listing the channel no longer has is returned with
+    ``status="Deleted"`` or simply omitted from a complete snapshot (``page.next.state``
+    may say ``{"complete": true}``, then the core marks missing listings off-channel).
+
+    :param integration: the integration whose listings to read.
+    :param cursor: the last committed cursor.
+    :returns: :class:`~marketsync.core.types.Page` of
+        :class:`~marketsync.core.types.ChannelListing`.
+    :raises Throttled, TransientError, CursorExpired, IntegrationAuthFailed: as
+        :func:`import_orders`.
+
+    Called by: the ``import_products`` job.
+    """
+
+
+@hookspec(firstresult=True)
+async def import_stock(integration: Integration, cursor: Cursor) -> Page[ChannelStock]:
+    """Return one page of channel-owned stock (Amazon FBA): imported, never pushed.
+
+    :param integration: the integration whose channel-held stock to read.
+    :param cursor: the last committed cursor.
+    :returns: :class:`~marketsync.core.types.Page` of
+        :class:`~marketsync.core.types.ChannelStock`.
+    :raises Throttled, TransientError, CursorExpired, IntegrationAuthFailed: as
+        :func:`import_orders`.
+
+    Called by: the ``import_stock`` job.
+    """
+
+
+# --- pushes ---------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -> Submission:
+    """Send quantities (and handling time, and a price when one is due too) per channel SKU.
+
+    The core decides *what* to send (the difference between the quantity each listing
+    should have and the one the channel last acknowledged); the plugin decides *how*
+    (per-item calls for a few SKUs, one bulk feed for many). It returns as soon as the
+    channel has taken the work; the core stores the returned submission before anything
+    else and follows it with :func:`poll_submission`, also after a restart.
+
+    :param integration: the integration to push to.
+    :param updates: one :class:`~marketsync.core.types.StockUpdate` per channel SKU.
+    :returns: a :class:`~marketsync.core.types.Submission`. Results known at once (a
+        synchronous API) go in ``submission.results`` with ``poll_after=0``.
+    :raises Throttled, TransientError: nothing was taken; the core pushes again later.
+    :raises IntegrationAuthFailed: the integration goes ``INCOMPLETE``.
+
+    Called by: the ``push_stock`` job, soon after a stock change (on-demand trigger).
+    """
+
+
+@hookspec(firstresult=True)
+async def push_prices(integration: Integration, updates: Sequence[PriceUpdate]) -> Submission:
+    """Send prices set locally for channel SKUs; same contract as :func:`push_stock`.
+
+    :param integration: the integration to push to.
+    :param updates: one :class:`~marketsync.core.types.PriceUpdate` per SKU.
+    :returns: a :class:`~marketsync.core.types.Submission`.
+    :raises Throttled, TransientError, IntegrationAuthFailed: as :func:`push_stock`.
+
+    Called by: the ``push_prices`` job.
+    """
+
+
+@hookspec(firstresult=True)
+async def poll_submission(integration: Integration, submission: Submission) -> SubmissionReport:
+    """Report how a submission returned by a push is doing.
+
+    :param integration: the integration the submission was sent to.
+    :param submission: as returned by the push (and stored by the core).
+    :returns: :class:`~marketsync.core.types.SubmissionReport`: ``done`` with per-SKU
+        accepted/rejected results, or not yet done with ``poll_after`` seconds. A
+        submission the channel lost or failed as a whole is ``done`` with
+        ``failed_reason``; its SKUs are pushed again.
+    :raises Throttled, TransientError: the core asks again later.
+
+    Called by: the ``poll_submissions`` job.
+    """
+
+
+# --- shipments and fulfilment ------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+async def confirm_shipment(integration: Integration, shipment: Shipment) -> ShipmentConfirmation:
+    """Confirm on the channel a shipment the seller entered locally.
+
+    Idempotency: the same ``shipment.key`` may arrive again (a retry after a timeout, a
+    restart): the plugin must never cause a second shipment on the channel, and "already
+    confirmed" is a success (``already_confirmed=True``).
+
+    :param integration: the integration the order came from.
+    :param shipment: carrier, tracking number, ship date and the order lines shipped.
+    :returns: :class:`~marketsync.core.types.ShipmentConfirmation`.
+    :raises RecordRejected: the channel refused this shipment for good (its reason is
+        shown to the seller); not retried.
+    :raises Throttled, TransientError: retried later.
+
+    Called by: the ``confirm_shipments`` job.
+    """
+
+
+@hookspec(firstresult=True)
+async def fetch_tracking(
+    integration: Integration, fulfillments: Sequence[FulfillmentRef]
+) -> Sequence[TrackingInfo]:
+    """Carrier and tracking for orders the channel fulfils for the seller (Amazon MCF).
+
+    :param integration: the integration whose fulfilment service ships the orders.
+    :param fulfillments: the open fulfilment orders the core is waiting on.
+    :returns: a :class:`~marketsync.core.types.TrackingInfo` per fulfilment order the
+        channel knows; entries not yet shipped may be omitted.
+    :raises Throttled, TransientError: retried later.
+
+    Called by: the ``fetch_tracking`` job.
+    """
+
+
+# --- simulation -------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sandbox_app(scenario: Any) -> Any:
+    """An ASGI application that simulates the channel, for tests and ``marketsync demo``.
+
+    :param scenario: a path to a scenario file, or ``None`` for the plugin's default.
+    :returns: an ASGI 3 application.
+
+    Called by: ``marketsync demo``, ``marketsync sandbox serve`` and tests.
+    """
+
+
+# --- broadcast hooks -------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``marketsync`` command line.
+
+    :param cli: the top-level click group; add commands or groups to it.
+
+    Called by: ``daemon.py`` when the CLI is built. Must not do I/O.
+    """
+
+
+@hookspec
+def integration_state_changed(
+    integration: Integration, old: str, new: str, reason: str | None
+) -> None:
+    """Observe an integration's state change (for notifications or metrics).
+
+    :param integration: the integration that changed.
+    :param old: the previous state's name, e.g. ``"LIVE"``.
+    :param new: the new state's name, e.g. ``"INCOMPLETE"``.
+    :param reason: why, for people (never contains secrets).
+
+    Called by: the integration runner on every transition. Must return quickly.
+    """
