@@ -104,7 +104,7 @@ _HOW_TO_REFER = '"${ENV_VAR}", "${file:PATH}" or "${credential:NAME}"'
 
 def mask_url(url: str) -> str:
     """A database URL fit for logs and ``status``: the password becomes ``***``."""
-    masked = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", url)
+    masked = re.sub(r"(://[^:/@?#]*:)[^/?#]*@", r"\1***@", url)
     return re.sub(r"((?:^|[?&])password=)[^&]*", r"\1***", masked, flags=re.I)
 
 
@@ -130,8 +130,9 @@ class _Context:
     environ: Mapping[str, str]
     errors: list[tuple[int, str]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  #: key path -> line of its value
-    #: every account name given, mapped to None when that account itself is invalid
-    accounts: dict[str, "AccountConfig | None"] = field(default_factory=dict)
+    key_lines: dict[str, int] = field(default_factory=dict)  #: key path -> line of the key
+    #: every account name given -> its channel, or None when that is missing or unknown
+    account_channels: dict[str, str | None] = field(default_factory=dict)
 
     def error(self, line: int, path: str, message: str) -> None:
         where = f"{self.filename}:{line}: " + (f"{path}: " if path else "")
@@ -444,6 +445,7 @@ def _build(cls: type, node: Any, ctx: _Context, path: str, line: int, **internal
                 failed = True
             continue
         value_line = ctx.lines[key_path] = node.value_positions[name].line
+        ctx.key_lines[key_path] = node.key_positions[name].line
         try:
             values[name] = spec.metadata["parse"](raw, ctx, key_path, value_line)
         except _Invalid as exc:
@@ -466,6 +468,7 @@ def _mapping_of(cls: type, name_pattern: str, hint: str) -> Parser:
         result, failed = {}, False
         for key, item in value.items():
             item_path, key_line = join_path(path, key), value.key_positions[key].line
+            ctx.account_channels.setdefault(str(key), None)  # known, even if broken
             if not isinstance(key, str) or not re.fullmatch(name_pattern, key):
                 ctx.error(key_line, item_path, f"{key!r} is not a valid name ({hint})")
                 failed = True
@@ -475,7 +478,6 @@ def _mapping_of(cls: type, name_pattern: str, hint: str) -> Parser:
             except _Invalid as exc:
                 ctx.error(value.value_positions[key].line, item_path, exc.message)
                 built = _FAILED
-            ctx.accounts[key] = None if built is _FAILED else built
             failed = failed or built is _FAILED
             result[key] = built
         return _FAILED if failed else MappingProxyType(result)
@@ -718,6 +720,7 @@ class Config:
 def _check_account(values: dict, internal: dict, ctx: _Context, path: str, line: int) -> bool:
     channel = values.get("channel")
     info = ctx.channels.get(channel) if isinstance(channel, str) else None
+    ctx.account_channels[internal["name"]] = channel if info is not None else None
     if isinstance(channel, str) and info is None:
         ctx.error(ctx.lines[join_path(path, "channel")], join_path(path, "channel"),
                   f"{channel!r} is not a known channel (known: {', '.join(sorted(ctx.channels))})")
@@ -727,8 +730,8 @@ def _check_account(values: dict, internal: dict, ctx: _Context, path: str, line:
         return True
     ok, resolved = True, {}
     cred_path = join_path(path, "credentials")
-    for key in info.required_credentials - set(raw):
-        ctx.error(ctx.lines.get(cred_path, line), join_path(cred_path, key),
+    for key in sorted(info.required_credentials - set(raw)):
+        ctx.error(ctx.key_lines.get(cred_path, line), join_path(cred_path, key),
                   f"is required by channel {channel!r}")
         ok = False
     for key, value in raw.items():
@@ -760,15 +763,15 @@ def _check_integration(values: dict, internal: dict, ctx: _Context, path: str, l
     ok, account, given = True, values.get("account"), values.get("channel")
     channel = given if isinstance(given, str) else None
     if isinstance(account, str):
-        if account not in ctx.accounts:
-            known = ", ".join(sorted(ctx.accounts)) or "none declared"
+        if account not in ctx.account_channels:
+            known = ", ".join(sorted(ctx.account_channels)) or "none declared"
             ctx.error(ctx.lines[join_path(path, "account")], join_path(path, "account"),
                       f"unknown account {account!r} (known: {known})")
             ok = False
-        elif ctx.accounts[account] is None:
+        elif ctx.account_channels[account] is None:
             ok = False  # the account's own errors are reported where it is declared
         else:
-            own = ctx.accounts[account].channel
+            own = ctx.account_channels[account]
             if channel is not None and channel != own:
                 ctx.error(ctx.lines[join_path(path, "channel")], join_path(path, "channel"),
                           f"{channel!r} does not match account {account!r}, "
