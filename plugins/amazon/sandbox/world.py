@@ -61,6 +61,7 @@ class Grant:
     redirect_uri: str | None = None
     # RDT only: the (method, path) pairs it opens
     restricted: list[tuple[str, str]] | None = None
+    data_elements: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -158,10 +159,10 @@ class World:
         self.accounts: dict[str, SellerAccount] = {}
         self.grants: dict[str, Grant] = {}
         self.consenting_seller_id = scenario.consenting_seller_id
-        self.data_lag = timedelta(seconds=scenario.data_lag_seconds)
         self.calls: list[CallRecord] = []
         self.orders: dict[str, "SimOrder"] = {}
         self.confirmations: list[dict] = []
+        self.pages: dict[str, dict] = {}  # pagination tokens of order searches
         first_client = next(iter(self.applications), "")
         for account in scenario.accounts:
             self.accounts[account.seller_id] = account
