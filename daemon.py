@@ -1,2 +1,211 @@
-"""x"""
-def cli(): print("ok")
+"""The ``marketsync`` command line: run the daemon, check its configuration, inspect it.
+
+This module only parses arguments and calls the core; behaviour lives in ``core``.
+Plugins add their own commands through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import trio
+
+from marketsync import __version__
+from marketsync.core import logs
+from marketsync.core.config import Config, load_config, mask_url
+from marketsync.core.errors import ConfigError
+from marketsync.core.plugins import Plugins, build as build_plugins
+
+log = logging.getLogger("marketsync")
+
+CONFIG_ENV = "MARKETSYNC_CONFIG"
+DEFAULT_CONFIG = "/etc/marketsync/marketsync.yaml"
+EXIT_CONFIG = 2  #: invalid configuration (click's usage-error code)
+EXIT_DATABASE = 3  #: database unreachable
+
+
+class State:
+    """What the group passes to its commands: options, and plugins/config loaded lazily."""
+
+    def __init__(self, config_path: str | None, log_format: str, log_level: str | None):
+        self.config_path = config_path
+        self.log_format = log_format
+        self.log_level = log_level
+        self._config: Config | None = None
+
+    @property
+    def plugins(self) -> Plugins:
+        return loaded_plugins()
+
+    def config(self, path: str | None = None) -> Config:
+        """Load and validate the configuration, or exit 2 listing every error."""
+        if self._config is not None and path is None:
+            return self._config
+        path = path or self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+        try:
+            config = load_config(path, self.plugins.infos())
+        except ConfigError as error:
+            for line in error.errors:
+                click.echo(line, err=True)
+            click.echo(f"{len(error.errors)} error(s) in {path}", err=True)
+            sys.exit(EXIT_CONFIG)
+        if self.plugins.failures:
+            for failure in self.plugins.failures:
+                click.echo(f"warning: plugin {failure.name}: {failure.reason}", err=True)
+        logs.setup(self.log_format, self.log_level or config.log.level)
+        self._config = config
+        return config
+
+    def store(self, config: Config):
+        """The configured store, checked; exits 3 naming the (masked) URL if unreachable."""
+        from marketsync.core.store import Store
+        from marketsync.core.store.engine import StoreError
+
+        store = Store(config.database)
+        try:
+            store.check()
+        except StoreError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_DATABASE)
+        return store
+
+
+pass_state = click.make_pass_decorator(State)
+
+_plugins: Plugins | None = None
+
+
+def loaded_plugins() -> Plugins:
+    """Plugins are loaded once per process: for plugin commands and for the config."""
+    global _plugins
+    if _plugins is None:
+        _plugins = build_plugins()
+    return _plugins
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="marketsync")
+@click.option("-c", "--config", "config_path", envvar=CONFIG_ENV, type=click.Path(),
+              help=f"YAML configuration (default: ${CONFIG_ENV} or {DEFAULT_CONFIG}).")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
+              show_default=True, help="json: one object per line, for log shippers.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              default=None, help="Overrides log.level from the configuration.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_format: str, log_level: str | None):
+    """marketsync keeps your order book and stock in step with your sales channels."""
+    ctx.obj = State(config_path, log_format, log_level)
+    logs.setup(log_format, log_level or "INFO")
+
+
+@cli.command("check-config")
+@click.argument("file", required=False, type=click.Path())
+@click.option("--explain", is_flag=True, help="List every setting with its type and default.")
+@pass_state
+def check_config(state: State, file: str | None, explain: bool):
+    """Validate a configuration file and list every problem (exit 2 when invalid)."""
+    if explain:
+        from marketsync.core.config import explain as explain_settings
+
+        click.echo(explain_settings(state.plugins.infos()))
+        return
+    config = state.config(file)
+    click.echo(f"{config.source}: OK — {len(config.integrations)} integration(s): "
+               + ", ".join(f"{i.alias} ({i.channel} {i.marketplace})" for i in config.integrations))
+    click.echo(f"database: {mask_url(config.database)}")
+
+
+@cli.command()
+@pass_state
+def run(state: State):
+    """Run the daemon until SIGTERM or SIGINT (Ctrl-C)."""
+    from marketsync.core.service import run_service
+
+    config = state.config()
+    store = state.store(config)
+    trio.run(run_service, state.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
+             config, store, state.plugins)
+
+
+@cli.group()
+def db():
+    """Database schema: upgrade, current revision."""
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: State):
+    """Apply every pending migration (the daemon also does this at start)."""
+    config = state.config()
+    store = state.store(config)
+    before = store.revision()
+    store.upgrade()
+    click.echo(f"{mask_url(config.database)}: {before or 'empty'} -> {store.revision()}")
+
+
+@db.command("current")
+@pass_state
+def db_current(state: State):
+    """Print the schema revision of the configured database."""
+    config = state.config()
+    store = state.store(config)
+    click.echo(store.revision() or "empty (run `marketsync db upgrade`)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def status(state: State, as_json: bool):
+    """Integrations with their state, and each job's last and next run and last error."""
+    from marketsync.core.status import collect, render
+
+    config = state.config()
+    store = state.store(config)
+    report = store.run_blocking(collect)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(render(report))
+
+
+@cli.command("plugins")
+@pass_state
+def list_plugins(state: State):
+    """Loaded plugins, the channel each serves and the hooks it implements."""
+    for name, hooks in sorted(state.plugins.channels.items()):
+        click.echo(f"{name}: {hooks.info.title}")
+        click.echo(f"  hooks: {', '.join(sorted(hooks.implemented))}")
+    for failure in state.plugins.failures:
+        click.echo(f"{failure.name}: NOT LOADED — {failure.reason}")
+
+
+def _add_core_groups() -> None:
+    try:
+        from marketsync.core.cli import GROUPS
+    except ImportError:  # pragma: no cover - during a partial install
+        return
+    for group in GROUPS:
+        cli.add_command(group)
+
+
+def _add_plugin_commands() -> None:
+    """Plugins add commands (``register_commands``); a broken one costs only itself."""
+    try:
+        plugins = loaded_plugins()
+    except Exception as error:  # pragma: no cover - reported again when a command runs
+        click.echo(f"warning: plugins not loaded: {error}", err=True)
+        return
+    plugins.broadcast("register_commands", cli=cli)
+
+
+_add_core_groups()
+_add_plugin_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

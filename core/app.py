@@ -1,0 +1,239 @@
+"""The daemon: wires configuration, plugins, store, governor, scheduler and runners.
+
+``Daemon.serve`` is the whole long-running process in one nursery: the scheduler, one
+runner per integration and (when configured) the HTTP surface. It reports started only
+after every integration has had its first credentials check, so systemd's READY=1 and
+the tests' ``nursery.start`` mean "all integrations tried".
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+
+from marketsync.core import clock, jobs
+from marketsync.core.config import Config
+from marketsync.core.governor import Governor, current_priority
+from marketsync.core.http import CallRecord, make_client
+from marketsync.core.plugins import Plugins, build as build_plugins
+from marketsync.core.runner import IntegrationRunner
+from marketsync.core.scheduler import JobOutcome, JobSpec, Scheduler
+from marketsync.core.states import IntegrationState
+from marketsync.core.store import Store
+from marketsync.core.store import integrations as store_integrations
+from marketsync.core.types import ChannelInfo, Integration
+
+log = logging.getLogger(__name__)
+
+#: A transport factory receives the account name; tests return an ASGITransport.
+TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
+
+#: Jobs every channel gets when it implements the hook, even if its channel_info does not
+#: list them: following submissions and confirming shipments are the core's duties.
+CORE_JOBS = {"poll_submission": 30.0, "confirm_shipment": 60.0, "push_stock": 15.0,
+             "push_prices": 60.0}
+
+
+@dataclass
+class Stats:
+    """Counters for status and /metrics, kept in process (prometheus-client reads them)."""
+
+    calls: Counter = field(default_factory=Counter)  #: (operation, status) -> count
+    throttled: Counter = field(default_factory=Counter)  #: operation -> 429s seen
+    jobs: Counter = field(default_factory=Counter)  #: (alias, kind, ok) -> count
+    records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
+    push_latencies: list[float] = field(default_factory=list)
+
+    def on_call(self, record: CallRecord) -> None:
+        self.calls[(record.operation or "-", record.status)] += 1
+        if record.throttled:
+            self.throttled[record.operation or "-"] += 1
+
+
+class Daemon:
+    """Everything one marketsync process runs."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        plugins: Plugins | None = None,
+        store: Store | None = None,
+        transport_factory: TransportFactory | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.config = config
+        self.plugins = plugins or build_plugins(disabled=config.plugins.disabled)
+        self.store = store or Store(config.database)
+        self.rng = rng or random.Random()
+        self.governor = Governor()
+        self.stats = Stats()
+        self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome)
+        self._transport_factory = transport_factory or (lambda account: httpx.AsyncHTTPTransport())
+        self._account_runtime: dict[str, dict[str, Any]] = {}
+        self.integrations: dict[str, Integration] = {}
+        self.integration_ids: dict[str, int] = {}
+        self.runners: dict[str, IntegrationRunner] = {}
+        self._pending_outcomes: trio.MemorySendChannel | None = None
+        self.started = trio.Event()
+        self._heartbeat = float("-inf")
+
+    # --- building ------------------------------------------------------------------------------
+
+    def channel_info(self, alias: str) -> ChannelInfo | None:
+        hooks = self.plugins.channels.get(self.config.integration(alias).channel)
+        return hooks.info if hooks else None
+
+    def _make_integration(self, alias: str) -> Integration:
+        cfg = self.config.integration(alias)
+        account = self.config.accounts[cfg.account]
+        hooks = self.plugins.channels.get(cfg.channel)
+        integration = self.config.make_integration(
+            alias,
+            log=logging.LoggerAdapter(logging.getLogger(f"marketsync.{cfg.channel}"),
+                                      {"integration": alias}),
+            account_runtime=self._account_runtime.setdefault(cfg.account, {}),
+        )
+        if hooks is not None:
+            info = hooks.info
+            bucket_key = info.bucket_key or (
+                lambda integration, operation: (info.name, integration.account, operation))
+            integration.http = make_client(
+                self._transport_factory(cfg.account),
+                self.governor,
+                bucket_for=lambda operation: bucket_key(integration, operation),
+                plan_for=info.usage_plans.get,
+                rate_header=info.rate_limit_header,
+                base_url=account.endpoint,
+                on_call=self.stats.on_call,
+                rng=self.rng,
+            )
+        return integration
+
+    def job_specs(self, alias: str) -> list[JobSpec]:
+        """The integration's jobs: what its channel implements, on the YAML's schedule."""
+        cfg = self.config.integration(alias)
+        hooks = self.plugins.channels[cfg.channel]
+        specs = []
+        defaults = {job.kind: job for job in hooks.info.jobs}
+        for kind in jobs.KINDS:
+            if not hooks.supports(kind) or not jobs.wanted(kind, cfg):
+                continue
+            default = defaults.get(kind)
+            every = cfg.schedule.get(kind) or (default.every if default else CORE_JOBS.get(kind))
+            if every is None:
+                continue
+            priority = default.priority if default else jobs.PRIORITIES[kind]
+            timeout = default.timeout if default else 600.0
+            specs.append(JobSpec(integration=alias, kind=kind, every=every, priority=priority,
+                                 timeout=timeout))
+        return specs
+
+    def _sync_rows(self, session) -> dict[str, int]:
+        ids = {}
+        for cfg in self.config.integrations:
+            ids[cfg.alias] = store_integrations.ensure_integration(
+                session, alias=cfg.alias, channel=cfg.channel, account=cfg.account,
+                marketplace=cfg.marketplace, enabled=cfg.enabled)
+        store_integrations.retire_missing(session, ids)
+        return ids
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Upgrade the database and create runners; separate so tests can inspect first."""
+        await trio.to_thread.run_sync(self.store.upgrade)
+        self.integration_ids = await self.store.run(self._sync_rows)
+        failures = {f.name: f.reason for f in self.plugins.failures}
+        for cfg in self.config.integrations:
+            hooks = self.plugins.channels.get(cfg.channel)
+            reason = None
+            if hooks is None:
+                why = failures.get(cfg.channel)
+                reason = f"channel {cfg.channel!r} unavailable" + (f": {why}" if why else
+                                                                     ": no plugin serves it")
+            integration = self._make_integration(cfg.alias)
+            self.integrations[cfg.alias] = integration
+            self.runners[cfg.alias] = IntegrationRunner(
+                self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
+                rng=self.rng)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self.runners:
+            await self.prepare()
+        send, receive = trio.open_memory_channel[JobOutcome](1000)
+        self._pending_outcomes = send
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.scheduler.run)
+                nursery.start_soon(self._handle_outcomes, receive)
+                nursery.start_soon(self._beat)
+                async with trio.open_nursery() as starting:
+                    for runner in self.runners.values():
+                        starting.start_soon(self._start_runner, nursery, runner)
+                log.info("marketsync running %d integration(s): %s", len(self.runners),
+                         ", ".join(f"{a}={r.state.value}" for a, r in self.runners.items()))
+                self.started.set()
+                task_status.started()
+        finally:
+            for integration in self.integrations.values():
+                if integration.http is not None:
+                    with trio.CancelScope(shield=True):
+                        await integration.http.aclose()
+
+    def scheduler_alive(self, within: float = 30.0) -> bool:
+        """The scheduler's heartbeat is fresh: the event loop turns and jobs can run."""
+        return self.started.is_set() and clock.monotonic() - self._heartbeat < within
+
+    async def _beat(self) -> None:
+        while True:
+            self._heartbeat = clock.monotonic()
+            await trio.sleep(1.0)
+
+    async def _start_runner(self, nursery: trio.Nursery, runner: IntegrationRunner) -> None:
+        await nursery.start(runner.run)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.scheduler.stop(grace)
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    async def _run_job(self, spec: JobSpec) -> None:
+        current_priority.set(spec.priority)
+        integration = self.integrations[spec.integration]
+        hooks = self.plugins.channels[integration.channel]
+        await jobs.run(self, integration, hooks, spec.kind)
+
+    def _on_outcome(self, outcome: JobOutcome) -> None:
+        self.stats.jobs[(outcome.spec.integration, outcome.spec.kind, outcome.ok)] += 1
+        if self._pending_outcomes is not None:
+            try:
+                self._pending_outcomes.send_nowait(outcome)
+            except trio.WouldBlock:  # pragma: no cover - 1000 outcomes unhandled
+                log.warning("job outcome queue full; dropping %s", outcome.spec.key)
+
+    async def _handle_outcomes(self, receive: trio.MemoryReceiveChannel) -> None:
+        """Persist job health and let failures change integration states, off the job path."""
+        async for outcome in receive:
+            spec = outcome.spec
+            integration_id = self.integration_ids.get(spec.integration)
+            if integration_id is not None:
+                await self.store.run(jobs.record_outcome, integration_id, outcome)
+            if not outcome.ok and outcome.exception is not None:
+                await self.runners[spec.integration].job_failed(outcome)
+
+    def trigger(self, alias: str, kind: str) -> None:
+        """Ask for a run soon (debounced), e.g. a push after a stock change."""
+        runner = self.runners.get(alias)
+        if runner is not None and runner.state is IntegrationState.LIVE:
+            try:
+                self.scheduler.trigger(alias, kind)
+            except KeyError:
+                pass  # the channel does not implement that job

@@ -1,0 +1,178 @@
+"""One integration's lifecycle: check credentials, run its jobs, stop them when it cannot.
+
+The state machine lives here and nowhere else (Home Assistant's config-entry pattern):
+every change goes through :meth:`IntegrationRunner.set_state`, which persists it, logs it
+once and tells the plugins (``integration_state_changed``). Which exception leads to which
+state is the table in ``core/errors.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from marketsync.core.backoff import Backoff
+from marketsync.core.errors import (
+    IntegrationAuthFailed,
+    IntegrationError,
+    IntegrationNotReady,
+    TransientError,
+)
+from marketsync.core.states import IntegrationState
+from marketsync.core.store import integrations as store_integrations
+from marketsync.core.types import AccountInfo, Integration
+
+if TYPE_CHECKING:  # pragma: no cover
+    from marketsync.core.app import Daemon
+    from marketsync.core.plugins import ChannelHooks
+    from marketsync.core.scheduler import JobOutcome
+
+log = logging.getLogger(__name__)
+
+#: Setup retries: 30 s, 60 s, ... up to 15 min, with jitter (HA starts at 5 s; a channel
+#: that is down is rarely back within seconds, and each check costs a rate-limited call).
+SETUP_BACKOFF = Backoff(base=30.0, cap=900.0, jitter=0.1)
+SETUP_TIMEOUT = 60.0
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for people; exception texts in the core never carry secrets."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text or type(error).__name__
+
+
+class IntegrationRunner:
+    """Keeps one integration LIVE when it can, and says why when it cannot."""
+
+    def __init__(
+        self,
+        daemon: "Daemon",
+        integration: Integration,
+        hooks: "ChannelHooks | None",
+        *,
+        enabled: bool = True,
+        unavailable_reason: str | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.daemon = daemon
+        self.integration = integration
+        self.alias = integration.alias
+        self.hooks = hooks
+        self.enabled = enabled
+        self.unavailable_reason = unavailable_reason
+        self.state = IntegrationState.CONNECTING
+        self.reason: str | None = None
+        self.account: AccountInfo | None = None
+        self._rng = rng or random.Random()
+        self._wake = trio.Event()
+        self._jobs_added = False
+        self.setup_failures = 0
+
+    # --- state -----------------------------------------------------------------------------
+
+    async def set_state(self, new: IntegrationState, reason: str | None = None) -> None:
+        old = self.state
+        self.state, self.reason = new, reason
+        await self.daemon.store.run(store_integrations.set_state, self.alias, new.value, reason,
+                                    last_error=reason if not new.recoverable else None)
+        if old is new:
+            return
+        line = "integration %s: %s -> %s%s"
+        args = (self.alias, old.value, new.value, f" ({reason})" if reason else "")
+        (log.warning if not new.recoverable or new is IntegrationState.RETRY else log.info)(line, *args)
+        self.daemon.plugins.broadcast("integration_state_changed", integration=self.integration,
+                                      old=old.value, new=new.value, reason=reason)
+
+    # --- the runner task ------------------------------------------------------------------
+
+    def retry(self) -> None:
+        """Check credentials again now (``marketsync retry``, the status page's Retry)."""
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reports started after the first setup attempt, so READY means "tried them all"."""
+        started = False
+
+        def ready() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        if not self.enabled:
+            await self.set_state(IntegrationState.DISABLED, "enabled: false in the configuration")
+            ready()
+            return
+        if self.hooks is None:
+            await self.set_state(IntegrationState.ERROR, self.unavailable_reason)
+            ready()
+            return
+        while True:
+            self._wake = trio.Event()
+            delay = await self._attempt_setup()
+            ready()
+            if delay is None:
+                await self._wake.wait()  # LIVE, INCOMPLETE or ERROR: until retry() or a job's failure
+            else:
+                with trio.move_on_after(delay):
+                    await self._wake.wait()
+
+    async def _attempt_setup(self) -> float | None:
+        """One credentials check. Returns seconds until the next attempt, or None to wait."""
+        if self.state is not IntegrationState.RETRY:
+            await self.set_state(IntegrationState.CONNECTING)
+        try:
+            with trio.fail_after(SETUP_TIMEOUT):
+                account = await self.hooks.call("check_credentials", integration=self.integration)
+        except IntegrationAuthFailed as error:
+            await self._stop_jobs(IntegrationState.INCOMPLETE, describe(error))
+            return None
+        except IntegrationError as error:
+            await self._stop_jobs(IntegrationState.ERROR, describe(error))
+            return None
+        except (IntegrationNotReady, TransientError, trio.TooSlowError, Exception) as error:
+            if not isinstance(error, (IntegrationNotReady, TransientError, trio.TooSlowError)):
+                log.exception("integration %s: check_credentials failed unexpectedly", self.alias)
+            reason = "credentials check timed out" if isinstance(error, trio.TooSlowError) \
+                else describe(error)
+            self.setup_failures += 1
+            await self._stop_jobs(IntegrationState.RETRY, reason)
+            return SETUP_BACKOFF.delay(self.setup_failures, self._rng)
+        self.setup_failures = 0
+        self.account = account
+        if account is not None and account.seller_id:
+            await self.daemon.store.run(store_integrations.set_seller_id,
+                                        self.integration.account, account.seller_id)
+        await self.set_state(IntegrationState.LIVE)
+        self._start_jobs()
+        return None
+
+    def _start_jobs(self) -> None:
+        scheduler = self.daemon.scheduler
+        if not self._jobs_added:
+            for spec in self.daemon.job_specs(self.alias):
+                scheduler.add(spec)
+            self._jobs_added = True
+        scheduler.resume(self.alias)
+
+    async def _stop_jobs(self, state: IntegrationState, reason: str) -> None:
+        if self._jobs_added:
+            self.daemon.scheduler.pause(self.alias)
+        await self.set_state(state, reason)
+
+    # --- what jobs report ---------------------------------------------------------------------
+
+    async def job_failed(self, outcome: "JobOutcome") -> None:
+        """A job's exception may mean the whole integration cannot go on."""
+        error = outcome.exception
+        if isinstance(error, IntegrationAuthFailed):
+            await self._stop_jobs(IntegrationState.INCOMPLETE, describe(error))
+        elif isinstance(error, IntegrationError):
+            await self._stop_jobs(IntegrationState.ERROR, describe(error))
+        elif isinstance(error, IntegrationNotReady):
+            await self._stop_jobs(IntegrationState.RETRY, describe(error))
+            self._wake.set()  # the runner loop backs off and checks again

@@ -1,0 +1,53 @@
+"""``marketsync run``: the daemon under signals, with a graceful stop and config reload.
+
+SIGTERM/SIGINT stop within the scheduler's grace (5 s) and well under systemd's
+TimeoutStopSec; SIGHUP reloads the configuration: validated first, a bad file is refused
+with its errors and the running configuration stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import trio
+
+from marketsync.core import systemd
+from marketsync.core.app import Daemon
+from marketsync.core.config import Config, load_config
+from marketsync.core.errors import ConfigError
+from marketsync.core.plugins import Plugins
+from marketsync.core.scheduler import watch_signals
+from marketsync.core.store import Store
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE = 5.0
+
+
+async def run_service(config_path: str, config: Config, store: Store, plugins: Plugins) -> None:
+    daemon = Daemon(config, plugins=plugins, store=store)
+    async with trio.open_nursery() as nursery:
+        done = trio.Event()
+
+        async def stop() -> None:
+            systemd.notify("STOPPING=1")
+            await daemon.stop(STOP_GRACE)
+            nursery.cancel_scope.cancel()
+
+        async def reload() -> None:
+            try:
+                new = await trio.to_thread.run_sync(load_config, config_path, plugins.infos())
+            except ConfigError as error:
+                log.error("reload refused, keeping the running configuration:\n%s",
+                          "\n".join(error.errors))
+                return
+            log.warning("configuration %s is valid; integrations changed take effect at the "
+                        "next restart (%d integration(s) in the new file)",
+                        new.source, len(new.integrations))
+
+        await nursery.start(watch_signals, stop, reload=reload)
+        await nursery.start(daemon.serve)
+        systemd.notify("READY=1", f"STATUS=running {len(daemon.runners)} integration(s)")
+        nursery.start_soon(systemd.watchdog, daemon)
+        await done.wait()

@@ -1,0 +1,88 @@
+"""What ``marketsync status`` and the status page show, read from the database.
+
+Reading from the store (not from the running process) lets ``status`` work from another
+shell while the daemon runs, and after it has stopped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from marketsync.core import clock
+from marketsync.core.store import integrations as store_integrations
+from marketsync.core.store import job_runs
+from marketsync.core.store.models import Listing, SubmissionRow as Submission
+
+
+def collect(session: Session) -> dict[str, Any]:
+    """Integrations with state, reason and each job's health; pending pushes; in flight."""
+    pending = dict(session.execute(
+        select(Listing.integration_id, func.count())
+        .where(Listing.push_generation > Listing.pushed_generation)
+        .group_by(Listing.integration_id)).all())
+    in_flight = dict(session.execute(
+        select(Submission.integration_id, func.count())
+        .where(Submission.state == "in_flight").group_by(Submission.integration_id)).all())
+    report = []
+    for status in store_integrations.get_states(session):
+        jobs = [
+            {
+                "kind": health.kind,
+                "last_started": health.last_started,
+                "last_finished": health.last_finished,
+                "last_success": health.last_success,
+                "next_run": health.next_run_at,
+                "failures": health.consecutive_failures,
+                "last_error": health.last_error,
+            }
+            for health in job_runs.health(session, status.id)
+        ]
+        report.append({
+            "alias": status.alias,
+            "channel": status.channel,
+            "account": status.account,
+            "marketplace": status.marketplace,
+            "state": status.state,
+            "reason": status.state_reason,
+            "since": status.state_changed_at,
+            "last_error": status.last_error,
+            "pending_pushes": pending.get(status.id, 0),
+            "submissions_in_flight": in_flight.get(status.id, 0),
+            "jobs": jobs,
+        })
+    return {"time": clock.now(), "integrations": report}
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
+            else f"{seconds // 3600}h")
+    return f"in {text}" if future else f"{text} ago"
+
+
+def render(report: dict[str, Any]) -> str:
+    now = report["time"]
+    if not report["integrations"]:
+        return "no integrations yet (start the daemon once with this configuration)"
+    lines = []
+    for item in report["integrations"]:
+        lines.append(f"{item['alias']:<20} {item['state']:<11} {item['channel']} "
+                     f"{item['marketplace']}  since {_ago(item['since'], now)}"
+                     + (f"  — {item['reason']}" if item["reason"] else ""))
+        if item["pending_pushes"] or item["submissions_in_flight"]:
+            lines.append(f"{'':<22}pending pushes: {item['pending_pushes']}, "
+                         f"submissions in flight: {item['submissions_in_flight']}")
+        for job in item["jobs"]:
+            error = f"  error: {job['last_error']}" if job["failures"] and job["last_error"] else ""
+            lines.append(f"{'':<22}{job['kind']:<18} last {_ago(job['last_finished'], now):<10} "
+                         f"next {_ago(job['next_run'], now):<10}"
+                         + (f" failing x{job['failures']}" if job["failures"] else "") + error)
+    return "\n".join(lines)
