@@ -71,7 +71,7 @@ def load_plans(path: Path = PLANS_FILE) -> dict[str, Plan]:
 def _prefer(old: Plan | None, new: Plan) -> Plan:
     if old is None:
         return new
-    rank = lambda p: (p.api == "orders", p.version)  # noqa: E731
+    rank = lambda p: (p.api == "orders", not p.version.startswith("v"), p.version)  # noqa: E731  dated > v0
     return new if rank(new) > rank(old) else old
 
 
