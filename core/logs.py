@@ -46,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "time": clock.isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         integration = getattr(record, "integration", None)
         if integration:
@@ -60,8 +60,9 @@ class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
-    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
-        return redact(super().formatException(ei))
+    def format(self, record: logging.LogRecord) -> str:
+        # redact the whole line: another handler may have cached an unredacted traceback
+        return redact(super().format(record))
 
 
 def setup(fmt: str = "human", level: str = "INFO", stream=None) -> None:
