@@ -1,0 +1,101 @@
+"""The Amazon channel plugin (Selling Partner API): hook implementations only.
+
+Each hook hands over to the module that knows its part of SP-API; see ``manifest.py``
+for what the channel tells the core and ``client.py`` for how calls are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from marketsync.core import hookimpl
+from marketsync.core.types import (
+    AccountInfo,
+    ChannelInfo,
+    ChannelListing,
+    ChannelOrder,
+    ChannelStock,
+    Cursor,
+    FulfillmentRef,
+    Integration,
+    Page,
+    PriceUpdate,
+    Shipment,
+    ShipmentConfirmation,
+    StockUpdate,
+    Submission,
+    SubmissionReport,
+    TrackingInfo,
+)
+from marketsync.plugins.amazon import (
+    connect,
+    feeds,
+    fulfillment,
+    inventory,
+    listings,
+    manifest,
+    orders,
+    reports,
+    shipments,
+)
+
+
+@hookimpl
+def channel_info() -> ChannelInfo:
+    return manifest.INFO
+
+
+@hookimpl
+async def check_credentials(integration: Integration) -> AccountInfo:
+    return await connect.check(integration)
+
+
+@hookimpl
+async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+    return await orders.import_orders(integration, cursor)
+
+
+@hookimpl
+async def import_products(integration: Integration, cursor: Cursor) -> Page[ChannelListing]:
+    return await reports.import_products(integration, cursor)
+
+
+@hookimpl
+async def import_stock(integration: Integration, cursor: Cursor) -> Page[ChannelStock]:
+    return await inventory.import_stock(integration, cursor)
+
+
+@hookimpl
+async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -> Submission:
+    return await listings.push_stock(integration, updates)
+
+
+@hookimpl
+async def push_prices(integration: Integration, updates: Sequence[PriceUpdate]) -> Submission:
+    return await listings.push_prices(integration, updates)
+
+
+@hookimpl
+async def poll_submission(integration: Integration, submission: Submission) -> SubmissionReport:
+    return await feeds.poll_submission(integration, submission)
+
+
+@hookimpl
+async def confirm_shipment(integration: Integration, shipment: Shipment) -> ShipmentConfirmation:
+    return await shipments.confirm_shipment(integration, shipment)
+
+
+@hookimpl
+async def fetch_tracking(integration: Integration,
+                         fulfillments: Sequence[FulfillmentRef]) -> Sequence[TrackingInfo]:
+    return await fulfillment.fetch_tracking(integration, fulfillments)
+
+
+@hookimpl
+def sandbox_app(scenario: Any) -> Any:
+    """The simulator, imported only when asked for: the daemon never loads it otherwise."""
+    from marketsync.plugins.amazon.sandbox import World, create_app, load_scenario
+    from marketsync.plugins.amazon.sandbox.scenario import SCENARIOS
+
+    return create_app(World(load_scenario(scenario or SCENARIOS / "default.yaml")))

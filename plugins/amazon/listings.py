@@ -1,0 +1,211 @@
+"""push_stock and push_prices: the listing patches, and whether they go one by one or as a feed.
+
+A few SKUs go through ``patchListingsItem``: one call each, answered in a second, which is
+what a sale that empties a shelf needs. Many SKUs go as one ``JSON_LISTINGS_FEED``
+(``feeds.py``): one upload instead of hundreds of calls at 5 per second, but minutes of
+processing. A SKU going to 0 always takes the fast path, even in a large push, because
+it is the change that prevents an oversell.
+
+Quantity is per seller and region, not per marketplace, so a stock push needs no
+marketplace; a price is per marketplace. When a SKU's quantity and price are both due
+they travel in the same message, as two patches.
+
+Both APIs need the listing's real ``productType``; it is looked up once per SKU with
+``searchListingsItems`` (20 SKUs a call) and cached for the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import trio
+
+from marketsync.core import clock
+from marketsync.core.types import (
+    Integration,
+    ItemResult,
+    Money,
+    PriceUpdate,
+    StockUpdate,
+    Submission,
+)
+from marketsync.plugins.amazon import feeds, marketplaces
+from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, csv_param
+
+ITEMS_PATH = "/listings/2021-08-01/items/{seller}"
+#: More SKUs than this in one push go as a feed (``settings["patch_limit"]`` overrides).
+PATCH_LIMIT = 20
+SEARCH_CHUNK = 20  #: searchListingsItems takes at most 20 identifiers
+DEFAULT_PRODUCT_TYPE = "PRODUCT"
+_PRODUCT_TYPES = "amazon.product_types"
+_NO_SEARCH = "amazon.no_search_listings"
+
+
+@dataclass
+class Change:
+    """Everything due for one SKU: becomes one patch request or one feed message."""
+
+    sku: str
+    quantity: int | None = None
+    handling_time_days: int | None = None
+    #: marketplace id -> price
+    prices: dict[str, Money] = field(default_factory=dict)
+
+    def patches(self) -> list[dict[str, Any]]:
+        patches: list[dict[str, Any]] = []
+        if self.quantity is not None:
+            availability: dict[str, Any] = {
+                "fulfillment_channel_code": "DEFAULT",
+                "quantity": self.quantity,
+            }
+            if self.handling_time_days is not None:
+                availability["lead_time_to_ship_max_days"] = self.handling_time_days
+            # merge: only the sub-fields sent change (restock_date etc. stay)
+            patches.append({"op": "merge", "path": "/attributes/fulfillment_availability",
+                            "value": [availability]})
+        if self.prices:
+            offers = [
+                {
+                    "marketplace_id": marketplace_id,
+                    "currency": price.currency,
+                    "audience": "ALL",
+                    "our_price": [{"schedule": [{"value_with_tax": float(price.amount)}]}],
+                }
+                for marketplace_id, price in sorted(self.prices.items())
+            ]
+            # merge keeps the seller's minimum/maximum prices that a replace would clear
+            patches.append({"op": "merge", "path": "/attributes/purchasable_offer",
+                            "value": offers})
+        return patches
+
+    @property
+    def marketplace_ids(self) -> list[str]:
+        return sorted(self.prices)
+
+
+def stock_changes(integration: Integration, updates: Sequence[StockUpdate]) -> list[Change]:
+    default_days = integration.settings.get("handling_time_days")
+    own = marketplaces.MARKETPLACES[integration.marketplace].id
+    changes = []
+    for update in updates:
+        days = update.handling_time_days
+        change = Change(sku=update.channel_sku, quantity=update.quantity,
+                        handling_time_days=days if days is not None else default_days)
+        if update.price is not None:
+            change.prices[own] = update.price
+        changes.append(change)
+    return changes
+
+
+def price_changes(integration: Integration, updates: Sequence[PriceUpdate]) -> list[Change]:
+    by_sku: dict[str, Change] = {}
+    for update in updates:
+        code = update.marketplace or integration.marketplace
+        marketplace = marketplaces.MARKETPLACES.get(code)
+        if marketplace is None:
+            raise ValueError(f"price update for {update.channel_sku}: {code!r} is not an "
+                             f"Amazon marketplace")
+        change = by_sku.setdefault(update.channel_sku, Change(sku=update.channel_sku))
+        change.prices[marketplace.id] = update.price
+    return list(by_sku.values())
+
+
+async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -> Submission:
+    return await push(integration, "stock", stock_changes(integration, updates))
+
+
+async def push_prices(integration: Integration, updates: Sequence[PriceUpdate]) -> Submission:
+    return await push(integration, "prices", price_changes(integration, updates))
+
+
+async def push(integration: Integration, kind: str, changes: list[Change]) -> Submission:
+    """Patch few (and every SKU going to 0) at once; send the rest as one feed."""
+    api = SpApi(integration)
+    limit = int(integration.settings.get("patch_limit") or PATCH_LIMIT)
+    if len(changes) <= limit:
+        fast, bulk = changes, []
+    else:
+        fast = [c for c in changes if c.quantity == 0]
+        bulk = [c for c in changes if c.quantity != 0]
+    types = await product_types(api, [c.sku for c in changes])
+    results = await patch_all(api, fast, types)
+    now = clock.now()
+    skus = tuple(c.sku for c in changes)
+    if not bulk:
+        return Submission(kind=kind, channel_id=f"patch-{clock.timestamp():.6f}",
+                          channel_skus=skus, submitted_at=now, poll_after=0,
+                          results=tuple(results))
+    feed_id, state = await feeds.submit_listings_feed(api, bulk, types)
+    return Submission(kind=kind, channel_id=feed_id, channel_skus=skus, submitted_at=now,
+                      poll_after=feeds.FIRST_POLL, state=state, results=tuple(results))
+
+
+async def patch_all(api: SpApi, changes: Sequence[Change],
+                    types: dict[str, str]) -> list[ItemResult]:
+    results: dict[str, ItemResult] = {}
+
+    async def one(change: Change) -> None:
+        results[change.sku] = await patch_one(api, change, types.get(change.sku,
+                                                                     DEFAULT_PRODUCT_TYPE))
+
+    async with trio.open_nursery() as nursery:
+        for change in changes:
+            nursery.start_soon(one, change)
+    return [results[c.sku] for c in changes]
+
+
+async def patch_one(api: SpApi, change: Change, product_type: str) -> ItemResult:
+    """One ``patchListingsItem``; ACCEPTED means queued by Amazon, which is all it tells."""
+    path = f"{ITEMS_PATH.format(seller=quote(api.seller_id, safe=''))}/{quote(change.sku, safe='')}"
+    marketplace_ids = change.marketplace_ids or [api.marketplace_id]
+    body = {"productType": product_type, "patches": change.patches()}
+    try:
+        answer = await api.send_json(
+            "PATCH", path, "patchListingsItem",
+            params={"marketplaceIds": csv_param(marketplace_ids)}, json=body,
+        )
+    except AmazonRequestError as exc:
+        if exc.status in (400, 404, 413):
+            return ItemResult(channel_sku=change.sku, accepted=False, message=exc.detail or
+                              f"HTTP {exc.status}")
+        raise
+    status = answer.get("status")
+    errors = [i for i in answer.get("issues") or () if i.get("severity") == "ERROR"]
+    if status == "ACCEPTED" and not errors:
+        return ItemResult(channel_sku=change.sku, accepted=True)
+    message = "; ".join(f"{i.get('code', '')}: {i.get('message', '')}" for i in errors)
+    return ItemResult(channel_sku=change.sku, accepted=False,
+                      message=message or f"patchListingsItem answered {status}")
+
+
+async def product_types(api: SpApi, skus: Iterable[str]) -> dict[str, str]:
+    """The listing's productType per SKU (Amazon refuses a patch naming another one)."""
+    cache: dict[str, str] = api.integration.account_runtime.setdefault(_PRODUCT_TYPES, {})
+    skus = list(skus)
+    missing = sorted({s for s in skus if s not in cache})
+    if api.integration.account_runtime.get(_NO_SEARCH):
+        missing = []
+    path = ITEMS_PATH.format(seller=quote(api.seller_id, safe=""))
+    for start in range(0, len(missing), SEARCH_CHUNK):
+        chunk = missing[start:start + SEARCH_CHUNK]
+        try:
+            body = await api.get_json(path, "searchListingsItems", params={
+                "marketplaceIds": api.marketplace_id, "identifiers": csv_param(chunk),
+                "identifiersType": "SKU", "includedData": "summaries",
+                "pageSize": SEARCH_CHUNK,
+            })
+        except AmazonRequestError as exc:
+            api.log.warning("searchListingsItems failed (%s); assuming productType %s",
+                            exc, DEFAULT_PRODUCT_TYPE)
+            if exc.status == 404:  # the endpoint itself is missing (a simulator): stop asking
+                api.integration.account_runtime[_NO_SEARCH] = True
+            break
+        for item in body.get("items") or ():
+            summaries = item.get("summaries") or ()
+            kind = next((s.get("productType") for s in summaries if s.get("productType")), None)
+            if item.get("sku") and kind:
+                cache[item["sku"]] = kind
+    return {sku: cache.get(sku, DEFAULT_PRODUCT_TYPE) for sku in skus}

@@ -1,0 +1,89 @@
+"""What the Amazon plugin tells the core about itself (``channel_info``).
+
+Everything here is data the core needs to run Amazon integrations without knowing SP-API:
+the marketplace codes a YAML may name, the credentials an account takes, the jobs and
+their default schedule, the published usage plans and how calls share rate-limit buckets.
+Built once at import; ``channel_info`` must not do I/O.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from marketsync.core.types import ChannelInfo, Integration, JobDefault, Priority, UsagePlan
+from marketsync.plugins.amazon import marketplaces
+
+CHANNEL = "amazon"
+RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
+USAGE_PLANS_FILE = Path(__file__).with_name("usage_plans.tsv")
+
+#: Operations whose names exist in two API versions with different limits. The
+#: client tags v2026-01-01 ``getOrder`` as ``getOrder``; v0 reads are never used.
+_PREFERRED_VERSION = {("orders", "getOrder"): "2026-01-01"}
+
+CREDENTIAL_KEYS: Mapping[str, str] = MappingProxyType({
+    "client_id": "LWA client id of the marketsync app (amzn1.application-oa2-client...)",
+    "client_secret": "LWA client secret (secret)",
+    "refresh_token": "LWA refresh token of the seller's regional account (Atzr|..., secret); "
+                     "written by `marketsync connect` or pasted from self-authorization",
+    "app_id": "application id for the consent URL (amzn1.sellerapps.app...); only for connect",
+    "seller_id": "selling partner id (merchant token); needed by listings and feeds; "
+                 "written by `marketsync connect`",
+})
+
+JOBS = (
+    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS),
+    JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
+    JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
+    JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),
+    JobDefault(kind="push_stock", every=600, priority=Priority.URGENT),
+    JobDefault(kind="push_prices", every=600, priority=Priority.URGENT),
+    JobDefault(kind="poll_submission", every=60, priority=Priority.URGENT),
+    JobDefault(kind="confirm_shipment", every=300, priority=Priority.URGENT),
+)
+
+
+def load_usage_plans(path: Path = USAGE_PLANS_FILE) -> dict[str, UsagePlan]:
+    """Operation id -> published plan; rows without a plan (sandbox-only calls) are skipped.
+
+    An operation id used by two API versions keeps the version the plugin calls.
+    """
+    plans: dict[str, UsagePlan] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle, delimiter="\t"), start=2):
+            operation, rate, burst = row["operationId"], row["rate_rps"], row["burst"]
+            if not rate or not burst:
+                continue
+            preferred = _PREFERRED_VERSION.get((row["api"], operation))
+            if operation in plans and preferred != row["version"]:
+                continue
+            try:
+                plans[operation] = UsagePlan(operation=operation, rate=float(rate),
+                                             burst=int(burst))
+            except ValueError:
+                raise ValueError(f"{path}:{line}: bad rate {rate!r} or burst {burst!r} "
+                                 f"for {operation}") from None
+    return plans
+
+
+def bucket_key(integration: Integration, operation: str) -> tuple:
+    """An account is regional: all its marketplaces share one bucket per operation."""
+    return (CHANNEL, integration.account, operation)
+
+
+INFO = ChannelInfo(
+    name=CHANNEL,
+    title="Amazon (Selling Partner API)",
+    marketplaces=marketplaces.MARKETPLACES,
+    credential_keys=CREDENTIAL_KEYS,
+    required_credentials=frozenset({"client_id", "client_secret"}),
+    secret_credentials=frozenset({"client_secret", "refresh_token"}),
+    jobs=JOBS,
+    usage_plans=MappingProxyType(load_usage_plans()),
+    bucket_key=bucket_key,
+    rate_limit_header=RATE_LIMIT_HEADER,
+    extra=MappingProxyType({"marketplaces": marketplaces.extra()}),
+)

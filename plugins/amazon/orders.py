@@ -1,0 +1,253 @@
+"""import_orders: Orders API v2026-01-01 ``searchOrders`` by last update, one page per call.
+
+Why these rules:
+
+* ``lastUpdatedBefore`` must be at least two minutes in the past (Amazon refuses later
+  ones), so the window ends at ``now - LAG`` and the watermark trails now by that much.
+* Amazon publishes some changes late, so every run re-reads ``OVERLAP`` before the
+  watermark; the core upserts by order id, so re-read orders are harmless.
+* The first run reaches ``history_days`` back, never more than 30 days.
+* A pagination token is valid 24 h and needs the same query, so the window travels in
+  ``cursor.state`` with it; a refused token is ``CursorExpired`` and the core starts again
+  from the committed watermark.
+
+Not done yet (an optimisation): one ``searchOrders`` call for every marketplace of the
+account whose import is due. Each integration asks for its own marketplace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marketsync.core import clock
+from marketsync.core.errors import CursorExpired
+from marketsync.core.types import (
+    Address,
+    Buyer,
+    ChannelOrder,
+    ChannelOrderItem,
+    Cursor,
+    Fulfillment,
+    Integration,
+    Money,
+    OrderStatus,
+    Page,
+    RejectedRecord,
+)
+from marketsync.plugins.amazon import marketplaces
+from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, csv_param
+
+PATH = "/orders/2026-01-01/orders"
+LAG = timedelta(minutes=2, seconds=30)  #: Amazon's 2 minutes plus slack for clock skew
+OVERLAP = timedelta(minutes=10)
+MAX_HISTORY_DAYS = 30
+PAGE_SIZE = 100
+INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "CANCELLATION", "FULFILLMENT", "PACKAGES")
+#: SP-API returns orders of the last two years (JP, AU, SG: since 2016); anything older
+#: is a broken record, not history
+EARLIEST = datetime(2016, 1, 1, tzinfo=clock.UTC)
+FULFILLED_BY = {"FBA": ("AMAZON",), "MFN": ("MERCHANT",), "both": ()}
+
+STATUS = {
+    "PENDING_AVAILABILITY": OrderStatus.NEW,
+    "PENDING": OrderStatus.NEW,
+    "UNSHIPPED": OrderStatus.NEW,
+    "PARTIALLY_SHIPPED": OrderStatus.PARTIALLY_SHIPPED,
+    "SHIPPED": OrderStatus.SHIPPED,
+    "CANCELLED": OrderStatus.CANCELED,
+    # nothing of it will ship: its reservation must go, as for a cancel
+    "UNFULFILLABLE": OrderStatus.CANCELED,
+}
+
+
+class Malformed(ValueError):
+    """An order we cannot map; its message is the quarantine reason."""
+
+
+def window(integration: Integration, cursor: Cursor, now: datetime) -> tuple[datetime, datetime]:
+    """The ``lastUpdatedAfter``/``Before`` pair for a fresh query (no page token)."""
+    before = now - LAG
+    if cursor.since is None:
+        days = int(integration.settings.get("history_days") or MAX_HISTORY_DAYS)
+        after = now - timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
+    else:
+        after = cursor.since - OVERLAP
+    return after, before
+
+
+async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+    api = SpApi(integration)
+    params: dict[str, Any] = {
+        "marketplaceIds": api.marketplace_id,
+        "includedData": csv_param(INCLUDED_DATA),
+        "maxResultsPerPage": PAGE_SIZE,
+    }
+    fulfilled_by = FULFILLED_BY.get(str(integration.settings.get("orders", "both")), ())
+    if fulfilled_by:
+        params["fulfilledBy"] = csv_param(fulfilled_by)
+    if cursor.token:
+        after = datetime.fromisoformat(cursor.state["after"])
+        before = datetime.fromisoformat(cursor.state["before"])
+        params["paginationToken"] = cursor.token
+    else:
+        after, before = window(integration, cursor, clock.now())
+        if after >= before:
+            return Page(items=(), next=cursor, done=True)
+    params["lastUpdatedAfter"] = clock.isoformat(after)
+    params["lastUpdatedBefore"] = clock.isoformat(before)
+    try:
+        body = await api.get_json(PATH, "searchOrders", params=params)
+    except AmazonRequestError as exc:
+        if cursor.token and exc.status == 400:
+            raise CursorExpired(f"searchOrders refused the page token: {exc.detail}") from None
+        raise
+    items, rejected = map_orders(body.get("orders") or ())
+    next_token = (body.get("pagination") or {}).get("nextToken")
+    if next_token:
+        state = {"after": after.isoformat(), "before": before.isoformat()}
+        return Page(items=items, rejected=rejected, done=False,
+                    next=Cursor(since=cursor.since, token=next_token, state=state))
+    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=before))
+
+
+def map_orders(orders: Any) -> tuple[list[ChannelOrder], list[RejectedRecord]]:
+    items: list[ChannelOrder] = []
+    rejected: list[RejectedRecord] = []
+    for raw in orders:
+        order_id = raw.get("orderId") if isinstance(raw, dict) else None
+        try:
+            items.append(map_order(raw))
+        except Malformed as exc:
+            rejected.append(RejectedRecord(record_id=order_id, reason=str(exc), raw=raw))
+    return items, rejected
+
+
+def map_order(raw: Any) -> ChannelOrder:
+    """One v2026-01-01 ``Order`` → ``ChannelOrder``; raises :class:`Malformed`."""
+    if not isinstance(raw, dict):
+        raise Malformed(f"order is a {type(raw).__name__}, not an object")
+    order_id = _text(raw, "orderId")
+    channel = raw.get("salesChannel") or {}
+    try:
+        marketplace = marketplaces.by_id(_text(channel, "marketplaceId", "salesChannel")).code
+    except KeyError as exc:
+        raise Malformed(str(exc).strip('"')) from None
+    fulfillment = raw.get("fulfillment")
+    if not isinstance(fulfillment, dict) or "fulfillmentStatus" not in fulfillment:
+        raise Malformed("fulfillment.fulfillmentStatus is missing")
+    channel_status = fulfillment["fulfillmentStatus"]
+    if channel_status not in STATUS:
+        raise Malformed(f"fulfillment.fulfillmentStatus {channel_status!r} is unknown")
+    lines = raw.get("orderItems")
+    if not isinstance(lines, list) or not lines:
+        raise Malformed("orderItems is missing or empty")
+    buyer = _buyer(raw.get("buyer"))
+    address = _address((raw.get("recipient") or {}).get("deliveryAddress"))
+    total = _money((raw.get("proceeds") or {}).get("grandTotal"), "proceeds.grandTotal")
+    items = [_item(line, n) for n, line in enumerate(lines)]
+    currency = total.currency if total else next(
+        (i.unit_price.currency for i in items if i.unit_price), None)
+    purchased_at = _time(raw.get("createdTime"), "createdTime")
+    updated_at = _time(raw.get("lastUpdatedTime"), "lastUpdatedTime")
+    if purchased_at < EARLIEST:
+        raise Malformed(f"createdTime {raw['createdTime']} is before any order SP-API returns")
+    if updated_at < purchased_at:
+        raise Malformed("lastUpdatedTime is before createdTime")
+    ship_times = [_time(p.get("shipTime"), "packages[].shipTime")
+                  for p in raw.get("packages") or () if isinstance(p, dict) and p.get("shipTime")]
+    return ChannelOrder(
+        channel_order_id=order_id,
+        marketplace=marketplace,
+        status=STATUS[channel_status],
+        channel_status=channel_status,
+        fulfillment=Fulfillment.FBA if fulfillment.get("fulfilledBy") == "AMAZON"
+        else Fulfillment.MFN,
+        purchased_at=purchased_at,
+        updated_at=updated_at,
+        items=tuple(items),
+        currency=currency,
+        total=total,
+        buyer=buyer,
+        shipping_address=address,
+        pii_available=buyer is not None or address is not None,
+        shipped_at=max(ship_times) if ship_times else None,
+        extra={
+            "sales_channel": channel.get("channelName"),
+            "programs": list(raw.get("programs") or ()),
+            "service_level": fulfillment.get("fulfillmentServiceLevel"),
+            "ship_by": ((fulfillment.get("shipByWindow") or {}).get("latestDateTime")),
+        },
+    )
+
+
+def _item(line: Any, index: int) -> ChannelOrderItem:
+    where = f"orderItems[{index}]"
+    if not isinstance(line, dict):
+        raise Malformed(f"{where} is not an object")
+    product = line.get("product") or {}
+    quantity = line.get("quantityOrdered")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        raise Malformed(f"{where}.quantityOrdered {quantity!r} is not a count")
+    shipped = (line.get("fulfillment") or {}).get("quantityFulfilled") or 0
+    if not isinstance(shipped, int) or shipped < 0:
+        raise Malformed(f"{where}.fulfillment.quantityFulfilled {shipped!r} is not a count")
+    return ChannelOrderItem(
+        channel_item_id=_text(line, "orderItemId", where),
+        channel_sku=_text(product, "sellerSku", f"{where}.product"),
+        quantity=quantity,
+        quantity_shipped=shipped,
+        asin=product.get("asin"),
+        title=product.get("title"),
+        unit_price=_money((product.get("price") or {}).get("unitPrice"),
+                          f"{where}.product.price.unitPrice"),
+    )
+
+
+def _buyer(raw: Any) -> Buyer | None:
+    if not isinstance(raw, dict) or not (raw.get("buyerName") or raw.get("buyerEmail")):
+        return None
+    return Buyer(name=raw.get("buyerName"), email=raw.get("buyerEmail"))
+
+
+def _address(raw: Any) -> Address | None:
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return Address(
+        name=raw.get("name"), line1=raw.get("addressLine1"), line2=raw.get("addressLine2"),
+        line3=raw.get("addressLine3"), city=raw.get("city"),
+        district=raw.get("districtOrCounty"), state=raw.get("stateOrRegion"),
+        postal_code=raw.get("postalCode"), country_code=raw.get("countryCode"),
+        phone=raw.get("phone"),
+    )
+
+
+def _money(raw: Any, where: str) -> Money | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise Malformed(f"{where} is not a Money object")
+    try:
+        return Money(amount=Decimal(str(raw["amount"])), currency=str(raw["currencyCode"]))
+    except (KeyError, InvalidOperation):
+        raise Malformed(f"{where} needs a decimal amount and a currencyCode") from None
+
+
+def _text(raw: Any, key: str, where: str = "order") -> str:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(value, str) or not value:
+        raise Malformed(f"{where}.{key} is missing")
+    return value
+
+
+def _time(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise Malformed(f"{where} is missing")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"{where} {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise Malformed(f"{where} {value!r} has no time zone")
+    return moment.astimezone(clock.UTC)

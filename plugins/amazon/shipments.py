@@ -1,0 +1,78 @@
+"""confirm_shipment: Orders v0 ``confirmShipment``, exactly once per local shipment.
+
+Idempotency comes from the package reference: ``packageReferenceId`` is derived from the
+shipment's stable key, so a retry after a timeout (or after a restart) names the same
+package. Amazon then edits that package instead of adding a second one, or answers that
+it was already confirmed, which is a success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from marketsync.core import clock
+from marketsync.core.errors import RecordRejected
+from marketsync.core.types import Integration, Shipment, ShipmentConfirmation
+from marketsync.plugins.amazon import marketplaces
+from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
+
+PATH = "/orders/v0/orders/{order_id}/shipmentConfirmation"
+#: Amazon's carrier codes we pass through as they are; anything else is "Other" + name.
+#: (The full list is Amazon's CarrierCode table; these are the common ones.)
+CARRIER_CODES = frozenset({
+    "UPS", "USPS", "FedEx", "DHL", "DHL eCommerce", "DPD", "GLS", "Hermes", "Royal Mail",
+    "Deutsche Post", "La Poste", "Chronopost", "Colissimo", "PostNL", "Poste Italiane",
+    "Correos", "SEUR", "Canada Post", "Australia Post", "Japan Post", "Yamato Transport",
+    "Sagawa Express", "Amazon Shipping", "Parcelforce", "Evri", "InPost", "PostNord",
+    "Bpost", "An Post", "Aramex", "Blue Dart", "Delhivery", "Singapore Post",
+})
+
+
+def package_reference(key: str) -> str:
+    """A positive numeric string that is the same for the same shipment key, always."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return str(int.from_bytes(digest[:6], "big") % 999_999_999 + 1)
+
+
+def confirmation_body(shipment: Shipment) -> dict:
+    try:
+        marketplace_id = marketplaces.MARKETPLACES[shipment.marketplace].id
+    except KeyError:
+        raise RecordRejected(f"shipment {shipment.key}: {shipment.marketplace!r} is not an "
+                             f"Amazon marketplace", record_id=shipment.key) from None
+    if not shipment.lines:
+        raise RecordRejected(f"shipment {shipment.key} has no order lines",
+                             record_id=shipment.key)
+    carrier = shipment.carrier.strip()
+    known = {c.lower(): c for c in CARRIER_CODES}.get(carrier.lower())
+    detail: dict = {
+        "packageReferenceId": package_reference(shipment.key),
+        "carrierCode": known or "Other",
+        "trackingNumber": shipment.tracking_number,
+        "shipDate": clock.isoformat(shipment.shipped_at),
+        "orderItems": [{"orderItemId": line.channel_item_id, "quantity": line.quantity}
+                       for line in shipment.lines],
+    }
+    if known is None:
+        detail["carrierName"] = carrier
+    if shipment.ship_method:
+        detail["shippingMethod"] = shipment.ship_method
+    return {"marketplaceId": marketplace_id, "packageDetail": detail}
+
+
+async def confirm_shipment(integration: Integration, shipment: Shipment) -> ShipmentConfirmation:
+    body = confirmation_body(shipment)
+    api = SpApi(integration)
+    path = PATH.format(order_id=shipment.channel_order_id)
+    try:
+        await api.call("POST", path, "confirmShipment", json=body, expect=(204, 200))
+    except AmazonRequestError as exc:
+        if exc.status == 400 and "already" in exc.detail.lower():
+            return ShipmentConfirmation(key=shipment.key, confirmed=True, already_confirmed=True,
+                                        message=exc.detail)
+        if exc.status in (400, 404, 413):
+            raise RecordRejected(f"Amazon refused shipment {shipment.key} of order "
+                                 f"{shipment.channel_order_id}: {exc.detail or exc.code}",
+                                 record_id=shipment.key) from None
+        raise
+    return ShipmentConfirmation(key=shipment.key, confirmed=True)
