@@ -28,7 +28,7 @@ existing ones are never renamed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -57,6 +57,8 @@ from marketsync.core.types import (
 CHANNEL_HOOKS = (
     "channel_info",
     "check_credentials",
+    "authorization_url",
+    "complete_authorization",
     "import_orders",
     "import_products",
     "import_stock",
@@ -118,6 +120,41 @@ async def check_credentials(integration: Integration) -> AccountInfo:
         SE" → ``ERROR``.
 
     Called by: the integration runner (``core/runner.py``) and the ``retry`` command.
+    """
+
+
+@hookspec(firstresult=True)
+def authorization_url(integration: Integration, state: str, redirect_uri: str) -> str:
+    """The URL where the seller grants this application access (OAuth consent).
+
+    The core makes ``state`` (one-time, random, stored) and checks it when the channel
+    redirects back; the plugin only builds the URL.
+
+    :param integration: the integration being connected.
+    :param state: the one-time value the channel must send back unchanged.
+    :param redirect_uri: where the channel sends the seller back (the daemon's callback).
+    :returns: an absolute URL to open in the seller's browser.
+
+    Called by: ``marketsync connect`` and the status page's Connect button.
+    """
+
+
+@hookspec(firstresult=True)
+async def complete_authorization(
+    integration: Integration, params: Mapping[str, str], redirect_uri: str
+) -> Mapping[str, str]:
+    """Exchange what the channel's redirect carried for long-lived credentials.
+
+    :param integration: the integration being connected.
+    :param params: the redirect's query parameters (the core has already checked
+        ``state``), or ``{"code": ...}`` when the seller pasted a code by hand.
+    :param redirect_uri: the same redirect URI that was given to :func:`authorization_url`.
+    :returns: credential keys to store for the integration's account (e.g.
+        ``{"refresh_token": ...}``); the core encrypts and stores them, then calls
+        :func:`check_credentials`.
+    :raises IntegrationAuthFailed: the channel refused the code.
+
+    Called by: the OAuth callback of the HTTP surface and ``marketsync connect``.
     """
 
 
