@@ -15,7 +15,6 @@ are read as psycopg because psycopg2 is not a dependency.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,12 @@ def mask_url(url: str | URL) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
-        # not a URL SQLAlchemy understands; still never echo what looks like a password
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        # not a URL SQLAlchemy understands: hide all credentials rather than guess their end
+        head, at, host = str(url).rpartition("@")
+        if not at:
+            return str(url)
+        scheme, separator, _ = head.partition("://")
+        return f"{scheme}{separator}***@{host}" if separator else f"***@{host}"
 
 
 def parse_url(url: str | URL) -> URL:
