@@ -1,0 +1,161 @@
+"""push_stock, push_prices and poll_submission end to end: patches, feeds, reports, faults."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import trio
+
+from marketsync.core.types import Money, PriceUpdate, StockUpdate, Submission
+from marketsync.plugins.amazon import feeds, listings
+
+from .conftest import BASE_URL, EU, calls
+
+DE, UK = "A1PA6795UKMFR9", "A1F83G8C2ARO7P"
+
+
+async def follow(integration, submission: Submission, limit: int = 200):
+    """Poll as the core's poll job does, until the report is done."""
+    for _ in range(limit):
+        report = await feeds.poll_submission(integration, submission)
+        if report.done:
+            return report
+        assert report.poll_after > 0, "a pending feed must never be polled in a tight loop"
+        await trio.sleep(report.poll_after)
+    raise AssertionError("the submission never finished")
+
+
+def results(items):
+    return {r.channel_sku: r for r in items}
+
+
+async def test_few_skus_are_patched_at_once(make_integration, world, autojump_clock):
+    integration = make_integration("DE")
+    submission = await listings.push_stock(integration, [
+        StockUpdate(channel_sku="MUG-1", quantity=7, handling_time_days=3),
+        StockUpdate(channel_sku="KETTLE-1", quantity=4),
+    ])
+    assert submission.poll_after == 0 and not submission.state.get("feed_id")
+    assert all(r.accepted for r in submission.results)
+    mug = world.catalog.get(EU, "MUG-1")
+    assert (mug.quantity, mug.handling_time) == (7, 3)
+    kettle = world.catalog.get(EU, "KETTLE-1")
+    assert (kettle.quantity, kettle.handling_time) == (4, 1)  # the integration's default
+    assert len(calls(world, "patchListingsItem", 200)) == 2
+    assert not calls(world, "createFeed")
+    report = await feeds.poll_submission(integration, submission)
+    assert report.done and report.failed_reason is None
+
+
+async def test_quantity_and_price_travel_in_one_message(make_integration, world, autojump_clock):
+    integration = make_integration("DE")
+    submission = await listings.push_stock(integration, [StockUpdate(
+        channel_sku="MUG-1", quantity=11, price=Money(amount=Decimal("12.49"), currency="EUR"))])
+    assert submission.results[0].accepted
+    mug = world.catalog.get(EU, "MUG-1")
+    assert mug.quantity == 11
+    assert mug.marketplaces[DE].price == Decimal("12.49")
+    assert len(calls(world, "patchListingsItem")) == 1
+
+
+async def test_fba_and_unknown_skus_fail_alone_on_the_fast_path(make_integration, world,
+                                                                autojump_clock):
+    submission = await listings.push_stock(make_integration("DE"), [
+        StockUpdate(channel_sku="MUG-1", quantity=3),
+        StockUpdate(channel_sku="SPORK-FBA", quantity=3),
+        StockUpdate(channel_sku="NO-SUCH-SKU", quantity=3),
+    ])
+    by_sku = results(submission.results)
+    assert by_sku["MUG-1"].accepted
+    assert not by_sku["SPORK-FBA"].accepted and "Amazon" in by_sku["SPORK-FBA"].message
+    assert not by_sku["NO-SUCH-SKU"].accepted and by_sku["NO-SUCH-SKU"].message
+
+
+async def test_many_skus_go_as_one_feed_where_some_fail(make_integration, world, autojump_clock):
+    """Past the patch limit: one JSON_LISTINGS_FEED, per-SKU results from its report."""
+    integration = make_integration("DE", patch_limit=2)
+    submission = await listings.push_stock(integration, [
+        StockUpdate(channel_sku="MUG-1", quantity=21),
+        StockUpdate(channel_sku="KETTLE-1", quantity=22, handling_time_days=4),
+        StockUpdate(channel_sku="SPORK-FBA", quantity=23),
+        StockUpdate(channel_sku="NO-SUCH-SKU", quantity=24),
+    ])
+    assert submission.channel_id == submission.state["feed_id"]
+    assert submission.poll_after > 0 and not submission.results
+    assert len(calls(world, "createFeed", 202)) == 1 and not calls(world, "patchListingsItem")
+    report = await follow(integration, submission)
+    assert report.failed_reason is None
+    by_sku = results(report.results)
+    assert by_sku["MUG-1"].accepted and by_sku["KETTLE-1"].accepted
+    assert not by_sku["SPORK-FBA"].accepted and not by_sku["NO-SUCH-SKU"].accepted
+    assert "NO-SUCH-SKU" in by_sku["NO-SUCH-SKU"].message
+    assert world.catalog.get(EU, "MUG-1").quantity == 21
+    kettle = world.catalog.get(EU, "KETTLE-1")
+    assert (kettle.quantity, kettle.handling_time) == (22, 4)
+
+
+async def test_a_sku_going_to_zero_is_patched_even_in_a_bulk_push(make_integration, world,
+                                                                  autojump_clock):
+    integration = make_integration("DE", patch_limit=1)
+    submission = await listings.push_stock(integration, [
+        StockUpdate(channel_sku="MUG-1", quantity=0),
+        StockUpdate(channel_sku="KETTLE-1", quantity=9),
+    ])
+    assert [r.channel_sku for r in submission.results] == ["MUG-1"]
+    assert world.catalog.get(EU, "MUG-1").quantity == 0  # at once, before the feed runs
+    assert submission.state["skus"] == ["KETTLE-1"]
+    report = await follow(integration, submission)
+    assert [(r.channel_sku, r.accepted) for r in report.results] == [("KETTLE-1", True)]
+
+
+async def test_a_stuck_feed_is_reported_so_the_core_resends(make_integration, world,
+                                                            autojump_clock):
+    integration = make_integration("DE", patch_limit=1, feed_stuck_minutes=30)
+    control = httpx.AsyncClient(transport=integration.http._transport, base_url=BASE_URL)
+    assert (await control.post("/_sandbox/faults", json={"stuckFeeds": True})).status_code == 200
+    submission = await listings.push_stock(integration, [
+        StockUpdate(channel_sku="MUG-1", quantity=5), StockUpdate(channel_sku="KETTLE-1", quantity=6)])
+    start = trio.current_time()
+    report = await follow(integration, submission)
+    assert report.failed_reason and report.failed_reason.startswith("stuck")
+    assert 30 * 60 <= trio.current_time() - start <= 35 * 60
+    polls = len(calls(world, "getFeed"))
+    assert polls <= 35, f"{polls} getFeed calls in 30 minutes is a tight loop"
+
+
+async def test_a_fatal_feed_fails_as_a_whole(make_integration, world, autojump_clock):
+    integration = make_integration("DE", patch_limit=1)
+    control = httpx.AsyncClient(transport=integration.http._transport, base_url=BASE_URL)
+    await control.post("/_sandbox/faults", json={"fatalFeeds": True})
+    submission = await listings.push_stock(integration, [
+        StockUpdate(channel_sku="MUG-1", quantity=5), StockUpdate(channel_sku="KETTLE-1", quantity=6)])
+    report = await follow(integration, submission)
+    assert report.failed_reason and "FATAL" in report.failed_reason
+    assert not report.results
+
+
+async def test_prices_for_two_marketplaces_of_one_account(make_integration, world, autojump_clock):
+    integration = make_integration("DE")
+    submission = await listings.push_prices(integration, [
+        PriceUpdate(channel_sku="MUG-1", price=Money(amount=Decimal("9.99"), currency="EUR")),
+        PriceUpdate(channel_sku="MUG-1", marketplace="UK",
+                    price=Money(amount=Decimal("8.49"), currency="GBP")),
+    ])
+    assert submission.kind == "prices" and [r.accepted for r in submission.results] == [True]
+    mug = world.catalog.get(EU, "MUG-1")
+    assert mug.marketplaces[DE].price == Decimal("9.99")
+    assert mug.marketplaces[UK].price == Decimal("8.49")
+    assert len(calls(world, "patchListingsItem")) == 1
+
+
+async def test_prices_in_bulk_go_as_a_feed(make_integration, world, autojump_clock):
+    integration = make_integration("DE", patch_limit=1)
+    submission = await listings.push_prices(integration, [
+        PriceUpdate(channel_sku="MUG-1", price=Money(amount=Decimal("9.49"), currency="EUR")),
+        PriceUpdate(channel_sku="KETTLE-1", price=Money(amount=Decimal("0"), currency="EUR")),
+    ])
+    report = await follow(integration, submission)
+    by_sku = results(report.results)
+    assert by_sku["MUG-1"].accepted and not by_sku["KETTLE-1"].accepted
+    assert world.catalog.get(EU, "MUG-1").marketplaces[DE].price == Decimal("9.49")
