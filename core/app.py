@@ -22,6 +22,7 @@ from marketsync.core import clock, jobs
 from marketsync.core.config import Config
 from marketsync.core.governor import Governor, current_priority
 from marketsync.core.http import CallRecord, make_client
+from marketsync.core.metrics import PushLatency
 from marketsync.core.plugins import Plugins, build as build_plugins
 from marketsync.core.runner import IntegrationRunner
 from marketsync.core.scheduler import JobOutcome, JobSpec, Scheduler
@@ -49,7 +50,7 @@ class Stats:
     throttled: Counter = field(default_factory=Counter)  #: operation -> 429s seen
     jobs: Counter = field(default_factory=Counter)  #: (alias, kind, ok) -> count
     records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
-    push_latencies: list[float] = field(default_factory=list)
+    push_latency: PushLatency = field(default_factory=PushLatency)
 
     def on_call(self, record: CallRecord) -> None:
         self.calls[(record.operation or "-", record.status)] += 1

@@ -1,0 +1,86 @@
+"""Prometheus metrics, computed at scrape time from what the daemon already counts.
+
+A custom collector (rather than module-level Counter objects) keeps every number tied to
+one Daemon instance, so tests can run several daemons in one process and a scrape always
+agrees with ``status``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+if TYPE_CHECKING:  # pragma: no cover
+    from marketsync.core.app import Daemon
+
+#: Push latency buckets in seconds: the target is p95 ≤ 30 s.
+LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class PushLatency:
+    """A histogram of "stock changed → accepted by the channel", per integration."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, alias: str, seconds: float) -> None:
+        counts = self.counts.setdefault(alias, [0] * (len(LATENCY_BUCKETS) + 1))
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+        counts[-1] += 1
+        self.sums[alias] = self.sums.get(alias, 0.0) + seconds
+
+
+class DaemonCollector:
+    def __init__(self, daemon: "Daemon"):
+        self.daemon = daemon
+
+    def collect(self) -> Iterator:
+        daemon, stats = self.daemon, self.daemon.stats
+        calls = CounterMetricFamily("marketsync_api_calls", "Channel API calls by operation and status",
+                                    labels=["operation", "status"])
+        for (operation, status), count in sorted(stats.calls.items(), key=str):
+            calls.add_metric([operation, str(status)], count)
+        yield calls
+        throttled = CounterMetricFamily("marketsync_api_throttled", "Calls answered 429",
+                                        labels=["operation"])
+        for operation, count in sorted(stats.throttled.items()):
+            throttled.add_metric([operation], count)
+        yield throttled
+        runs = CounterMetricFamily("marketsync_job_runs", "Job runs by outcome",
+                                   labels=["integration", "kind", "outcome"])
+        for (alias, kind, ok), count in sorted(stats.jobs.items(), key=str):
+            runs.add_metric([alias, kind, "ok" if ok else "failed"], count)
+        yield runs
+        records = CounterMetricFamily("marketsync_records_imported", "Records imported by job",
+                                      labels=["integration", "kind"])
+        for (alias, kind), count in sorted(stats.records.items()):
+            records.add_metric([alias, kind], count)
+        yield records
+        tokens = GaugeMetricFamily("marketsync_bucket_tokens", "Tokens left per rate-limit bucket",
+                                   labels=["bucket"])
+        waiting = GaugeMetricFamily("marketsync_bucket_waiting", "Calls waiting per bucket",
+                                    labels=["bucket"])
+        for bucket in daemon.governor.snapshot():
+            name = "/".join(map(str, bucket.key))
+            tokens.add_metric([name], bucket.tokens)
+            waiting.add_metric([name], bucket.waiting)
+        yield tokens
+        yield waiting
+        states = GaugeMetricFamily("marketsync_integration_live", "1 when the integration is LIVE",
+                                   labels=["integration", "state"])
+        for alias, runner in sorted(daemon.runners.items()):
+            states.add_metric([alias, runner.state.value], 1.0 if runner.state.value == "LIVE" else 0.0)
+        yield states
+        latency = HistogramMetricFamily("marketsync_push_latency_seconds",
+                                        "Stock change to acceptance by the channel",
+                                        labels=["integration"])
+        for alias, counts in sorted(stats.push_latency.counts.items()):
+            buckets = [(str(bound), counts[i]) for i, bound in enumerate(LATENCY_BUCKETS)]
+            buckets.append(("+Inf", counts[-1]))
+            latency.add_metric([alias], buckets, stats.push_latency.sums[alias])
+        yield latency

@@ -1,0 +1,162 @@
+"""The daemon's small HTTP surface: status page with Retry, OAuth callback, /healthz, /metrics.
+
+Served by hypercorn's trio worker inside the daemon's nursery. Anything that changes
+state (Retry, Connect) needs the configured bearer token, or — when no token is set — a
+request from loopback; binding beyond loopback without a token is warned about at start.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from marketsync.core import clock
+from marketsync.core.metrics import DaemonCollector
+from marketsync.core.status import collect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from marketsync.core.app import Daemon
+
+log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_web_app(daemon: "Daemon") -> Starlette:
+    token = daemon.config.http.token
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+
+    def allowed(request: Request, form_token: str | None = None) -> bool:
+        if token:
+            given = form_token or request.headers.get("authorization", "").removeprefix("Bearer ")
+            return secrets.compare_digest(given.encode(), token.reveal().encode())
+        return _is_loopback(request.client.host if request.client else None)
+
+    async def status_page(request: Request) -> Response:
+        report = await daemon.store.read(collect)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(_jsonable(report))
+        return HTMLResponse(render_status(daemon, report, ask_token=bool(token)))
+
+    async def retry(request: Request) -> Response:
+        form = await request.form()
+        if not allowed(request, form.get("token")):
+            return PlainTextResponse("forbidden: a valid token is required", status_code=403)
+        alias = request.path_params["alias"]
+        runner = daemon.runners.get(alias)
+        if runner is None:
+            return PlainTextResponse(f"no integration {alias!r}", status_code=404)
+        log.info("integration %s: retry requested over HTTP", alias)
+        runner.retry()
+        return RedirectResponse("/", status_code=303)
+
+    async def healthz(request: Request) -> Response:
+        problems = []
+        if not daemon.scheduler_alive():
+            problems.append("scheduler not running")
+        try:
+            with trio.fail_after(5):
+                await daemon.store.read(lambda session: session.execute(text("SELECT 1")).scalar())
+        except Exception as error:  # noqa: BLE001 - any failure means unhealthy
+            problems.append(f"database: {type(error).__name__}")
+        if problems:
+            return PlainTextResponse("unhealthy: " + "; ".join(problems), status_code=503)
+        return PlainTextResponse("ok")
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def callback(request: Request) -> Response:
+        from marketsync.core.connect import finish_connect
+
+        channel = request.path_params["channel"]
+        outcome = await finish_connect(daemon, channel, dict(request.query_params))
+        return HTMLResponse(f"<p>{html.escape(outcome)}</p><p><a href='/'>status</a></p>",
+                            status_code=200 if outcome.startswith("connected") else 400)
+
+    return Starlette(routes=[
+        Route("/", status_page),
+        Route("/integrations/{alias}/retry", retry, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/channels/{channel}/callback", callback),
+    ])
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def render_status(daemon: "Daemon", report: dict, *, ask_token: bool) -> str:
+    esc = html.escape
+    rows = []
+    for item in report["integrations"]:
+        jobs = "".join(
+            f"<li>{esc(job['kind'])}: last {esc(str(job['last_finished'] or 'never'))}, "
+            f"next {esc(str(job['next_run'] or '-'))}"
+            + (f", <b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
+               if job["failures"] else "") + "</li>"
+            for job in item["jobs"])
+        token_field = "<input name='token' type='password' placeholder='token'>" if ask_token else ""
+        rows.append(
+            f"<tr data-alias='{esc(item['alias'])}'><td>{esc(item['alias'])}</td>"
+            f"<td>{esc(item['channel'])} {esc(item['marketplace'])}</td>"
+            f"<td class='state'>{esc(item['state'])}</td><td>{esc(item['reason'] or '')}</td>"
+            f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}</td>"
+            f"<td><ul>{jobs}</ul></td>"
+            f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
+            f"{token_field}<button type='submit'>Retry</button></form></td></tr>")
+    buckets = "".join(
+        f"<tr><td>{esc(' / '.join(map(str, b.key)))}</td><td>{b.tokens:.1f} / {b.burst}</td>"
+        f"<td>{b.rate:g}/s</td><td>{b.waiting}</td><td>{b.throttled}</td></tr>"
+        for b in daemon.governor.snapshot())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>marketsync status</title>
+<meta http-equiv="refresh" content="15">
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}ul{{margin:0;padding-left:1em}}</style>
+</head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(report['time']))}</p>
+<h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
+<th>reason</th><th>pending pushes / in flight</th><th>jobs</th><th></th></tr>{''.join(rows)}</table>
+<h2>Rate budget</h2><table id="buckets"><tr><th>bucket</th><th>tokens</th><th>rate</th>
+<th>waiting</th><th>throttled</th></tr>{buckets}</table></body></html>"""
+
+
+async def serve_web(daemon: "Daemon", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the HTTP surface until cancelled (hypercorn's trio worker)."""
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve
+
+    listen = daemon.config.http.listen
+    host = daemon.config.http.host
+    if not daemon.config.http.token and not _is_loopback(host if host != "localhost" else "127.0.0.1"):
+        log.warning("HTTP surface on %s without http.token: state-changing requests are "
+                    "accepted from loopback only; set http.token to use them remotely", listen)
+    config = HypercornConfig()
+    config.bind = [listen]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 2.0
+    await serve(create_web_app(daemon), config, task_status=task_status)
