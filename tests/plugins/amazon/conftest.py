@@ -30,9 +30,9 @@ CLIENT_ID = "amzn1.application-oa2-client.plugintest"
 CLIENT_SECRET = "amzn1.oa2-cs.v1.plugintest-secret"
 APP_ID = "amzn1.sellerapps.app.plugintest"
 REDIRECT_URI = "http://127.0.0.1:8470/channels/amazon/callback"
-NA, EU, FE = "A1PLUGINNA", "A2PLUGINEU", "A3PLUGINFE"
-REFRESH = {NA: "Atzr|plugin-na", EU: "Atzr|plugin-eu", FE: "Atzr|plugin-fe"}
-ACCOUNTS = {"na": NA, "eu": EU, "fe": FE}
+NA, EU, FE, FR = "A1PLUGINNA", "A2PLUGINEU", "A3PLUGINFE", "A4PLUGINFR"
+REFRESH = {NA: "Atzr|plugin-na", EU: "Atzr|plugin-eu", FE: "Atzr|plugin-fe", FR: "Atzr|plugin-fr"}
+ACCOUNTS = {"na": NA, "eu": EU, "fe": FE, "fr": FR}
 
 SCENARIO: dict[str, Any] = {
     "seed": 4242,
@@ -47,6 +47,9 @@ SCENARIO: dict[str, Any] = {
          "refresh_tokens": [REFRESH[EU]], "name": "Plugin EU"},
         {"seller_id": FE, "region": "FE", "marketplaces": ["AU"], "pii_access": False,
          "refresh_tokens": [REFRESH[FE]], "name": "Plugin AU"},
+        # a new seller with nothing listed yet: its reports have no rows
+        {"seller_id": FR, "region": "EU", "marketplaces": ["FR"], "pii_access": True,
+         "refresh_tokens": [REFRESH[FR]], "name": "Plugin FR"},
     ],
     "consent": {"seller_id": EU},
     "catalog": [
@@ -58,6 +61,8 @@ SCENARIO: dict[str, Any] = {
          "prices": {"US": "30.00", "UK": "25.00", "DE": "28.00", "AU": "45.00"}},
         {"sku": "SPORK-FBA", "asin": "B0PLUG0003", "title": "Spork", "fba_quantity": 800,
          "prices": {"US": "5.00", "CA": "6.50", "UK": "4.00", "DE": "4.50", "AU": "8.00"}},
+        {"sku": "STOVE-FBA", "asin": "B0PLUG0004", "title": "Stove", "fba_quantity": 300,
+         "prices": {"US": "45.00", "UK": "40.00", "DE": "42.00"}},
     ],
     "generator": {"orders_per_day": {"US": 30, "CA": 3, "UK": 8, "DE": 12, "AU": 6},
                   "fba_share": 0.3, "cancel_by_buyer": 0.05, "cancel_by_amazon": 0.02},
@@ -105,7 +110,7 @@ def make_integration(app, governor: Governor) -> Callable[..., Integration]:
     def make(marketplace: str = "DE", *, account: str | None = None,
              credentials: dict[str, str] | None = None, **settings: Any) -> Integration:
         if account is None:
-            account = {"US": "na", "CA": "na", "UK": "eu", "DE": "eu", "AU": "fe"}.get(
+            account = {"US": "na", "CA": "na", "UK": "eu", "DE": "eu", "AU": "fe", "FR": "fr"}.get(
                 marketplace, "eu")
         seller = ACCOUNTS.get(account, EU)
         creds = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
