@@ -1,0 +1,357 @@
+"""The stock master: on hand, reserved and available per product, and what to push.
+
+Every change of stock is one row of the movement ledger whose ``key`` is unique
+(``order-item:17:reserve``, ``manual:<uuid>`` ...). The product's counters change only in
+the unit of work that inserted that row, so an effect replayed by a re-import, a retried
+job or a restart after a crash hits the unique key and changes nothing.
+
+Channels get ``available = on hand - reserved`` (never below zero). Each merchant-fulfilled
+listing keeps the quantity it should have (``wanted_quantity``) and a ``push_generation``
+that moves on whenever that changes; a push records the generation it sent, and only that
+generation counts as acknowledged when the channel accepts it. A change made while a push
+is in flight therefore leaves the listing pending and it is pushed again afterwards.
+FBA listings are never pushed: their quantity is the channel's (``apply_channel_stock``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from marketsync.core.store import submissions
+from marketsync.core.store.models import Listing, Product, StockMovement, SubmissionRow
+from marketsync.core.store.timing import transaction_now
+from marketsync.core.types import (
+    ChannelStock,
+    Fulfillment,
+    ItemResult,
+    StockUpdate,
+    Submission,
+    SubmissionReport,
+)
+
+#: handling time when neither the integration nor the product says otherwise
+DEFAULT_HANDLING_TIME_DAYS = 1
+
+
+class UnknownSku(LookupError):
+    """No product with that SKU; the message names it (the CLI prints it and exits 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class StockBatch:
+    """What one push should send: the hook's updates and the generation of each SKU."""
+
+    updates: tuple[StockUpdate, ...] = ()
+    generations: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.updates)
+
+
+# --- products and the ledger -------------------------------------------------------------------
+
+
+def product_by_sku(session: Session, sku: str, *, lock: bool = False) -> Product:
+    query = select(Product).where(Product.sku == sku)
+    if lock:
+        query = query.with_for_update()
+    product = session.execute(query.execution_options(populate_existing=lock)).scalar_one_or_none()
+    if product is None:
+        raise UnknownSku(f"unknown SKU {sku!r}: no product has it (see `marketsync stock show`)")
+    return product
+
+
+def ensure_product(session: Session, sku: str, **values: object) -> Product:
+    """The product ``sku``, created with ``values`` if new (fields of a new one only)."""
+    product = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
+    if product is None:
+        product = Product(sku=sku, on_hand=0, reserved=0, **values)
+        session.add(product)
+        session.flush()
+    return product
+
+
+def apply_movement(
+    session: Session,
+    product_id: int,
+    key: str,
+    *,
+    reason: str,
+    on_hand: int = 0,
+    reserved: int = 0,
+    integration_id: int | None = None,
+    order_id: int | None = None,
+    order_item_id: int | None = None,
+    note: str | None = None,
+) -> bool:
+    """Apply one stock effect once. Returns False (and changes nothing) when ``key`` was
+    applied before: the database's unique key decides, so two replicas racing on the same
+    effect cannot both win."""
+    values = {
+        "product_id": product_id,
+        "key": key,
+        "delta_on_hand": on_hand,
+        "delta_reserved": reserved,
+        "reason": reason,
+        "integration_id": integration_id,
+        "order_id": order_id,
+        "order_item_id": order_item_id,
+        "note": note,
+        "created_at": transaction_now(),
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(StockMovement).values(values).on_conflict_do_nothing(
+        index_elements=["key"]
+    ).returning(StockMovement.id)
+    # RETURNING, not rowcount: an ORM-executed insert does not report rowcount reliably
+    if session.execute(statement).first() is None:
+        return False
+    product = session.execute(
+        select(Product).where(Product.id == product_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    product.on_hand += on_hand
+    product.reserved += reserved
+    session.flush()
+    refresh_wanted(session, product)
+    return True
+
+
+def set_on_hand(session: Session, sku: str, quantity: int, *, note: str | None = None,
+                key: str | None = None) -> StockLevel:
+    """Count the shelf: on hand becomes ``quantity`` (recorded as the difference)."""
+    if quantity < 0:
+        raise ValueError(f"stock of {sku!r} cannot be set to {quantity}: must be 0 or more")
+    product = product_by_sku(session, sku, lock=True)
+    delta = quantity - product.on_hand
+    apply_movement(session, product.id, key or f"manual:{uuid.uuid4()}", reason="set",
+                   on_hand=delta, note=note)
+    return stock_level(session, sku)
+
+
+def adjust(session: Session, sku: str, delta: int, *, reason: str,
+           key: str | None = None) -> StockLevel:
+    """Add (or with a negative ``delta`` remove) units, e.g. a delivery or breakage."""
+    if not reason.strip():
+        raise ValueError(f"adjusting {sku!r} needs a reason")
+    product = product_by_sku(session, sku, lock=True)
+    apply_movement(session, product.id, key or f"manual:{uuid.uuid4()}", reason="adjust",
+                   on_hand=delta, note=reason.strip())
+    return stock_level(session, sku)
+
+
+def stock_level(session: Session, sku: str) -> StockLevel:
+    product = product_by_sku(session, sku)
+    return StockLevel(product.sku, product.on_hand, product.reserved)
+
+
+def stock_levels(session: Session) -> list[StockLevel]:
+    rows = session.execute(
+        select(Product).where(Product.deleted_at.is_(None)).order_by(Product.sku)
+    ).scalars()
+    return [StockLevel(p.sku, p.on_hand, p.reserved) for p in rows]
+
+
+def ledger_totals(session: Session, product_id: int) -> tuple[int, int]:
+    """(on hand, reserved) summed from the ledger: what the counters must equal."""
+    on_hand, reserved = session.execute(
+        select(func.coalesce(func.sum(StockMovement.delta_on_hand), 0),
+               func.coalesce(func.sum(StockMovement.delta_reserved), 0))
+        .where(StockMovement.product_id == product_id)
+    ).one()
+    return int(on_hand), int(reserved)
+
+
+# --- what channels should have --------------------------------------------------------------
+
+
+def refresh_wanted(session: Session, product: Product) -> int:
+    """Set the quantity and handling time every MFN listing of ``product`` should have;
+    listings whose wish changed get a new generation (a push is due). Returns how many."""
+    quantity = max(product.on_hand - product.reserved, 0)
+    listings = session.execute(
+        select(Listing).where(Listing.product_id == product.id,
+                              Listing.fulfillment == Fulfillment.MFN)
+    ).scalars()
+    changed = 0
+    for listing in listings:
+        changed += want(listing, quantity, product.handling_time_days)
+    return changed
+
+
+def want(listing: Listing, quantity: int, handling_time: int | None) -> bool:
+    """Record what ``listing`` should have; bump its generation when that differs from
+    what it wanted before or from what the channel last acknowledged."""
+    differs = listing.wanted_quantity != quantity or listing.wanted_handling_time != handling_time
+    unacknowledged = listing.acknowledged_quantity != quantity
+    listing.wanted_quantity = quantity
+    listing.wanted_handling_time = handling_time
+    if differs or (unacknowledged and listing.push_generation <= listing.pushed_generation):
+        listing.push_generation = (listing.push_generation or 0) + 1
+        return True
+    return False
+
+
+def _in_flight_skus(session: Session, integration_id: int, kind: str) -> set[str]:
+    skus: set[str] = set()
+    for stored in submissions.in_flight(session, integration_id):
+        if stored.kind == kind:
+            skus.update(stored.channel_skus)
+    return skus
+
+
+def pending_stock_updates(
+    session: Session,
+    integration_id: int,
+    limit: int | None = None,
+    *,
+    default_handling_time_days: int = DEFAULT_HANDLING_TIME_DAYS,
+) -> StockBatch:
+    """MFN listings of the integration whose wanted quantity has a generation the channel
+    has not acknowledged and that are not already in flight; oldest change first.
+
+    ``default_handling_time_days`` is the integration's setting (configuration), used
+    where the product has no override of its own.
+    """
+    busy = _in_flight_skus(session, integration_id, "stock")
+    query = (
+        select(Listing)
+        .where(
+            Listing.integration_id == integration_id,
+            Listing.fulfillment == Fulfillment.MFN,
+            Listing.product_id.is_not(None),
+            Listing.on_channel.is_(True),
+            Listing.wanted_quantity.is_not(None),
+            Listing.push_generation > Listing.pushed_generation,
+        )
+        .order_by(Listing.updated_at, Listing.id)
+    )
+    updates: list[StockUpdate] = []
+    generations: dict[str, int] = {}
+    for listing in session.execute(query).scalars():
+        if listing.channel_sku in busy:
+            continue
+        handling = listing.wanted_handling_time
+        updates.append(StockUpdate(
+            channel_sku=listing.channel_sku,
+            quantity=int(listing.wanted_quantity or 0),
+            handling_time_days=default_handling_time_days if handling is None else handling,
+        ))
+        generations[listing.channel_sku] = listing.push_generation
+        if limit is not None and len(updates) >= limit:
+            break
+    return StockBatch(tuple(updates), generations)
+
+
+def record_stock_push(
+    session: Session, integration_id: int, batch: StockBatch, submission: Submission
+) -> int:
+    """Store the submission ``push_stock`` returned, with the generation and quantity of
+    every SKU sent; results the channel gave at once are applied now. Returns its id."""
+    submission_id = submissions.record(
+        session, integration_id, submission, generations=batch.generations
+    )
+    row = session.get(SubmissionRow, submission_id)
+    assert row is not None
+    # the sent quantities are ours to keep next to the generations (see the report note)
+    row.payload = {**row.payload, "quantities": {u.channel_sku: u.quantity for u in batch.updates},
+                   "handling": {u.channel_sku: u.handling_time_days for u in batch.updates}}
+    if submission.results and submission.poll_after <= 0:
+        submissions.apply_report(session, submission_id,
+                                 SubmissionReport(done=True, results=submission.results))
+        apply_push_results(session, submission_id, submission.results)
+    return submission_id
+
+
+def apply_push_results(
+    session: Session, submission_id: int, results: Sequence[ItemResult] | None = None
+) -> list[str]:
+    """Acknowledge what the channel accepted: for each accepted SKU, the generation and the
+    quantity that were *sent* (not the current wish). Rejected or missing SKUs stay pending
+    and go out with the next push. Returns the SKUs still pending afterwards."""
+    stored = submissions.get(session, submission_id)
+    if results is None:
+        results = stored.item_results
+    if stored.kind == "prices":
+        from marketsync.core import products
+
+        return products.apply_price_results(session, submission_id, results)
+    row = session.get(SubmissionRow, submission_id)
+    payload = row.payload if row is not None else {}
+    quantities = payload.get("quantities", {})
+    handling = payload.get("handling", {})
+    accepted = {r.channel_sku for r in results if r.accepted}
+    still_pending: list[str] = []
+    for listing in _listings(session, stored.integration_id, stored.channel_skus):
+        sku = listing.channel_sku
+        sent = stored.generations.get(sku)
+        if sku in accepted and sent is not None:
+            if sent > listing.pushed_generation:
+                listing.pushed_generation = sent
+                listing.acknowledged_quantity = quantities.get(sku)
+                listing.channel_quantity = quantities.get(sku)
+                listing.acknowledged_handling_time = handling.get(sku)
+        if listing.push_generation > listing.pushed_generation:
+            still_pending.append(sku)
+    return still_pending
+
+
+def _listings(session: Session, integration_id: int, skus: Iterable[str]) -> list[Listing]:
+    skus = list(skus)
+    if not skus:
+        return []
+    return list(session.execute(
+        select(Listing).where(Listing.integration_id == integration_id,
+                              Listing.channel_sku.in_(skus))
+    ).scalars())
+
+
+def apply_channel_stock(
+    session: Session, integration_id: int, stocks: Sequence[ChannelStock]
+) -> int:
+    """Record channel-owned (FBA) quantities on the integration's FBA listings, creating
+    the listing when the product import has not seen it yet. Never touches local stock."""
+    from marketsync.core import products
+
+    updated = 0
+    for stock in stocks:
+        listing = session.execute(
+            select(Listing).where(Listing.integration_id == integration_id,
+                                  Listing.channel_sku == stock.channel_sku)
+        ).scalar_one_or_none()
+        if listing is None:
+            listing = products.new_listing(session, integration_id, stock.channel_sku,
+                                           fulfillment=Fulfillment.FBA, asin=stock.asin)
+        listing.fulfillment = Fulfillment.FBA
+        listing.channel_quantity = stock.quantity
+        listing.acknowledged_quantity = stock.quantity
+        listing.wanted_quantity = None
+        updated += 1
+    return updated
+
+
+def fba_quantity(session: Session, product_id: int) -> int:
+    """Units the channels hold for the product (FBA), shown next to local stock."""
+    total = session.execute(
+        select(func.coalesce(func.sum(Listing.channel_quantity), 0)).where(
+            Listing.product_id == product_id, Listing.fulfillment == Fulfillment.FBA
+        )
+    ).scalar_one()
+    return int(total)

@@ -1,0 +1,369 @@
+"""Products (the seller's master SKUs) and listings (a product on one integration).
+
+Mapping a channel listing to a product happens once, when the listing is first seen:
+same SKU first, then a product or another channel's listing with the same ASIN, then the
+same EAN; failing all three the listing creates its product. Later imports never remap,
+so ``products unmap`` sticks and ``products map`` is the only way to change a mapping.
+
+A product created from an MFN listing starts with the channel's quantity as its stock
+(one ledger movement), so importing a catalogue never pushes zero to a selling channel.
+Nothing here deletes rows: a listing gone from the channel is marked off-channel, a
+product deleted locally comes back with the next import that still lists it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from marketsync.core import inventory
+from marketsync.core.store import submissions
+from marketsync.core.store.models import IntegrationRow, Listing, Product, SubmissionRow
+from marketsync.core.store.timing import transaction_now
+from marketsync.core.types import (
+    ChannelListing,
+    Fulfillment,
+    ItemResult,
+    Money,
+    PriceUpdate,
+    Submission,
+    SubmissionReport,
+)
+
+DELETED_STATUSES = frozenset({"deleted", "removed", "inactive_deleted"})
+
+
+class UnknownListing(LookupError):
+    """No listing of that SKU on that integration."""
+
+
+class UnknownIntegrationAlias(LookupError):
+    """No integration with that alias."""
+
+
+def integration_id(session: Session, alias: str) -> int:
+    found = session.execute(
+        select(IntegrationRow.id).where(IntegrationRow.alias == alias)
+    ).scalar_one_or_none()
+    if found is None:
+        raise UnknownIntegrationAlias(f"unknown integration {alias!r} (see `marketsync status`)")
+    return found
+
+
+# --- importing listings -------------------------------------------------------------------------
+
+
+def apply_channel_listings(
+    session: Session,
+    integration_id: int,
+    listings: Sequence[ChannelListing],
+    complete: bool = False,
+    *,
+    snapshot_started: datetime | None = None,
+) -> dict[str, int]:
+    """Upsert the integration's listings as the channel reports them.
+
+    ``complete`` says the channel's snapshot is whole: listings not seen since
+    ``snapshot_started`` (or, without it, not in ``listings``) are marked off-channel.
+    Returns counts: created, updated, off_channel.
+    """
+    now = transaction_now()
+    counts = {"created": 0, "updated": 0, "off_channel": 0}
+    seen: set[str] = set()
+    for channel in listings:
+        seen.add(channel.channel_sku)
+        listing = _listing(session, integration_id, channel.channel_sku)
+        if listing is None:
+            listing = new_listing(session, integration_id, channel.channel_sku,
+                                  fulfillment=channel.fulfillment, asin=channel.asin,
+                                  ean=channel.ean, title=channel.title,
+                                  quantity=channel.quantity)
+            counts["created"] += 1
+        else:
+            counts["updated"] += 1
+        _update_from_channel(session, listing, channel, now)
+    if complete:
+        query = select(Listing).where(Listing.integration_id == integration_id,
+                                      Listing.on_channel.is_(True))
+        for listing in session.execute(query).scalars():
+            stale = (listing.updated_at < snapshot_started if snapshot_started
+                     else listing.channel_sku not in seen)
+            if stale and listing.channel_sku not in seen:
+                _off_channel(listing, now)
+                counts["off_channel"] += 1
+    return counts
+
+
+def _update_from_channel(session: Session, listing: Listing, channel: ChannelListing,
+                         now: datetime) -> None:
+    listing.asin = channel.asin or listing.asin
+    listing.ean = channel.ean or listing.ean
+    listing.listing_id = channel.listing_id or listing.listing_id
+    listing.title = channel.title or listing.title
+    listing.channel_status = channel.status
+    listing.updated_at = now  # "seen" stamp for complete snapshots
+    if channel.status.lower() in DELETED_STATUSES:
+        _off_channel(listing, now)
+        return
+    listing.on_channel = True
+    listing.removed_at = None
+    if listing.fulfillment != channel.fulfillment:
+        listing.fulfillment = channel.fulfillment
+    if channel.price is not None:
+        _price_from_channel(listing, channel.price)
+    if listing.product_id is not None:
+        product = session.get(Product, listing.product_id)
+        if product is not None and product.deleted_at is not None:
+            product.deleted_at = None  # deleted locally, still listed: it comes back
+    if channel.fulfillment is Fulfillment.FBA:
+        if channel.quantity is not None:
+            listing.channel_quantity = listing.acknowledged_quantity = channel.quantity
+        listing.wanted_quantity = None
+        return
+    if channel.quantity is not None and listing.push_generation <= listing.pushed_generation:
+        # nothing of ours in flight: what the channel shows is what it has
+        listing.channel_quantity = listing.acknowledged_quantity = channel.quantity
+    if listing.product_id is not None:
+        product = session.get(Product, listing.product_id)
+        if product is not None:
+            inventory.want(listing, max(product.on_hand - product.reserved, 0),
+                           product.handling_time_days)
+
+
+def _price_from_channel(listing: Listing, price: Money) -> None:
+    """A price edited on the channel comes back, unless a local price is still on its way."""
+    listing.price = price.amount
+    listing.currency = price.currency
+    local_pending = (listing.wanted_price is not None
+                     and listing.wanted_price != listing.acknowledged_price)
+    if not local_pending:
+        listing.acknowledged_price = price.amount
+        listing.wanted_price = None
+
+
+def _off_channel(listing: Listing, now: datetime) -> None:
+    listing.on_channel = False
+    if listing.removed_at is None:
+        listing.removed_at = now
+
+
+def _listing(session: Session, integration_id: int, channel_sku: str) -> Listing | None:
+    return session.execute(
+        select(Listing).where(Listing.integration_id == integration_id,
+                              Listing.channel_sku == channel_sku)
+    ).scalar_one_or_none()
+
+
+def new_listing(
+    session: Session,
+    integration_id: int,
+    channel_sku: str,
+    *,
+    fulfillment: Fulfillment = Fulfillment.MFN,
+    asin: str | None = None,
+    ean: str | None = None,
+    title: str | None = None,
+    quantity: int | None = None,
+) -> Listing:
+    """Create a listing and map it automatically (see the module doc)."""
+    product = find_match(session, channel_sku, asin=asin, ean=ean)
+    created = product is None
+    if product is None:
+        product = inventory.ensure_product(session, channel_sku, title=title, asin=asin, ean=ean)
+    listing = Listing(
+        integration_id=integration_id, channel_sku=channel_sku, product_id=product.id,
+        asin=asin, ean=ean, title=title, fulfillment=fulfillment, on_channel=True,
+        push_generation=0, pushed_generation=0, channel_quantity=quantity,
+        acknowledged_quantity=quantity,
+    )
+    session.add(listing)
+    session.flush()
+    if created and fulfillment is Fulfillment.MFN and quantity:
+        inventory.apply_movement(
+            session, product.id, f"listing-import:{integration_id}:{channel_sku}",
+            reason="initial", on_hand=quantity, integration_id=integration_id,
+            note="stock taken from the channel when the product was first imported")
+    from marketsync.core import orders
+
+    orders.link_items(session, integration_id, channel_sku, product.id)
+    return listing
+
+
+def find_match(session: Session, sku: str, *, asin: str | None = None,
+               ean: str | None = None) -> Product | None:
+    """The product a new listing belongs to: same SKU, then same ASIN, then same EAN
+    (on the product itself or on another mapped listing)."""
+    product = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
+    if product is not None:
+        return product
+    for column, product_column, value in ((Listing.asin, Product.asin, asin),
+                                          (Listing.ean, Product.ean, ean)):
+        if not value:
+            continue
+        product = session.execute(
+            select(Product).where(product_column == value).order_by(Product.id).limit(1)
+        ).scalar_one_or_none()
+        if product is not None:
+            return product
+        product_id = session.execute(
+            select(Listing.product_id).where(column == value, Listing.product_id.is_not(None))
+            .order_by(Listing.id).limit(1)
+        ).scalar_one_or_none()
+        if product_id is not None:
+            return session.get(Product, product_id)
+    return None
+
+
+# --- by hand ---------------------------------------------------------------------------------------
+
+
+def map_listing(session: Session, integration_id: int, channel_sku: str, sku: str) -> None:
+    """Map a listing to product ``sku`` by hand, replacing whatever mapping it had."""
+    product = inventory.product_by_sku(session, sku)
+    listing = _require_listing(session, integration_id, channel_sku)
+    listing.product_id = product.id
+    if listing.fulfillment is Fulfillment.MFN:
+        inventory.want(listing, max(product.on_hand - product.reserved, 0),
+                       product.handling_time_days)
+    from marketsync.core import orders
+
+    orders.link_items(session, integration_id, channel_sku, product.id)
+
+
+def unmap_listing(session: Session, integration_id: int, channel_sku: str) -> None:
+    """Detach a listing from its product; it is no longer pushed and later imports leave it
+    unmapped. Order items already linked keep their product (their stock effects stand)."""
+    listing = _require_listing(session, integration_id, channel_sku)
+    listing.product_id = None
+    listing.wanted_quantity = None
+
+
+def _require_listing(session: Session, integration_id: int, channel_sku: str) -> Listing:
+    listing = _listing(session, integration_id, channel_sku)
+    if listing is None:
+        raise UnknownListing(
+            f"integration {integration_id} has no listing {channel_sku!r} "
+            "(see `marketsync products list`)")
+    return listing
+
+
+def delete_product(session: Session, sku: str) -> None:
+    """Delete locally: hidden here, nothing changes on any channel."""
+    inventory.product_by_sku(session, sku).deleted_at = transaction_now()
+
+
+def set_handling_time(session: Session, sku: str, days: int | None) -> None:
+    """Override the integration's default handling time for one product (None: default)."""
+    if days is not None and not 0 <= days <= 30:
+        raise ValueError(f"handling time of {sku!r} must be 0 to 30 days, not {days}")
+    product = inventory.product_by_sku(session, sku, lock=True)
+    product.handling_time_days = days
+    inventory.refresh_wanted(session, product)
+
+
+def set_price(session: Session, sku: str, amount: Decimal, integration_id: int) -> int:
+    """Set the price of product ``sku`` on one integration; it is pushed (push_prices).
+    Returns how many listings will be pushed."""
+    if amount <= 0:
+        raise ValueError(f"price of {sku!r} must be above zero, not {amount}")
+    product = inventory.product_by_sku(session, sku)
+    listings = list(session.execute(
+        select(Listing).where(Listing.product_id == product.id,
+                              Listing.integration_id == integration_id)
+    ).scalars())
+    if not listings:
+        raise UnknownListing(f"product {sku!r} has no listing on integration {integration_id}")
+    for listing in listings:
+        listing.wanted_price = amount.quantize(Decimal("0.01"))
+    return len(listings)
+
+
+# --- price pushes --------------------------------------------------------------------------------
+
+
+def pending_price_updates(session: Session, integration_id: int,
+                          limit: int | None = None) -> list[PriceUpdate]:
+    busy: set[str] = set()
+    for stored in submissions.in_flight(session, integration_id):
+        if stored.kind == "prices":
+            busy.update(stored.channel_skus)
+    query = select(Listing).where(
+        Listing.integration_id == integration_id, Listing.on_channel.is_(True),
+        Listing.wanted_price.is_not(None)).order_by(Listing.id)
+    updates = []
+    for listing in session.execute(query).scalars():
+        if listing.wanted_price == listing.acknowledged_price or listing.channel_sku in busy:
+            continue
+        currency = listing.currency or _integration_currency(session, integration_id)
+        updates.append(PriceUpdate(channel_sku=listing.channel_sku,
+                                   price=Money(amount=listing.wanted_price, currency=currency)))
+        if limit is not None and len(updates) >= limit:
+            break
+    return updates
+
+
+def _integration_currency(session: Session, integration_id: int) -> str:
+    currency = session.execute(
+        select(Listing.currency).where(Listing.integration_id == integration_id,
+                                       Listing.currency.is_not(None)).limit(1)
+    ).scalar_one_or_none()
+    return currency or ""
+
+
+def record_price_push(session: Session, integration_id: int, updates: Sequence[PriceUpdate],
+                      submission: Submission) -> int:
+    submission_id = submissions.record(session, integration_id, submission)
+    row = session.get(SubmissionRow, submission_id)
+    assert row is not None
+    row.payload = {**row.payload,
+                   "prices": {u.channel_sku: str(u.price.amount) for u in updates}}
+    if submission.results and submission.poll_after <= 0:
+        submissions.apply_report(session, submission_id,
+                                 SubmissionReport(done=True, results=submission.results))
+        apply_price_results(session, submission_id, submission.results)
+    return submission_id
+
+
+def apply_price_results(session: Session, submission_id: int,
+                        results: Sequence[ItemResult]) -> list[str]:
+    """The sent price becomes the acknowledged one for every accepted SKU; a price set
+    again meanwhile differs from it and stays pending. Returns SKUs still pending."""
+    stored = submissions.get(session, submission_id)
+    row = session.get(SubmissionRow, submission_id)
+    prices = (row.payload if row is not None else {}).get("prices", {})
+    accepted = {r.channel_sku for r in results if r.accepted}
+    pending = []
+    for sku in stored.channel_skus:
+        listing = _listing(session, stored.integration_id, sku)
+        if listing is None:
+            continue
+        if sku in accepted and sku in prices:
+            listing.acknowledged_price = listing.price = Decimal(prices[sku])
+        if listing.wanted_price is not None and listing.wanted_price != listing.acknowledged_price:
+            pending.append(sku)
+    return pending
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def list_listings(session: Session, sku: str | None = None) -> list[dict[str, object]]:
+    query = (select(Listing, IntegrationRow.alias, Product.sku)
+             .join(IntegrationRow, IntegrationRow.id == Listing.integration_id)
+             .outerjoin(Product, Product.id == Listing.product_id)
+             .order_by(Product.sku, IntegrationRow.alias, Listing.channel_sku))
+    if sku is not None:
+        query = query.where(Product.sku == inventory.product_by_sku(session, sku).sku)
+    return [
+        {"sku": product_sku, "integration": alias, "channel_sku": listing.channel_sku,
+         "fulfillment": listing.fulfillment.value, "asin": listing.asin,
+         "price": listing.price, "wanted_price": listing.wanted_price,
+         "currency": listing.currency, "channel_quantity": listing.channel_quantity,
+         "wanted_quantity": listing.wanted_quantity, "on_channel": listing.on_channel,
+         "pending": listing.push_generation > listing.pushed_generation}
+        for listing, alias, product_sku in session.execute(query)
+    ]
