@@ -59,8 +59,9 @@ current_priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
 DEFAULT_AGING_STEP = 60.0
 #: A 429 at most slows a bucket down to ``rate / MAX_PENALTY``.
 MAX_PENALTY = 16.0
-#: Each 2xx after a 429 divides the penalty by this (three successes undo one doubling).
-RECOVERY_FACTOR = 1.26
+#: Each 2xx after a 429 divides the penalty by this: two successes undo one doubling, so a
+#: transient 429 on a slow operation (one call per minutes) is forgotten within a few calls.
+RECOVERY_FACTOR = math.sqrt(2.0)
 #: Rounding slack of float time arithmetic (seconds); far below any real rate limit.
 EPSILON = 1e-9
 
@@ -239,7 +240,9 @@ class Governor:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (
             math.isfinite(rate) and rate > 0
         ):
-            raise ValueError(f"rate-limit bucket {key!r}: rate must be > 0 per second, got {rate!r}")
+            raise ValueError(
+                f"rate-limit bucket {key!r}: rate must be > 0 per second, got {rate!r}"
+            )
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"rate-limit bucket {key!r}: burst must be an int >= 1, got {burst!r}")
         plan = Limits(rate=float(rate), burst=burst)
@@ -297,6 +300,11 @@ class Governor:
         try:
             while True:
                 waiter.wake = trio.Event()
+                if waiter.cost > bucket.plan.burst:  # the plan shrank while we waited
+                    raise ValueError(
+                        f"rate-limit bucket {key!r}: cost {waiter.cost} exceeds the burst "
+                        f"{bucket.plan.burst}"
+                    )
                 if bucket.waiters[0] is waiter:
                     wait = await self._take(bucket, waiter.cost, trio.current_time())
                     if wait == 0.0:
@@ -307,11 +315,12 @@ class Governor:
                 else:
                     await waiter.wake.wait()
         finally:
-            was_head = bool(bucket.waiters) and bucket.waiters[0] is waiter
-            bucket.waiters.remove(waiter)
-            heapq.heapify(bucket.waiters)
-            if was_head:
+            if bucket.waiters[0] is waiter:  # served, or cancelled while first
+                heapq.heappop(bucket.waiters)
                 bucket.wake_head()
+            else:  # cancelled while queued behind others
+                bucket.waiters.remove(waiter)
+                heapq.heapify(bucket.waiters)
             if not served:
                 log.debug("gave up waiting for %r", key)
 
@@ -352,7 +361,9 @@ class Governor:
                 await self._backend.drain(key, now, bucket.limits)
             changed = True
         elif 200 <= status_code < 300 and bucket.penalty > 1.0:
-            bucket.penalty = max(1.0, bucket.penalty / RECOVERY_FACTOR)
+            bucket.penalty /= RECOVERY_FACTOR
+            if bucket.penalty < 1.0 + EPSILON:
+                bucket.penalty = 1.0
             if bucket.penalty == 1.0:
                 log.info("rate-limit bucket %r recovered from throttling", key)
             changed = True
@@ -370,7 +381,10 @@ class Governor:
             return False
         if math.isclose(rate, bucket.base_rate, rel_tol=1e-9):
             return False
-        log.info("rate-limit bucket %r: channel reports %g/s (was %g/s)", bucket.key, rate, bucket.base_rate)
+        log.info(
+            "rate-limit bucket %r: channel reports %g/s (was %g/s)",
+            bucket.key, rate, bucket.base_rate,
+        )
         bucket.reported_rate = rate
         return True
 
