@@ -1,0 +1,114 @@
+"""CSV bulk input: all rows checked first; one bad row and nothing is applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketsync.core import csvio, inventory
+from marketsync.core.store import Store
+from marketsync.core.store.models import Product
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.upgrade()
+
+    def products(session):
+        for sku in ("A", "B", "C"):
+            inventory.ensure_product(session, sku)
+        inventory.set_on_hand(session, "A", 5)
+    db.run_blocking(products)
+    yield db
+    db.close()
+
+
+def levels(store):
+    return store.run_blocking(lambda s: {l.sku: (l.on_hand, l.reserved)
+                                         for l in inventory.stock_levels(s)})
+
+
+def test_set_stock_from_csv(store):
+    applied = store.run_blocking(csvio.import_stock, "sku,quantity\nA,7\n\nB,0\nC,12\n")
+    assert applied == 3
+    assert levels(store) == {"A": (7, 0), "B": (0, 0), "C": (12, 0)}
+
+
+def test_adjust_stock_from_csv(store):
+    store.run_blocking(csvio.import_stock, "SKU,Delta,Reason\nA,-2,breakage\nA,+4,delivery\n")
+    assert levels(store)["A"] == (7, 0)
+
+
+def test_every_bad_row_reported_and_nothing_applied(store):
+    """Four different mistakes: all reported with line numbers; the good rows wait."""
+    text = ("sku,quantity\n"
+            "B,3\n"          # line 2: fine
+            "NOPE,1\n"       # line 3: unknown SKU
+            "C,-1\n"         # line 4: negative
+            "C,many\n"       # line 5: not a number
+            "A,1,extra\n"    # line 6: column count
+            "B,4\n")         # line 7: B twice
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_stock, text, "stock.csv")
+    error = caught.value
+    # the column-count check runs while parsing, before values are looked at
+    assert [e.line for e in error.errors] == [6]
+    text = text.replace("A,1,extra\n", "A,1\n")
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_stock, text, "stock.csv")
+    lines = {e.line: e.reason for e in caught.value.errors}
+    assert set(lines) == {3, 4, 5, 7}
+    assert "unknown SKU 'NOPE'" in lines[3]
+    assert "must be 0 or more" in lines[4]
+    assert "not a whole number" in lines[5]
+    assert "first on line 2" in lines[7]
+    assert "stock.csv:line 3" in str(caught.value)
+    assert levels(store) == {"A": (5, 0), "B": (0, 0), "C": (0, 0)}
+
+
+def test_wrong_header_is_refused(store):
+    with pytest.raises(csvio.CsvError, match="header 'sku,qty'"):
+        store.run_blocking(csvio.import_stock, "sku,qty\nA,1\n")
+    with pytest.raises(csvio.CsvError, match="empty"):
+        store.run_blocking(csvio.import_stock, "")
+
+
+def test_adjust_rows_need_a_reason_and_a_change(store):
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_stock, "sku,delta,reason\nA,2,\nB,0,count\nC,1,ok\n")
+    assert [(e.line, e.reason) for e in caught.value.errors] == [
+        (2, "reason is empty"), (3, "delta 0 changes nothing")]
+    assert levels(store)["C"] == (0, 0)
+
+
+def test_handling_times_from_csv(store):
+    store.run_blocking(csvio.import_handling_times, "sku,handling_time_days\nA,3\nB,\n")
+    days = store.run_blocking(lambda s: {p.sku: p.handling_time_days
+                                         for p in s.query(Product).order_by(Product.sku)})
+    assert days == {"A": 3, "B": None, "C": None}
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_handling_times,
+                           "sku,handling_time_days\nA,31\nC,1\nX,2\n")
+    assert [e.line for e in caught.value.errors] == [2, 4]
+    days = store.run_blocking(lambda s: s.query(Product).filter_by(sku="C").one()
+                              .handling_time_days)
+    assert days is None
+
+
+def test_manual_orders_from_csv(store):
+    ids = store.run_blocking(csvio.import_manual_orders,
+                             "order_id,sku,quantity\nM1,A,2\nM1,B,1\nM2,A,1\n")
+    assert len(ids) == 2
+    assert levels(store)["A"] == (5, 3)
+    again = store.run_blocking(csvio.import_manual_orders,
+                               "order_id,sku,quantity\nM1,A,2\nM1,B,1\nM2,A,1\n")
+    assert again == ids
+    assert levels(store)["A"] == (5, 3)
+
+
+def test_manual_orders_csv_all_or_nothing(store):
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_manual_orders,
+                           "order_id,sku,quantity\nM1,A,2\n,B,1\nM3,Z,1\nM4,A,0\n")
+    assert [e.line for e in caught.value.errors] == [3, 4, 5]
+    assert levels(store)["A"] == (5, 0)
