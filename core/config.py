@@ -43,6 +43,7 @@ __all__ = [
     "Secret",
     "SettingDoc",
     "describe",
+    "disabled_plugins",
     "explain",
     "load_config",
     "mask_url",
@@ -128,6 +129,8 @@ class _Context:
     base_dir: Path
     channels: Mapping[str, ChannelInfo]
     environ: Mapping[str, str]
+    #: channel -> why its plugin is not loaded; accounts on it are kept, unchecked
+    unavailable: Mapping[str, str]
     errors: list[tuple[int, str]] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  #: key path -> line of its value
     key_lines: dict[str, int] = field(default_factory=dict)  #: key path -> line of the key
@@ -209,9 +212,14 @@ def _did_you_mean(word: str, choices: Any) -> str:
 Parser = Callable[[Any, _Context, str, int], Any]
 
 
-def _labelled(label: str, parse: Parser) -> Parser:
-    parse.label = label  # type: ignore[attr-defined]
-    return parse
+def _parser(label: str, cls: type | None = None) -> Callable[[Parser], Parser]:
+    """Attach what ``describe()`` shows: the type's label, and the nested class if any."""
+
+    def mark(parse: Parser) -> Parser:
+        parse.label, parse.cls = label, cls  # type: ignore[attr-defined]
+        return parse
+
+    return mark
 
 
 def _text(pattern: str | None = None, hint: str = "", label: str = "text") -> Parser:
@@ -228,7 +236,7 @@ def _text(pattern: str | None = None, hint: str = "", label: str = "text") -> Pa
             raise _Invalid(f"{value!r} is not valid ({hint})")
         return value
 
-    return _labelled(label, parse)
+    return _parser(label)(parse)
 
 
 def _integer(low: int, high: int) -> Parser:
@@ -239,16 +247,14 @@ def _integer(low: int, high: int) -> Parser:
             raise _Invalid(f"must be between {low} and {high}, got {value}")
         return value
 
-    return _labelled(f"integer {low}..{high}", parse)
+    return _parser(f"integer {low}..{high}")(parse)
 
 
+@_parser("true|false")
 def _boolean(value: Any, ctx: _Context, path: str, line: int) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"expected true or false, got {_describe_value(value)}")
     return value
-
-
-_boolean.label = "true|false"  # type: ignore[attr-defined]
 
 
 def _choice(*choices: str) -> Parser:
@@ -257,13 +263,14 @@ def _choice(*choices: str) -> Parser:
             raise _Invalid(f"{_describe_value(value)} is not one of {', '.join(choices)}")
         return value
 
-    return _labelled("|".join(choices), parse)
+    return _parser("|".join(choices))(parse)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
 
 
+@_parser("duration (30s, 10m, 6h, 1d)")
 def _duration(value: Any, ctx: _Context, path: str, line: int) -> float:
     """``30s``, ``10m``, ``6h``, ``1d``, ``1h30m`` or a plain number of seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -286,9 +293,7 @@ def _duration(value: Any, ctx: _Context, path: str, line: int) -> float:
     return seconds
 
 
-_duration.label = "duration (30s, 10m, 6h, 1d)"  # type: ignore[attr-defined]
-
-
+@_parser("secret reference")
 def _secret(value: Any, ctx: _Context, path: str, line: int) -> Secret:
     """A secret must be exactly one reference: an inline value would sit in the YAML."""
     if not isinstance(value, str) or not _REFERENCE.fullmatch(value.strip()):
@@ -296,9 +301,7 @@ def _secret(value: Any, ctx: _Context, path: str, line: int) -> Secret:
     return Secret(ctx.resolve(value.strip()))
 
 
-_secret.label = "secret reference"  # type: ignore[attr-defined]
-
-
+@_parser("database URL")
 def _database(value: Any, ctx: _Context, path: str, line: int) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"expected a database URL, got {_describe_value(value)}")
@@ -310,9 +313,7 @@ def _database(value: Any, ctx: _Context, path: str, line: int) -> str:
     return resolved
 
 
-_database.label = "database URL"  # type: ignore[attr-defined]
-
-
+@_parser("HOST:PORT")
 def _listen(value: Any, ctx: _Context, path: str, line: int) -> str:
     host, port = _split_listen(_text()(value, ctx, path, line))
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -320,14 +321,12 @@ def _listen(value: Any, ctx: _Context, path: str, line: int) -> str:
     return value
 
 
-_listen.label = "HOST:PORT"  # type: ignore[attr-defined]
-
-
 def _split_listen(value: str) -> tuple[str, str]:
     host, _, port = value.rpartition(":")
     return host.removeprefix("[").removesuffix("]"), port
 
 
+@_parser("URL")
 def _url(value: Any, ctx: _Context, path: str, line: int) -> str:
     text = _text()(value, ctx, path, line)
     if not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", text):
@@ -335,18 +334,14 @@ def _url(value: Any, ctx: _Context, path: str, line: int) -> str:
     return text.rstrip("/")
 
 
-_url.label = "URL"  # type: ignore[attr-defined]
-
-
+@_parser("path")
 def _directory(value: Any, ctx: _Context, path: str, line: int) -> Path:
     return ctx.base_dir / Path(_text()(value, ctx, path, line)).expanduser()
-
-
-_directory.label = "path"  # type: ignore[attr-defined]
 
 _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
+@_parser("path to a PNG, JPEG or SVG")
 def _image(value: Any, ctx: _Context, path: str, line: int) -> Path:
     """Checked now: a missing logo should stop the daemon, not the first label print."""
     written = _text()(value, ctx, path, line)
@@ -365,9 +360,7 @@ def _image(value: Any, ctx: _Context, path: str, line: int) -> Path:
     raise _Invalid(f"{written} is not a PNG, JPEG or SVG image")
 
 
-_image.label = "path to a PNG, JPEG or SVG"  # type: ignore[attr-defined]
-
-
+@_parser("list of names")
 def _names(value: Any, ctx: _Context, path: str, line: int) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Invalid(f"expected a list of names, got {_describe_value(value)}")
@@ -379,9 +372,6 @@ def _names(value: Any, ctx: _Context, path: str, line: int) -> tuple[str, ...]:
             ctx.error(value.item_positions[index].line, join_path(path, index), exc.message)
             failed = True
     return _FAILED if failed else tuple(result)
-
-
-_names.label = "list of names"  # type: ignore[attr-defined]
 
 
 def _plain_mapping(value_parser: Parser, label: str) -> Parser:
@@ -401,7 +391,7 @@ def _plain_mapping(value_parser: Parser, label: str) -> Parser:
                 failed = True
         return _FAILED if failed else result
 
-    return _labelled(label, parse)
+    return _parser(label)(parse)
 
 
 def _raw_credential(value: Any, ctx: _Context, path: str, line: int) -> str:
@@ -421,8 +411,7 @@ def _section(cls: type) -> Parser:
     def parse(value: Any, ctx: _Context, path: str, line: int) -> Any:
         return _build(cls, value, ctx, path, line)
 
-    parse.cls = cls  # type: ignore[attr-defined]
-    return _labelled("mapping", parse)
+    return _parser("mapping", cls)(parse)
 
 
 def _build(cls: type, node: Any, ctx: _Context, path: str, line: int, **internal: Any) -> Any:
@@ -482,8 +471,7 @@ def _mapping_of(cls: type, name_pattern: str, hint: str) -> Parser:
             result[key] = built
         return _FAILED if failed else MappingProxyType(result)
 
-    parse.cls = cls  # type: ignore[attr-defined]
-    return _labelled("mapping of name to entry", parse)
+    return _parser("mapping of name to entry", cls)(parse)
 
 
 def _integrations(value: Any, ctx: _Context, path: str, line: int) -> Any:
@@ -520,10 +508,6 @@ def _integrations(value: Any, ctx: _Context, path: str, line: int) -> Any:
                           f"({other[0]!r} at line {other[1]}); orders would be imported twice")
                 failed = True
     return _FAILED if failed else tuple(result)
-
-
-_integrations.cls = None  # set below, once IntegrationConfig exists  # type: ignore[attr-defined]
-_integrations.label = "list of integrations"  # type: ignore[attr-defined]
 
 _NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
 _NAME_HINT = "lower-case letters, digits, '-' and '_'"
@@ -580,6 +564,8 @@ class AccountConfig:
     credentials: Mapping[str, str | Secret] = setting(
         "the channel's credentials; secret ones as references",
         _plain_mapping(_raw_credential, "mapping"), factory=dict, shown="{}")
+    #: why the channel's plugin is not loaded; then ``credentials`` is empty and unchecked
+    unavailable: str | None = None
 
     def __repr__(self) -> str:
         return f"AccountConfig(name={self.name!r}, channel={self.channel!r})"
@@ -648,6 +634,9 @@ class IntegrationConfig:
         _plain_mapping(_duration, "mapping of job kind to duration"), factory=dict, shown="{}")
     #: the channel's ``JobDefault.every`` per job kind; ``schedule`` overrides it
     default_schedule: Mapping[str, float] = field(default_factory=dict, repr=False)
+    #: why the channel's plugin is not loaded: the core keeps this integration stopped, in
+    #: ERROR with this reason; marketplace and schedule were not checked against the channel
+    unavailable: str | None = None
 
     def schedule_for(self, kind: str) -> float:
         """Seconds between runs of ``kind``: the YAML's override, else the channel's."""
@@ -665,7 +654,7 @@ class IntegrationConfig:
                                  if "parse" in f.metadata})
 
 
-_integrations.cls = IntegrationConfig  # type: ignore[attr-defined]
+_parser("list of integrations", IntegrationConfig)(_integrations)
 
 
 @frozen
@@ -719,8 +708,13 @@ class Config:
 
 def _check_account(values: dict, internal: dict, ctx: _Context, path: str, line: int) -> bool:
     channel = values.get("channel")
-    info = ctx.channels.get(channel) if isinstance(channel, str) else None
-    ctx.account_channels[internal["name"]] = channel if info is not None else None
+    reason = ctx.unavailable.get(channel) if isinstance(channel, str) else None
+    info = ctx.channels.get(channel) if isinstance(channel, str) and not reason else None
+    ctx.account_channels[internal["name"]] = channel if info is not None or reason else None
+    if reason:  # a broken or disabled plugin costs its channel, not the whole file
+        internal["unavailable"] = reason
+        values["credentials"] = MappingProxyType({})
+        return True
     if isinstance(channel, str) and info is None:
         ctx.error(ctx.lines[join_path(path, "channel")], join_path(path, "channel"),
                   f"{channel!r} is not a known channel (known: {', '.join(sorted(ctx.channels))})")
@@ -778,6 +772,9 @@ def _check_integration(values: dict, internal: dict, ctx: _Context, path: str, l
                           f"whose channel is {own!r}")
                 ok = False
             channel = values["channel"] = own
+    if channel in ctx.unavailable:
+        internal["unavailable"] = ctx.unavailable[channel]
+        return ok
     info = ctx.channels.get(channel) if channel else None
     if channel and info is None and given is not None and ok:
         ctx.error(ctx.lines[join_path(path, "channel")], join_path(path, "channel"),
@@ -826,7 +823,7 @@ _CHECKS: dict[type, Callable[[dict, dict, _Context, str, int], bool]] = {
 
 
 def _validate(root: Any, filename: str, base_dir: Path, channels: Mapping[str, ChannelInfo],
-              environ: Mapping[str, str]) -> Config:
+              environ: Mapping[str, str], unavailable: Mapping[str, str] | None) -> Config:
     if root is None:
         raise ConfigError([f"{filename}:1: the file is empty; expected settings such as "
                            "accounts: and integrations: (see config/example.yaml)"])
@@ -834,7 +831,9 @@ def _validate(root: Any, filename: str, base_dir: Path, channels: Mapping[str, C
         line = root.position.line if isinstance(root, YamlSequence) else 1
         raise ConfigError([f"{filename}:{line}: the top level must be a mapping of settings, "
                            f"got {_describe_value(root)}"])
-    ctx = _Context(filename, base_dir, channels, environ)
+    disabled = {name: "its plugin is disabled under plugins.disabled"
+                for name in disabled_plugins(root) if name not in (unavailable or {})}
+    ctx = _Context(filename, base_dir, channels, environ, {**disabled, **(unavailable or {})})
     config = _build(Config, root, ctx, "", 1, source=base_dir / Path(filename).name)
     if ctx.errors or config is _FAILED:
         ordered = sorted(ctx.errors, key=lambda error: error[0])
@@ -842,31 +841,50 @@ def _validate(root: Any, filename: str, base_dir: Path, channels: Mapping[str, C
     return config
 
 
+def disabled_plugins(root: Any) -> list[str]:
+    """``plugins.disabled`` read leniently from a loaded file, before plugins are loaded.
+
+    The plugin manager needs this list before there are channels to validate against;
+    mistakes in it are reported by the full validation afterwards.
+    """
+    plugins = root.get("plugins") if isinstance(root, dict) else None
+    names = plugins.get("disabled") if isinstance(plugins, dict) else None
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+
+
 def load_config(path: str | os.PathLike[str], channels: Mapping[str, ChannelInfo], *,
-                environ: Mapping[str, str] = os.environ) -> Config:
+                environ: Mapping[str, str] = os.environ,
+                unavailable: Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML file at ``path``.
 
     :param channels: ``ChannelInfo`` by channel name, from the loaded plugins.
     :param environ: where ``${ENV}`` and ``$CREDENTIALS_DIRECTORY`` are looked up.
+    :param unavailable: channel name -> why its plugin could not be loaded. Accounts and
+        integrations on such a channel (or on a name in ``plugins.disabled``) are kept
+        with ``.unavailable`` set instead of failing the whole file.
     :raises ConfigError: with every problem found, sorted by line.
     """
     root = read_yaml(path)
-    return _validate(root, str(path), Path(path).absolute().parent, channels, environ)
+    return _validate(root, str(path), Path(path).absolute().parent, channels, environ,
+                     unavailable)
 
 
 def parse_config(text: str, channels: Mapping[str, ChannelInfo], *, filename: str = "<config>",
                  base_dir: str | os.PathLike[str] | None = None,
-                 environ: Mapping[str, str] = os.environ) -> Config:
+                 environ: Mapping[str, str] = os.environ,
+                 unavailable: Mapping[str, str] | None = None) -> Config:
     """Validate YAML text; relative paths resolve against ``base_dir`` (default: cwd)."""
     directory = Path(base_dir) if base_dir is not None else Path.cwd()
-    return _validate(load_yaml(text, filename), filename, directory, channels, environ)
+    return _validate(load_yaml(text, filename), filename, directory, channels, environ,
+                     unavailable)
 
 
 def validate_config(path: str | os.PathLike[str], channels: Mapping[str, ChannelInfo], *,
-                    environ: Mapping[str, str] = os.environ) -> list[str]:
+                    environ: Mapping[str, str] = os.environ,
+                    unavailable: Mapping[str, str] | None = None) -> list[str]:
     """``check-config``: every problem in the file, or ``[]`` when it is valid."""
     try:
-        load_config(path, channels, environ=environ)
+        load_config(path, channels, environ=environ, unavailable=unavailable)
     except ConfigError as exc:
         return exc.errors
     return []

@@ -17,6 +17,7 @@ from marketsync.core.config import (
     Config,
     Secret,
     describe,
+    disabled_plugins,
     explain,
     load_config,
     mask_url,
@@ -540,3 +541,36 @@ def test_parse_config_names_the_given_filename(in_tmp):
         parse_config("log: {level: LOUD}\n", CHANNELS, filename="inline.yaml", base_dir=in_tmp)
     assert caught.value.errors == [
         "inline.yaml:1: log.level: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"]
+
+
+EBAY_ACCOUNT = """\
+  shop: {channel: ebay, credentials: {token: "${EBAY_TOKEN}"}}
+integrations:
+  - {alias: de, account: eu, marketplace: DE}
+  - {alias: ebay-de, account: shop, marketplace: EBAY_DE, schedule: {whatever: 5m}}
+"""
+
+
+def test_a_broken_plugin_costs_only_its_channel():
+    """Test that accounts on a channel whose plugin failed are kept and marked, not errors."""
+    Path("config.yaml").write_text(ACCOUNTS + EBAY_ACCOUNT)
+    assert validate_config("config.yaml", CHANNELS, environ=ENV) == [
+        "config.yaml:8: accounts.shop.channel: 'ebay' is not a known channel (known: amazon, etsy)"]
+    config = load_config("config.yaml", CHANNELS, environ=ENV,
+                         unavailable={"ebay": "plugin failed to import: ImportError"})
+    ebay = config.integration("ebay-de")
+    assert (ebay.unavailable, ebay.channel, dict(ebay.schedule)) == (
+        "plugin failed to import: ImportError", "ebay", {"whatever": 300.0})
+    assert config.accounts["shop"].unavailable == "plugin failed to import: ImportError"
+    assert config.accounts["shop"].credentials == {}  # never resolved: ${EBAY_TOKEN} is unset
+    assert config.integration("de").unavailable is None
+
+
+def test_a_disabled_plugin_costs_only_its_channel():
+    """Test that plugins.disabled names a channel whose integrations are kept, stopped."""
+    Path("config.yaml").write_text(ACCOUNTS + EBAY_ACCOUNT + "plugins: {disabled: [ebay]}\n")
+    config = load_config("config.yaml", CHANNELS, environ=ENV)
+    assert config.plugins.disabled == ("ebay",)
+    assert config.integration("ebay-de").unavailable == "its plugin is disabled under plugins.disabled"
+    assert disabled_plugins(load_yaml(Path("config.yaml").read_text())) == ["ebay"]
+    assert disabled_plugins(load_yaml("plugins: {disabled: oops}\n")) == []
