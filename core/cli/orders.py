@@ -1,0 +1,176 @@
+"""``marketsync orders``: the order book, local cancel and shipment, MCF, manual orders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from marketsync.core import csvio, orders as book, pii, products
+from marketsync.core.store.models import IntegrationRow, Order
+from marketsync.core.types import Buyer
+
+from . import CliContext, pass_cli
+
+
+@click.group()
+def orders() -> None:
+    """The order book of every integration."""
+
+
+@orders.command("list")
+@click.option("--integration", "alias", help="Only this integration.")
+@click.option("--status", type=click.Choice(["New", "PartiallyShipped", "Shipped", "Canceled"]))
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@pass_cli
+def list_(cli: CliContext, alias: str | None, status: str | None, limit: int) -> None:
+    """Newest orders first (no buyer data)."""
+    def work(session):
+        query = (select(Order, IntegrationRow.alias)
+                 .join(IntegrationRow, IntegrationRow.id == Order.integration_id)
+                 .order_by(Order.purchased_at.desc(), Order.id.desc()).limit(limit))
+        if alias:
+            query = query.where(Order.integration_id == products.integration_id(session, alias))
+        if status:
+            query = query.where(Order.status == status)
+        return [(o.id, a, o.channel_order_id, o.status.value, o.fulfillment.value,
+                 o.purchased_at, sum(i.quantity for i in o.items))
+                for o, a in session.execute(query)]
+    rows = cli.store.run_blocking(work)
+    if not rows:
+        click.echo("no orders")
+    for oid, alias_, channel_id, status_, fulfillment, purchased, units in rows:
+        click.echo(f"{oid:>6}  {alias_}  {channel_id}  {status_}  {fulfillment}  "
+                   f"{purchased:%Y-%m-%d %H:%M}  {units} unit(s)")
+
+
+def _details(session, order_id: int, cipher: pii.PiiCipher | None) -> dict[str, Any]:
+    order = book.get_order(session, order_id)
+    alias = session.get(IntegrationRow, order.integration_id).alias
+    buyer: dict[str, Any] = {}
+    if order.pii_available and cipher is not None:
+        for column in ("buyer_name", "buyer_email", "buyer_phone", "ship_to_address"):
+            aad = pii.order_aad(column, order.integration_id, order.channel_order_id)
+            buyer[column] = cipher.open_optional(getattr(order, column), aad)
+        if buyer.get("ship_to_address"):
+            buyer["ship_to_address"] = json.loads(buyer["ship_to_address"])
+    return {
+        "id": order.id, "integration": alias, "channel_order_id": order.channel_order_id,
+        "status": order.status.value, "channel_status": order.channel_status,
+        "fulfillment": order.fulfillment.value, "purchased_at": order.purchased_at,
+        "canceled_by": order.canceled_by, "ship_to_country": order.ship_to_country,
+        "pii": "purged or withheld" if not buyer and not order.pii_available else
+               ("encrypted (no key given)" if cipher is None else "shown"),
+        "buyer": buyer,
+        "items": [(i.channel_item_id, i.channel_sku, i.quantity, i.quantity_shipped)
+                  for i in order.items],
+    }
+
+
+def label(details: dict[str, Any], integration: Any) -> dict[str, Any]:
+    """What a shipping label would get: the buyer's address, and from the integration's
+    settings the return address, IOSS number and contact (prefill only where the buyer
+    gave none, or overwrite)."""
+    to = dict(details["buyer"].get("ship_to_address") or {})
+    result: dict[str, Any] = {"ship_to": to or {"country_code": details["ship_to_country"]}}
+    if integration is None:
+        return result
+    if integration.ioss_number:
+        result["ioss_number"] = integration.ioss_number
+    if integration.return_address is not None:
+        result["return_address"] = integration.return_address.to_address()
+    contact = integration.contact
+    if contact is not None:
+        overwrite = contact.mode == "overwrite"
+        phone = details["buyer"].get("buyer_phone") or to.get("phone")
+        email = details["buyer"].get("buyer_email")
+        result["phone"] = contact.phone if overwrite or not phone else phone
+        result["email"] = contact.email if overwrite or not email else email
+    return result
+
+
+@orders.command()
+@click.argument("order_id", type=int)
+@pass_cli
+def show(cli: CliContext, order_id: int) -> None:
+    """One order with its items, buyer data (with the PII key) and label data."""
+    details = cli.store.run_blocking(_details, order_id, cli.cipher)
+    for key in ("id", "integration", "channel_order_id", "status", "channel_status",
+                "fulfillment", "purchased_at", "canceled_by", "pii"):
+        if details[key] is not None:
+            click.echo(f"{key}: {details[key]}")
+    for item_id, sku, quantity, shipped in details["items"]:
+        click.echo(f"  item {item_id}: {sku} x{quantity} (shipped {shipped})")
+    for key, value in details["buyer"].items():
+        if value:
+            click.echo(f"{key}: {value}")
+    click.echo(f"label: {label(details, cli.integration(details['integration']))}")
+
+
+@orders.command()
+@click.argument("order_id", type=int)
+@pass_cli
+def cancel(cli: CliContext, order_id: int) -> None:
+    """Cancel locally: restocks unless shipped; nothing is cancelled on the channel."""
+    changed = cli.store.run_blocking(book.cancel_locally, order_id)
+    click.echo(f"order {order_id}: " + ("canceled" if changed else "was already canceled"))
+
+
+@orders.command()
+@click.argument("order_id", type=int)
+@click.option("--carrier", required=True)
+@click.option("--tracking", required=True, help="Tracking number.")
+@click.option("--method", help="Ship method, e.g. Standard.")
+@pass_cli
+def ship(cli: CliContext, order_id: int, carrier: str, tracking: str,
+         method: str | None) -> None:
+    """Record a shipment; the channel is told by the confirm_shipment job."""
+    key = cli.store.run_blocking(book.ship_order, order_id, carrier=carrier,
+                                 tracking_number=tracking, ship_method=method)
+    click.echo(f"order {order_id}: shipped ({key}); confirmation queued")
+
+
+@orders.command("fulfill-mcf")
+@click.argument("order_id", type=int)
+@click.option("--integration", "alias", required=True,
+              help="Alias of the integration whose fulfilment network ships it.")
+@pass_cli
+def fulfill_mcf(cli: CliContext, order_id: int, alias: str) -> None:
+    """Have an order fulfilled by Amazon MCF; tracking follows by itself."""
+    def work(session):
+        return book.fulfill_mcf(session, order_id, products.integration_id(session, alias))
+    click.echo(f"order {order_id}: MCF order {cli.store.run_blocking(work)}")
+
+
+@orders.command()
+@click.argument("order_id")
+@click.argument("items", nargs=-1, required=True, metavar="SKU:QTY...")
+@click.option("--buyer-name")
+@click.option("--buyer-email")
+@pass_cli
+def add(cli: CliContext, order_id: str, items: tuple[str, ...], buyer_name: str | None,
+        buyer_email: str | None) -> None:
+    """Enter a manual order, e.g. `orders add PHONE-17 MUG:2 CUP:1`."""
+    parsed = []
+    for item in items:
+        sku, _, quantity = item.rpartition(":")
+        if not sku or not quantity.isdigit():
+            raise click.BadParameter(f"{item!r} is not SKU:QTY", param_hint="items")
+        parsed.append((sku, int(quantity)))
+    buyer = Buyer(name=buyer_name, email=buyer_email) if buyer_name or buyer_email else None
+    new_id = cli.store.run_blocking(book.add_manual_order, order_id, parsed, buyer=buyer,
+                                    cipher=cli.cipher)
+    click.echo(f"order {new_id}: {order_id} (manual)")
+
+
+@orders.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_cli
+def import_(cli: CliContext, file: Path) -> None:
+    """Manual orders from CSV (order_id,sku,quantity[,buyer_name,buyer_email])."""
+    ids = cli.store.run_blocking(csvio.import_manual_orders, file.read_text("utf-8"),
+                                 str(file), cipher=cli.cipher)
+    click.echo(f"{file}: {len(ids)} order(s)")

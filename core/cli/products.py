@@ -1,0 +1,92 @@
+"""``marketsync products``: listings, mapping by hand, local prices, handling times."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from marketsync.core import csvio, products as catalog
+
+from . import CliContext, pass_cli
+
+
+@click.group()
+def products() -> None:
+    """Products (master SKUs) and their listings on each integration."""
+
+
+@products.command("list")
+@click.argument("sku", required=False)
+@pass_cli
+def list_(cli: CliContext, sku: str | None) -> None:
+    """Listings per product and integration."""
+    rows = cli.store.run_blocking(catalog.list_listings, sku)
+    if not rows:
+        click.echo("no listings yet")
+    for row in rows:
+        flags = [] if row["on_channel"] else ["off channel"]
+        if row["pending"]:
+            flags.append("push pending")
+        price = f"{row['price']} {row['currency'] or ''}".strip() if row["price"] else "-"
+        if row["wanted_price"] is not None and row["wanted_price"] != row["price"]:
+            price += f" -> {row['wanted_price']}"
+        quantity = row["wanted_quantity"] if row["wanted_quantity"] is not None \
+            else row["channel_quantity"]
+        click.echo(f"{row['sku'] or '(unmapped)'}  {row['integration']}:{row['channel_sku']}  "
+                   f"{row['fulfillment']}  qty {quantity if quantity is not None else '-'}  "
+                   f"price {price}" + (f"  [{', '.join(flags)}]" if flags else ""))
+
+
+@products.command("map")
+@click.argument("channel_sku")
+@click.argument("sku")
+@click.option("--integration", "alias", required=True, help="Alias of the integration.")
+@pass_cli
+def map_(cli: CliContext, channel_sku: str, sku: str, alias: str) -> None:
+    """Map the listing CHANNEL_SKU of an integration to product SKU."""
+    def work(session):
+        catalog.map_listing(session, catalog.integration_id(session, alias), channel_sku, sku)
+    cli.store.run_blocking(work)
+    click.echo(f"{alias}:{channel_sku} -> {sku}")
+
+
+@products.command()
+@click.argument("channel_sku")
+@click.option("--integration", "alias", required=True, help="Alias of the integration.")
+@pass_cli
+def unmap(cli: CliContext, channel_sku: str, alias: str) -> None:
+    """Detach the listing CHANNEL_SKU from its product (no longer pushed)."""
+    def work(session):
+        catalog.unmap_listing(session, catalog.integration_id(session, alias), channel_sku)
+    cli.store.run_blocking(work)
+    click.echo(f"{alias}:{channel_sku} unmapped")
+
+
+@products.command()
+@click.argument("sku")
+@click.argument("amount")
+@click.option("--integration", "alias", required=True, help="Alias of the integration.")
+@pass_cli
+def price(cli: CliContext, sku: str, amount: str, alias: str) -> None:
+    """Set the price of SKU on one integration; it is pushed to the channel."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise click.BadParameter(f"{amount!r} is not an amount like 19.99") from None
+
+    def work(session):
+        return catalog.set_price(session, sku, value, catalog.integration_id(session, alias))
+    count = cli.store.run_blocking(work)
+    click.echo(f"{sku} on {alias}: {value} ({count} listing(s) to push)")
+
+
+@products.command("handling-time")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_cli
+def handling_time(cli: CliContext, file: Path) -> None:
+    """Handling time per product from a CSV (sku,handling_time_days); all rows or none."""
+    count = cli.store.run_blocking(csvio.import_handling_times, file.read_text("utf-8"),
+                                   str(file))
+    click.echo(f"{file}: {count} row(s) applied")

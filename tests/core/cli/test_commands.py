@@ -1,0 +1,161 @@
+"""The stock, orders, products and usage commands against a SQLite store."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from marketsync.core import inventory, orders, pii
+from marketsync.core.cli import GROUPS, CliContext
+from marketsync.core.store import Store
+from marketsync.core.store.integrations import ensure_integration
+from marketsync.core.types import ChannelOrder, ChannelOrderItem, Fulfillment, OrderStatus
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.upgrade()
+
+    def world(session):
+        ensure_integration(session, alias="amazon-de", channel="amazon", account="acme",
+                           marketplace="DE")
+        inventory.ensure_product(session, "MUG")
+        inventory.ensure_product(session, "CUP")
+    db.run_blocking(world)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def invoke(store):
+    @click.group()
+    @click.pass_context
+    def root(ctx):
+        ctx.obj = CliContext(store=store, _cipher=pii.PiiCipher.from_text(KEY),
+                             cipher_given=True)
+    for group in GROUPS:
+        root.add_command(group)
+
+    def call(*args: str):
+        return CliRunner().invoke(root, list(args), catch_exceptions=False)
+    return call
+
+
+def test_stock_set_adjust_show(invoke):
+    assert invoke("stock", "set", "MUG", "10").output.strip() == \
+        "MUG: on hand 10, reserved 0, available 10"
+    result = invoke("stock", "adjust", "MUG", "-3", "--reason", "breakage")
+    assert result.exit_code == 0 and "on hand 7" in result.output
+    assert "on hand 9" in invoke("stock", "adjust", "MUG", "+2", "--reason", "found").output
+    shown = invoke("stock", "show").output.splitlines()
+    assert shown == ["CUP: on hand 0, reserved 0, available 0",
+                     "MUG: on hand 9, reserved 0, available 9"]
+
+
+def test_unknown_sku_is_a_clear_error(invoke):
+    for args in (("stock", "set", "NOPE", "1"), ("stock", "show", "NOPE"),
+                 ("stock", "adjust", "NOPE", "1", "--reason", "x"),
+                 ("orders", "add", "M1", "NOPE:1")):
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert "unknown SKU 'NOPE'" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_adjust_needs_a_reason(invoke):
+    assert invoke("stock", "adjust", "MUG", "1").exit_code == 2
+
+
+def test_stock_import_reports_bad_rows(invoke, tmp_path):
+    bad = tmp_path / "stock.csv"
+    bad.write_text("sku,quantity\nMUG,4\nNOPE,2\nCUP,x\n")
+    result = invoke("stock", "import", str(bad))
+    assert result.exit_code == 1
+    assert "line 3: unknown SKU 'NOPE'" in result.output
+    assert "line 4: quantity 'x' is not a whole number" in result.output
+    assert "on hand 0" in invoke("stock", "show", "MUG").output
+    bad.write_text("sku,quantity\nMUG,4\n")
+    assert "1 row(s) applied" in invoke("stock", "import", str(bad)).output
+    assert "on hand 4" in invoke("stock", "show", "MUG").output
+
+
+def test_orders_add_ship_cancel_show(invoke, store):
+    invoke("stock", "set", "MUG", "5")
+    added = invoke("orders", "add", "PHONE-1", "MUG:2", "--buyer-name", "Erika Muster",
+                   "--buyer-email", "erika@example.org")
+    assert added.exit_code == 0, added.output
+    oid = added.output.split()[1].rstrip(":")
+    assert "reserved 2" in invoke("stock", "show", "MUG").output
+    listed = invoke("orders", "list").output
+    assert "PHONE-1" in listed and "New" in listed and "Erika" not in listed
+    shown = invoke("orders", "show", oid).output
+    assert "buyer_name: Erika Muster" in shown and "item 1: MUG x2" in shown
+    assert invoke("orders", "ship", oid, "--carrier", "DHL", "--tracking", "T1").exit_code == 0
+    assert "on hand 3, reserved 0" in invoke("stock", "show", "MUG").output
+    assert "canceled" in invoke("orders", "cancel", oid).output
+    assert "on hand 3, reserved 0, available 3" in invoke("stock", "show", "MUG").output
+    again = invoke("orders", "ship", oid, "--carrier", "UPS", "--tracking", "T2")
+    assert again.exit_code == 1 and "cancelled" in again.output
+    assert invoke("orders", "show", "999").exit_code == 1
+
+
+def test_orders_cancel_new_restocks(invoke):
+    invoke("stock", "set", "CUP", "4")
+    oid = invoke("orders", "add", "P2", "CUP:3").output.split()[1].rstrip(":")
+    assert "available 1" in invoke("stock", "show", "CUP").output
+    invoke("orders", "cancel", oid)
+    assert "available 4" in invoke("stock", "show", "CUP").output
+    assert "already" in invoke("orders", "cancel", oid).output
+
+
+def test_orders_import_csv(invoke, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,sku,quantity\nX1,MUG,1\nX1,CUP,1\nX2,MUG,1\n")
+    assert "2 order(s)" in invoke("orders", "import", str(path)).output
+    assert "reserved 2" in invoke("stock", "show", "MUG").output
+
+
+def test_products_price_map_handling_time(invoke, store, tmp_path):
+    from marketsync.core import products
+    from marketsync.core.types import ChannelListing, Money
+    from decimal import Decimal
+
+    def listing(session):
+        products.apply_channel_listings(session, 1, [ChannelListing(
+            channel_sku="MUG", price=Money(amount=Decimal("9.99"), currency="EUR"),
+            quantity=0), ChannelListing(channel_sku="AMZ-CUP", quantity=0)])
+    store.run_blocking(listing)
+    assert "(MUG)" not in invoke("products", "list").output
+    out = invoke("products", "price", "MUG", "12.50", "--integration", "amazon-de")
+    assert out.exit_code == 0 and "1 listing(s) to push" in out.output
+    assert "9.99 EUR -> 12.50" in invoke("products", "list", "MUG").output
+    assert invoke("products", "price", "MUG", "1", "--integration", "nope").exit_code == 1
+    assert invoke("products", "unmap", "AMZ-CUP", "--integration", "amazon-de").exit_code == 0
+    assert "(unmapped)" in invoke("products", "list").output
+    assert invoke("products", "map", "AMZ-CUP", "CUP", "--integration", "amazon-de") \
+        .exit_code == 0
+    assert "CUP  amazon-de:AMZ-CUP" in invoke("products", "list", "CUP").output
+    csv = tmp_path / "h.csv"
+    csv.write_text("sku,handling_time_days\nMUG,3\n")
+    assert "1 row(s)" in invoke("products", "handling-time", str(csv)).output
+
+
+def test_usage(invoke, store):
+    def work(session):
+        when = datetime(2026, 10, 5, tzinfo=timezone.utc)
+        orders.apply_channel_orders(session, 1, [ChannelOrder(
+            channel_order_id=f"F{n}", marketplace="DE", status=OrderStatus.SHIPPED,
+            channel_status="Shipped", fulfillment=Fulfillment.FBA, purchased_at=when,
+            updated_at=when, items=(ChannelOrderItem(channel_item_id="1", channel_sku="MUG",
+                                                     quantity=1),)) for n in range(3)])
+    store.run_blocking(work)
+    out = invoke("usage", "--month", "2026-10").output
+    assert "amazon-de: 1.5" in out and "total: 1.5" in out
+    assert invoke("usage", "--month", "October").exit_code == 1
