@@ -45,6 +45,7 @@ __all__ = [
     "describe",
     "disabled_plugins",
     "explain",
+    "format_duration",
     "load_config",
     "mask_url",
     "parse_config",
@@ -164,7 +165,8 @@ class _Context:
                     "sets for LoadCredential=; it is not set (outside systemd use ${file:PATH})"
                 )
             path = Path(directory) / name
-            return _non_empty(_read_secret(path, f"credential {name} ({path})"), f"credential {name}")
+            content = _read_secret(path, f"credential {name} ({path})")
+            return _non_empty(content, f"credential {name}")
         raise _Invalid(f"'${{{ref}}}' is not a valid reference (expected {_HOW_TO_REFER})")
 
 
@@ -476,7 +478,8 @@ def _mapping_of(cls: type, name_pattern: str, hint: str) -> Parser:
 
 def _integrations(value: Any, ctx: _Context, path: str, line: int) -> Any:
     if not isinstance(value, YamlSequence):
-        raise _Invalid(f"expected a list of integrations (- alias: ...), got {_describe_value(value)}")
+        raise _Invalid("expected a list of integrations (- alias: ...), "
+                       f"got {_describe_value(value)}")
     result, failed = [], False
     seen_alias: dict[str, int] = {}
     seen_market: dict[tuple[str, str], tuple[str, int]] = {}
@@ -893,6 +896,14 @@ def validate_config(path: str | os.PathLike[str], channels: Mapping[str, Channel
 # --- describe / --explain ---------------------------------------------------------------------
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as the YAML would spell them: 600 -> ``10m``, 21600 -> ``6h``, 90 -> ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 @frozen
 class SettingDoc:
     path: str
@@ -918,7 +929,7 @@ def _docs(cls: type, prefix: str) -> list[SettingDoc]:
                                  help=spec.metadata["help"]))
         nested = getattr(parse, "cls", None)
         if nested is not None:
-            suffix = "[]" if parse is _integrations else ".<name>" if nested is AccountConfig else ""
+            suffix = {IntegrationConfig: "[]", AccountConfig: ".<name>"}.get(nested, "")
             result.extend(_docs(nested, path + suffix))
     return result
 
@@ -937,7 +948,8 @@ def describe(channels: Mapping[str, ChannelInfo] | None = None) -> list[SettingD
         for job in info.jobs:
             result.append(SettingDoc(path=f"integrations[].schedule.{job.kind}",
                                      type=f"{name} job, duration",
-                                     default=f"{job.every:g}s", help=f"how often {job.kind} runs"))
+                                     default=format_duration(job.every),
+                                     help=f"how often {job.kind} runs"))
     return result
 
 

@@ -19,6 +19,7 @@ from marketsync.core.config import (
     describe,
     disabled_plugins,
     explain,
+    format_duration,
     load_config,
     mask_url,
     parse_config,
@@ -229,9 +230,15 @@ def test_describe_documents_every_key_and_the_channels_extras():
     assert docs["integrations[].history_days"].default == "30"
     assert docs["state_dir"].default == "$STATE_DIRECTORY, else ./state"
     assert docs["accounts.<name>.credentials.client_secret"].type == "amazon credential (required, secret)"
-    assert docs["integrations[].schedule.fetch_tracking"].default == "21600s"
+    assert docs["integrations[].schedule.fetch_tracking"].default == "6h"
     assert all(doc.help and doc.type and doc.default for doc in docs.values())
     assert "integrations[].return_address.country_code" in explain()
+
+
+def test_durations_are_shown_as_the_yaml_spells_them():
+    """Test that --explain shows 10m, 6h, 1d, 90s rather than raw seconds."""
+    assert [format_duration(s) for s in (600, 21600, 86400, 90, 2.5, 5400)] == [
+        "10m", "6h", "1d", "90s", "2.5s", "90m"]
 
 
 def test_mask_url_hides_passwords():
@@ -574,3 +581,13 @@ def test_a_disabled_plugin_costs_only_its_channel():
     assert config.integration("ebay-de").unavailable == "its plugin is disabled under plugins.disabled"
     assert disabled_plugins(load_yaml(Path("config.yaml").read_text())) == ["ebay"]
     assert disabled_plugins(load_yaml("plugins: {disabled: oops}\n")) == []
+
+
+def test_example_config_validates_against_the_shipped_amazon_plugin():
+    """Test that the example matches what the real Amazon plugin declares (keys, jobs)."""
+    from marketsync.plugins.amazon.manifest import INFO
+
+    config = load_config(EXAMPLE, {INFO.name: INFO}, environ={})
+    assert config.integration("amazon-uk").schedule_for("import_orders") == 600.0
+    assert {doc.path: doc.default for doc in describe({INFO.name: INFO})}[
+        "integrations[].schedule.import_products"] == "45m"
