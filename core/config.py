@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import hmac
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -203,6 +204,13 @@ def _describe_value(value: object) -> str:
     return f"{type(value).__name__} {value}"
 
 
+def _not_text(value: object) -> str:
+    if value is None:
+        return "is empty"
+    quote = "" if isinstance(value, (list, dict)) else " (put it in quotes)"
+    return f"expected text, got {_describe_value(value)}{quote}"
+
+
 def _did_you_mean(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else "expected one of: " + ", ".join(choices)
@@ -229,8 +237,7 @@ def _text(pattern: str | None = None, hint: str = "", label: str = "text") -> Pa
 
     def parse(value: Any, ctx: _Context, path: str, line: int) -> str:
         if not isinstance(value, str):
-            quote = "" if isinstance(value, (list, dict)) else " (put it in quotes)"
-            raise _Invalid(f"expected text, got {_describe_value(value)}{quote}")
+            raise _Invalid(_not_text(value))
         if "${" in value:
             raise _Invalid("${...} references are only expanded in secrets "
                            "(credentials, http.token, pii.key) and database")
@@ -290,7 +297,7 @@ def _duration(value: Any, ctx: _Context, path: str, line: int) -> float:
         seconds = -seconds if spelled.startswith("-") else seconds
     else:
         seconds = float(value)
-    if seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0:
         raise _Invalid(f"must be a positive duration, got {_describe_value(value)}")
     return seconds
 
@@ -340,7 +347,8 @@ def _url(value: Any, ctx: _Context, path: str, line: int) -> str:
 def _directory(value: Any, ctx: _Context, path: str, line: int) -> Path:
     return ctx.base_dir / Path(_text()(value, ctx, path, line)).expanduser()
 
-_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG; SVG is text
 
 
 @_parser("path to a PNG, JPEG or SVG")
@@ -398,7 +406,7 @@ def _plain_mapping(value_parser: Parser, label: str) -> Parser:
 
 def _raw_credential(value: Any, ctx: _Context, path: str, line: int) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"expected text, got {_describe_value(value)} (put it in quotes)")
+        raise _Invalid(_not_text(value))
     return value
 
 

@@ -393,6 +393,15 @@ BROKEN = [
          "got the number 668 (put it in quotes)"],
         id="unquoted-postal-code"),
     pytest.param(
+        ACCOUNTS.replace("client_id: amzn1.application-oa2-client.test", "client_id:"),
+        ["config.yaml:5: accounts.eu.credentials.client_id: is empty"],
+        id="empty-credential"),
+    pytest.param(
+        with_integration("account: eu\nmarketplace: DE\nschedule: {import_orders: .nan}\n"),
+        ["config.yaml:12: integrations[0].schedule.import_orders: must be a positive duration, "
+         "got the number nan"],
+        id="nan-duration"),
+    pytest.param(
         "database: mysql://user:hunter2@db/shop\n",
         ["config.yaml:1: database: 'mysql://user:***@db/shop' is not a supported database URL "
          "(expected sqlite:////PATH or postgresql+psycopg://USER@HOST/DB)"],
