@@ -419,7 +419,8 @@ def setting(help: str, parse: Parser, default: Any = MISSING, *, factory: Any = 
 
 def _section(cls: type) -> Parser:
     def parse(value: Any, ctx: _Context, path: str, line: int) -> Any:
-        return _build(cls, value, ctx, path, line)
+        # a missing key inside is reported on the line of the section's own key
+        return _build(cls, value, ctx, path, ctx.key_lines.get(path, line))
 
     return _parser("mapping", cls)(parse)
 

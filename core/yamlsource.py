@@ -85,6 +85,9 @@ class _Builder:
         self.errors: list[tuple[int, str]] = []
         self._scalars = yaml.constructor.SafeConstructor()
         self._active: set[int] = set()  # nodes being built, to stop recursive aliases
+        # An alias shares what its anchor built, as safe_load does: rebuilding it per use
+        # would let a few lines of nested aliases ("billion laughs") take forever.
+        self._built: dict[int, Any] = {}
 
     def error(self, position: Position, path: str, message: str) -> None:
         self.errors.append((position.line, _location(self.filename, position, path) + message))
@@ -98,19 +101,24 @@ class _Builder:
                 '"${ENV_VAR}", "${file:PATH}" or "${credential:NAME}")',
             )
             return None
+        if isinstance(node, ScalarNode):
+            return self._scalars.construct_object(node, deep=True)
+        if id(node) in self._built:
+            return self._built[id(node)]
         if id(node) in self._active:
             self.error(Position.of(node), path, "an alias refers to itself")
             return None
         self._active.add(id(node))
         try:
             if isinstance(node, MappingNode):
-                return self._mapping(node, path)
-            if isinstance(node, SequenceNode):
-                return self._sequence(node, path)
-            assert isinstance(node, ScalarNode)
-            return self._scalars.construct_object(node, deep=True)
+                built: Any = self._mapping(node, path)
+            else:
+                assert isinstance(node, SequenceNode)
+                built = self._sequence(node, path)
         finally:
             self._active.discard(id(node))
+        self._built[id(node)] = built
+        return built
 
     def _sequence(self, node: SequenceNode, path: str) -> YamlSequence:
         result = YamlSequence(Position.of(node))

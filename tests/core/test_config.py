@@ -600,3 +600,31 @@ def test_example_config_validates_against_the_shipped_amazon_plugin():
     assert config.integration("amazon-uk").schedule_for("import_orders") == 600.0
     assert {doc.path: doc.default for doc in describe({INFO.name: INFO})}[
         "integrations[].schedule.import_products"] == "45m"
+
+
+def test_nested_aliases_are_shared_not_expanded():
+    """Test that a "billion laughs" document loads at once instead of expanding 10**9 nodes."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    root = load_yaml("\n".join(lines) + "\n", "bomb.yaml")
+    assert root["a8"][0] is root["a7"]
+
+
+def test_recursive_alias_is_an_error():
+    """Test that a mapping containing itself is refused rather than looping."""
+    with pytest.raises(ConfigError) as caught:
+        load_yaml("a: &x\n  b: *x\n", "loop.yaml")
+    assert caught.value.errors == ["loop.yaml:1: a.b: an alias refers to itself"]
+
+
+def test_missing_key_in_a_section_points_at_the_section():
+    """Test that "is required" inside return_address names the return_address: line."""
+    assert errors(with_integration("""\
+        account: eu
+        marketplace: DE
+        return_address:
+          name: Shop
+          city: Köln
+          postal_code: "50667"
+          country_code: DE
+        """)) == ["config.yaml:12: integrations[0].return_address.line1: is required"]
