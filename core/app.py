@@ -17,18 +17,21 @@ from typing import Any
 
 import httpx
 import trio
+from sqlalchemy import select
 
 from marketsync.core import clock, jobs
 from marketsync.core.config import Config
 from marketsync.core.governor import Governor, current_priority
 from marketsync.core.http import CallRecord, make_client
 from marketsync.core.metrics import PushLatency
+from marketsync.core.pii import PiiCipher
 from marketsync.core.plugins import Plugins, build as build_plugins
 from marketsync.core.runner import IntegrationRunner
 from marketsync.core.scheduler import JobOutcome, JobSpec, Scheduler
 from marketsync.core.states import IntegrationState
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
+from marketsync.core.store.models import Account
 from marketsync.core.types import ChannelInfo, Integration
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
 
 #: Jobs every channel gets when it implements the hook, even if its channel_info does not
 #: list them: following submissions and confirming shipments are the core's duties.
+HEARTBEAT = 5.0
+
 CORE_JOBS = {"poll_submission": 30.0, "confirm_shipment": 60.0, "push_stock": 15.0,
              "push_prices": 60.0}
 
@@ -56,6 +61,10 @@ class Stats:
         self.calls[(record.operation or "-", record.status)] += 1
         if record.throttled:
             self.throttled[record.operation or "-"] += 1
+
+
+def _seller_ids(session) -> dict[str, str | None]:
+    return dict(session.execute(select(Account.name, Account.seller_id)).all())
 
 
 class Daemon:
@@ -83,6 +92,7 @@ class Daemon:
         self.integration_ids: dict[str, int] = {}
         self.runners: dict[str, IntegrationRunner] = {}
         self._pending_outcomes: trio.MemorySendChannel | None = None
+        self.cipher = PiiCipher.from_text(config.pii.key.reveal()) if config.pii.key else None
         self.started = trio.Event()
         self._heartbeat = float("-inf")
 
@@ -117,6 +127,13 @@ class Daemon:
                 rng=self.rng,
             )
         return integration
+
+    def learn_seller_id(self, account: str, seller_id: str) -> None:
+        """Hand the seller id a credentials check learnt to every integration of the account
+        (channel APIs such as Amazon's listings need it in their paths)."""
+        for integration in self.integrations.values():
+            if integration.account == account and not integration.credentials.get("seller_id"):
+                integration.credentials = {**integration.credentials, "seller_id": seller_id}
 
     def job_specs(self, alias: str) -> list[JobSpec]:
         """The integration's jobs: what its channel implements, on the YAML's schedule."""
@@ -165,6 +182,9 @@ class Daemon:
             self.runners[cfg.alias] = IntegrationRunner(
                 self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
                 rng=self.rng)
+        for account, seller_id in (await self.store.read(_seller_ids)).items():
+            if seller_id:
+                self.learn_seller_id(account, seller_id)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.runners:
@@ -196,7 +216,7 @@ class Daemon:
     async def _beat(self) -> None:
         while True:
             self._heartbeat = clock.monotonic()
-            await trio.sleep(1.0)
+            await trio.sleep(HEARTBEAT)
 
     async def _start_runner(self, nursery: trio.Nursery, runner: IntegrationRunner) -> None:
         await nursery.start(runner.run)
@@ -230,11 +250,19 @@ class Daemon:
             if not outcome.ok and outcome.exception is not None:
                 await self.runners[spec.integration].job_failed(outcome)
 
-    def trigger(self, alias: str, kind: str) -> None:
+    def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
         """Ask for a run soon (debounced), e.g. a push after a stock change."""
         runner = self.runners.get(alias)
         if runner is not None and runner.state is IntegrationState.LIVE:
             try:
-                self.scheduler.trigger(alias, kind)
+                self.scheduler.trigger(alias, kind, delay=delay)
             except KeyError:
-                pass  # the channel does not implement that job
+                pass  # the channel does not implement that job, or the settings skip it
+
+    def stock_changed(self) -> None:
+        """Local availability changed: every integration that pushes stock should look.
+
+        A push with nothing pending costs one database query and no channel call, so
+        asking all of them is cheaper than working out which listings moved here."""
+        for alias in self.runners:
+            self.trigger(alias, "push_stock")

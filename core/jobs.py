@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from marketsync.core import inventory, orders, products
+from marketsync.core import clock, inventory, orders, products
 from marketsync.core.errors import CursorExpired, RecordRejected
 from marketsync.core.scheduler import JobOutcome
 from marketsync.core.store import cursors, job_runs, quarantine
 from marketsync.core.store import submissions as store_submissions
-from marketsync.core.types import Cursor, Integration, Page, Priority
+from marketsync.core.store.timing import transaction_now
+from marketsync.core.types import Cursor, Integration, Page, Priority, SubmissionReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from marketsync.core.app import Daemon
@@ -56,6 +57,8 @@ PRIORITIES = {
 MAX_PAGES_PER_RUN = 200
 #: SKUs per push: larger sets are split over several submissions.
 MAX_PUSH_BATCH = 10_000
+#: seconds before asking again for channel work still in preparation (a report)
+NOT_READY_DELAY = 60.0
 
 
 def wanted(kind: str, cfg: "IntegrationConfig") -> bool:
@@ -82,56 +85,67 @@ def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -
 
 
 async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks",
-                  kind: str, apply: Callable[[Session, int, Page], Any]) -> int:
-    """Page through an import; each page and its cursor are committed together."""
+                  kind: str, apply: Callable[..., Any]) -> int:
+    """Page through an import; each page and its cursor are committed together.
+
+    An empty page that is not done means "the channel is still preparing it" (a report):
+    the cursor is kept and the job asks again a little later instead of spinning.
+    """
     integration_id = daemon.integration_ids[integration.alias]
     cursor = await daemon.store.read(cursors.load, integration_id, kind)
     items = 0
+    run_started = clock.now()
     for _ in range(MAX_PAGES_PER_RUN):
         try:
             page: Page = await hooks.call(kind, integration=integration, cursor=cursor)
         except CursorExpired:
             log.info("%s %s: cursor expired; starting again from the watermark",
                      integration.alias, kind)
-            cursor = Cursor(since=cursor.since, state={})
+            cursor = Cursor(since=cursor.since)
             continue
-        result = await daemon.store.run(_commit_page, integration_id, kind, page, apply)
+        changed = await daemon.store.run(_commit_page, integration_id, kind, page, apply,
+                                         daemon.cipher, run_started)
         items += len(page.items)
-        _after_apply(daemon, result)
+        if changed:
+            daemon.stock_changed()
         cursor = page.next
         if page.done:
             break
+        if not page.items:
+            daemon.trigger(integration.alias, kind, delay=NOT_READY_DELAY)
+            break
+    else:
+        daemon.trigger(integration.alias, kind)  # more pages: go on soon, after others
     daemon.stats.records[(integration.alias, kind)] += items
+    if items:
+        log.info("%s: %s: %d record(s)", integration.alias, kind, items)
     return items
 
 
 def _commit_page(session: Session, integration_id: int, kind: str, page: Page,
-                 apply: Callable[[Session, int, Page], Any]) -> Any:
+                 apply: Callable[..., Any], cipher, run_started) -> bool:
     for rejected in page.rejected:
-        quarantine.add(session, integration_id, kind, rejected.record_id, rejected.reason,
-                       rejected.raw)
-    result = apply(session, integration_id, page)
+        quarantine.add_rejected(session, integration_id, kind, rejected)
+    changed = apply(session, integration_id, page, cipher=cipher, run_started=run_started)
     cursors.save(session, integration_id, kind, page.next)
-    return result
+    return bool(changed)
 
 
-def _after_apply(daemon: "Daemon", result: Any) -> None:
-    """Stock changed somewhere: ask every affected integration for a push soon."""
-    for alias in getattr(result, "push_aliases", ()) or ():
-        daemon.trigger(alias, "push_stock")
+def _apply_orders(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
+    result = orders.apply_channel_orders(session, integration_id, page.items, cipher=cipher)
+    return result.stock_changed > 0
 
 
-def _apply_orders(session: Session, integration_id: int, page: Page) -> Any:
-    return orders.apply_channel_orders(session, integration_id, page.items)
+def _apply_listings(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
+    complete = bool(page.done and page.next.state.get("complete"))
+    products.apply_channel_listings(session, integration_id, page.items, complete,
+                                    snapshot_started=run_started if complete else None)
+    return False
 
 
-def _apply_listings(session: Session, integration_id: int, page: Page) -> Any:
-    return products.apply_channel_listings(session, integration_id, page.items,
-                                           complete=bool(page.done and page.next.state.get("complete")))
-
-
-def _apply_stock(session: Session, integration_id: int, page: Page) -> Any:
-    return inventory.apply_channel_stock(session, integration_id, page.items)
+def _apply_stock(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
+    inventory.apply_channel_stock(session, integration_id, page.items)
+    return False
 
 
 async def import_orders(daemon, integration, hooks) -> None:
@@ -149,54 +163,62 @@ async def import_stock(daemon, integration, hooks) -> None:
 # --- pushes and submissions ------------------------------------------------------------------
 
 
-async def push_stock(daemon, integration, hooks) -> None:
-    await _push(daemon, integration, hooks, "stock")
-
-
-async def push_prices(daemon, integration, hooks) -> None:
-    await _push(daemon, integration, hooks, "prices")
-
-
-async def _push(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks", kind: str) -> None:
+async def push_stock(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
-    pending = (inventory.pending_stock_updates if kind == "stock"
-               else products.pending_price_updates)
-    batch = await daemon.store.run(pending, integration_id, MAX_PUSH_BATCH)
+    handling = daemon.config.integration(integration.alias).handling_time_days
+    batch = await daemon.store.run(inventory.pending_stock_updates, integration_id,
+                                   MAX_PUSH_BATCH, default_handling_time_days=handling)
     if not batch.updates:
         return
-    hook = "push_stock" if kind == "stock" else "push_prices"
-    submission = await hooks.call(hook, integration=integration, updates=list(batch.updates))
-    submission_id = await daemon.store.run(store_submissions.record, integration_id, kind,
-                                           submission, batch.sent)
-    if submission.results and submission.poll_after <= 0:
-        await daemon.store.run(_finish_submission, submission_id, list(submission.results), None)
+    submission = await hooks.call("push_stock", integration=integration,
+                                  updates=list(batch.updates))
+    await daemon.store.run(inventory.record_stock_push, integration_id, batch, submission)
+    log.info("%s: pushed stock for %d SKU(s) (%s)", integration.alias, len(batch.updates),
+             "accepted" if submission.poll_after <= 0 and submission.results else
+             f"submission {submission.channel_id}")
+    if not (submission.results and submission.poll_after <= 0):
+        daemon.trigger(integration.alias, "poll_submission", delay=max(submission.poll_after, 1.0))
     else:
-        daemon.trigger(integration.alias, "poll_submission")
+        daemon.trigger(integration.alias, "push_stock")  # rejected SKUs or newer changes
 
 
-def _finish_submission(session: Session, submission_id: int, results, failed_reason) -> None:
-    row = store_submissions.finish(session, submission_id, results, failed_reason)
-    if row.kind == "stock":
-        inventory.apply_push_results(session, row, results, failed_reason)
-    else:
-        products.apply_price_results(session, row, results, failed_reason)
+async def push_prices(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+    integration_id = daemon.integration_ids[integration.alias]
+    updates = await daemon.store.run(products.pending_price_updates, integration_id, MAX_PUSH_BATCH)
+    if not updates:
+        return
+    submission = await hooks.call("push_prices", integration=integration, updates=list(updates))
+    await daemon.store.run(products.record_price_push, integration_id, updates, submission)
+    if not (submission.results and submission.poll_after <= 0):
+        daemon.trigger(integration.alias, "poll_submission", delay=max(submission.poll_after, 1.0))
+
+
+def _due_submissions(session: Session, integration_id: int):
+    now = transaction_now()
+    return [s for s in store_submissions.in_flight(session, integration_id) if s.poll_after <= now]
+
+
+def _finish(session: Session, submission_id: int, report: SubmissionReport) -> list[str]:
+    store_submissions.apply_report(session, submission_id, report)
+    if report.done:
+        return inventory.apply_push_results(session, submission_id, report.results)
+    return []
 
 
 async def poll_submission(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
-    for row in await daemon.store.read(store_submissions.due, integration_id):
+    for stored in await daemon.store.read(_due_submissions, integration_id):
         report = await hooks.call("poll_submission", integration=integration,
-                                  submission=store_submissions.to_submission(row))
-        if report.done:
-            await daemon.store.run(_finish_submission, row.id, list(report.results),
-                                   report.failed_reason)
-            if report.failed_reason:
-                log.warning("%s: submission %s failed: %s", integration.alias, row.channel_id,
-                            report.failed_reason)
-                daemon.trigger(integration.alias, "push_stock" if row.kind == "stock"
-                               else "push_prices")
-        else:
-            await daemon.store.run(store_submissions.poll_later, row.id, report.poll_after)
+                                  submission=stored.to_submission())
+        pending = await daemon.store.run(_finish, stored.id, report)
+        if not report.done:
+            daemon.trigger(integration.alias, "poll_submission", delay=max(report.poll_after, 1.0))
+            continue
+        if report.failed_reason:
+            log.warning("%s: %s submission %s failed: %s", integration.alias, stored.kind,
+                        stored.channel_id, report.failed_reason)
+        if pending or report.failed_reason:
+            daemon.trigger(integration.alias, "push_stock" if stored.kind == "stock" else "push_prices")
 
 
 # --- shipments and tracking -------------------------------------------------------------------
@@ -204,14 +226,19 @@ async def poll_submission(daemon: "Daemon", integration: Integration, hooks: "Ch
 
 async def confirm_shipment(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
-    for shipment in await daemon.store.run(orders.claim_pending_shipments, integration_id):
+    for pending in await daemon.store.read(orders.pending_shipments, integration_id):
+        key = pending.shipment.key
         try:
             confirmation = await hooks.call("confirm_shipment", integration=integration,
-                                            shipment=shipment)
+                                            shipment=pending.shipment)
         except RecordRejected as error:
-            await daemon.store.run(orders.mark_shipment_failed, shipment.key, error.reason)
+            await daemon.store.run(orders.mark_shipment_failed, key, error.reason, final=True)
+            log.warning("%s: shipment %s refused by the channel: %s", integration.alias, key,
+                        error.reason)
             continue
-        await daemon.store.run(orders.mark_shipment_confirmed, shipment.key, confirmation)
+        await daemon.store.run(orders.mark_shipment_confirmed, key, confirmation)
+        log.info("%s: shipment %s confirmed%s", integration.alias, key,
+                 " (already confirmed)" if confirmation.already_confirmed else "")
 
 
 async def fetch_tracking(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:

@@ -147,6 +147,7 @@ class IntegrationRunner:
         if account is not None and account.seller_id:
             await self.daemon.store.run(store_integrations.set_seller_id,
                                         self.integration.account, account.seller_id)
+            self.daemon.learn_seller_id(self.integration.account, account.seller_id)
         await self.set_state(IntegrationState.LIVE)
         self._start_jobs()
         return None
