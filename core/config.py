@@ -885,8 +885,17 @@ def parse_config(text: str, channels: Mapping[str, ChannelInfo], *, filename: st
                  base_dir: str | os.PathLike[str] | None = None,
                  environ: Mapping[str, str] = os.environ,
                  unavailable: Mapping[str, str] | None = None) -> Config:
-    """Validate YAML text; relative paths resolve against ``base_dir`` (default: cwd)."""
-    directory = Path(base_dir) if base_dir is not None else Path.cwd()
+    """Validate YAML text as if read from ``filename``.
+
+    Relative paths in it resolve against ``base_dir``; by default the directory of
+    ``filename`` when that names a file, else the current directory.
+    """
+    if base_dir is not None:
+        directory = Path(base_dir)
+    elif not filename.startswith("<"):
+        directory = Path(filename).absolute().parent
+    else:
+        directory = Path.cwd()
     return _validate(load_yaml(text, filename), filename, directory, channels, environ,
                      unavailable)
 

@@ -628,3 +628,13 @@ def test_missing_key_in_a_section_points_at_the_section():
           postal_code: "50667"
           country_code: DE
         """)) == ["config.yaml:12: integrations[0].return_address.line1: is required"]
+
+
+def test_parse_config_resolves_paths_next_to_the_named_file(tmp_path):
+    """Test that text given with a file name behaves like that file (secrets, source)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "pii.key").write_text("k\n")
+    config = parse_config('pii: {key: "${file:pii.key}"}\n', CHANNELS,
+                          filename=str(tmp_path / "conf" / "ms.yaml"), environ={})
+    assert config.pii.key.value == "k"
+    assert config.source == tmp_path / "conf" / "ms.yaml"
