@@ -796,7 +796,9 @@ def _check_integration(values: dict, internal: dict, ctx: _Context, path: str, l
         return ok
     market = values.get("marketplace")
     if isinstance(market, str) and market not in info.marketplaces:
-        hint = f"did you mean {market.upper()!r}? " if market.upper() in info.marketplaces else ""
+        meant = [code for code, m in info.marketplaces.items()
+                 if market.upper() == code or market in (m.id, m.name)]
+        hint = f"did you mean {meant[0]!r}? " if meant else ""
         ctx.error(ctx.lines[join_path(path, "marketplace")], join_path(path, "marketplace"),
                   f"{market!r} is not {_article_title(info)} marketplace "
                   f"({hint}known: {', '.join(sorted(info.marketplaces))})")

@@ -305,6 +305,11 @@ BROKEN = [
          f"(did you mean 'DE'? known: {KNOWN})"],
         id="lower-case-marketplace"),
     pytest.param(
+        with_integration("account: eu\nmarketplace: A1PA6795UKMFR9\n"),
+        [f"config.yaml:11: integrations[0].marketplace: 'A1PA6795UKMFR9' is not an Amazon "
+         f"marketplace (did you mean 'DE'? known: {KNOWN})"],
+        id="marketplace-id-instead-of-code"),
+    pytest.param(
         "accounts:\n  shop:\n    channel: ebay\n",
         ["config.yaml:3: accounts.shop.channel: 'ebay' is not a known channel (known: amazon, etsy)"],
         id="unknown-channel"),
