@@ -16,6 +16,7 @@ so that a missing one is a config error naming its line, not a 401 an hour later
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hmac
 import math
@@ -24,7 +25,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from marketsync.core.errors import ConfigError
@@ -35,6 +35,7 @@ __all__ = [
     "AccountConfig",
     "Config",
     "ContactConfig",
+    "FrozenDict",
     "HttpConfig",
     "IntegrationConfig",
     "LogConfig",
@@ -54,6 +55,31 @@ __all__ = [
 ]
 
 frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+class FrozenDict(dict):
+    """A dict nobody can change, for mappings inside the frozen config.
+
+    Not ``MappingProxyType``: that cannot be copied, pickled or ``dataclasses.asdict``-ed,
+    and status output and tests do all three.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the configuration is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> "FrozenDict":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "FrozenDict":
+        return FrozenDict({copy.deepcopy(k, memo): copy.deepcopy(v, memo) for k, v in self.items()})
 
 
 # --- secrets ------------------------------------------------------------------------------
@@ -480,7 +506,7 @@ def _mapping_of(cls: type, name_pattern: str, hint: str) -> Parser:
                 built = _FAILED
             failed = failed or built is _FAILED
             result[key] = built
-        return _FAILED if failed else MappingProxyType(result)
+        return _FAILED if failed else FrozenDict(result)
 
     return _parser("mapping of name to entry", cls)(parse)
 
@@ -575,7 +601,7 @@ class AccountConfig:
                                    shown="the channel's own")
     credentials: Mapping[str, str | Secret] = setting(
         "the channel's credentials; secret ones as references",
-        _plain_mapping(_raw_credential, "mapping"), factory=dict, shown="{}")
+        _plain_mapping(_raw_credential, "mapping"), factory=FrozenDict, shown="{}")
     #: why the channel's plugin is not loaded; then ``credentials`` is empty and unchecked
     unavailable: str | None = None
 
@@ -643,9 +669,10 @@ class IntegrationConfig:
                                             _section(ContactConfig), None)
     schedule: Mapping[str, float] = setting(
         "job kind -> how often it runs; overrides the channel's default",
-        _plain_mapping(_duration, "mapping of job kind to duration"), factory=dict, shown="{}")
+        _plain_mapping(_duration, "mapping of job kind to duration"), factory=FrozenDict,
+        shown="{}")
     #: the channel's ``JobDefault.every`` per job kind; ``schedule`` overrides it
-    default_schedule: Mapping[str, float] = field(default_factory=dict, repr=False)
+    default_schedule: Mapping[str, float] = field(default_factory=FrozenDict, repr=False)
     #: why the channel's plugin is not loaded: the core keeps this integration stopped, in
     #: ERROR with this reason; marketplace and schedule were not checked against the channel
     unavailable: str | None = None
@@ -662,7 +689,7 @@ class IntegrationConfig:
     @property
     def settings(self) -> Mapping[str, Any]:
         """The YAML section as ``Integration.settings`` hands it to the plugin."""
-        return MappingProxyType({f.name: getattr(self, f.name) for f in fields(self)
+        return FrozenDict({f.name: getattr(self, f.name) for f in fields(self)
                                  if "parse" in f.metadata})
 
 
@@ -685,7 +712,7 @@ class Config:
     pii: PiiConfig = setting("buyer data protection", _section(PiiConfig), factory=PiiConfig)
     accounts: Mapping[str, AccountConfig] = setting(
         "seller accounts by name", _mapping_of(AccountConfig, _NAME, _NAME_HINT),
-        factory=dict, shown="{}")
+        factory=FrozenDict, shown="{}")
     integrations: tuple[IntegrationConfig, ...] = setting(
         "one entry per account and marketplace", _integrations, ())
 
@@ -725,7 +752,7 @@ def _check_account(values: dict, internal: dict, ctx: _Context, path: str, line:
     ctx.account_channels[internal["name"]] = channel if info is not None or reason else None
     if reason:  # a broken or disabled plugin costs its channel, not the whole file
         internal["unavailable"] = reason
-        values["credentials"] = MappingProxyType({})
+        values["credentials"] = FrozenDict({})
         return True
     if isinstance(channel, str) and info is None:
         ctx.error(ctx.lines[join_path(path, "channel")], join_path(path, "channel"),
@@ -756,7 +783,7 @@ def _check_account(values: dict, internal: dict, ctx: _Context, path: str, line:
         except _Invalid as exc:
             ctx.error(where, key_path, exc.message)
             ok = False
-    values["credentials"] = MappingProxyType(resolved)
+    values["credentials"] = FrozenDict(resolved)
     return ok
 
 
@@ -812,8 +839,8 @@ def _check_integration(values: dict, internal: dict, ctx: _Context, path: str, l
                       f"({_did_you_mean(kind, sorted(jobs))})")
             ok = False
     if ok and schedule is not _FAILED:
-        values["schedule"] = MappingProxyType(dict(schedule))
-    internal["default_schedule"] = MappingProxyType(jobs)
+        values["schedule"] = FrozenDict(dict(schedule))
+    internal["default_schedule"] = FrozenDict(jobs)
     return ok
 
 

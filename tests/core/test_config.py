@@ -7,7 +7,9 @@ Tests run in a temporary directory holding ``config.yaml``, so FILE is ``config.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import textwrap
 from pathlib import Path
 
@@ -186,13 +188,21 @@ def test_make_integration_hands_plugins_plain_credentials():
     assert all(type(value) is str for value in integration.credentials.values())
 
 
-def test_config_is_frozen():
-    """Test that nothing downstream can change the validated config."""
-    config = load(with_integration("account: eu\nmarketplace: DE\n"))
+def test_config_is_frozen_yet_copyable():
+    """Test that nothing downstream can change the config, and that it copies and dumps."""
+    config = load(with_integration("account: eu\nmarketplace: DE\nschedule: {import_orders: 1m}\n"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.integrations[0].history_days = 3  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        config.integrations[0].schedule["import_orders"] = 1  # type: ignore[index]
+    for mapping in (config.integrations[0].schedule, config.accounts,
+                    config.accounts["eu"].credentials):
+        with pytest.raises(TypeError, match="read-only"):
+            mapping["x"] = 1  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            mapping.update(x=1)  # type: ignore[attr-defined]
+    assert copy.deepcopy(config).integrations[0].schedule == {"import_orders": 60.0}
+    assert pickle.loads(pickle.dumps(config.integrations[0])) == config.integrations[0]
+    dumped = dataclasses.asdict(config.integrations[0])
+    assert dumped["schedule"] == {"import_orders": 60.0} and dumped["history_days"] == 30
 
 
 def test_merge_keys_share_a_return_address():
