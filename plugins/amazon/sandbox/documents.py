@@ -60,14 +60,14 @@ class DocumentStore:
 
     def create_upload(self, seller_id: str, content_type: str, now: datetime) -> tuple[Document, str]:
         """A new empty feed document and its upload (PUT) URL."""
-        document = Document(self._new_id(), seller_id, content_type, now)
+        document = Document(self._new_id("amzn1.tortuga.4"), seller_id, content_type, now)
         self.documents[document.document_id] = document
         return document, self._presign(document, "PUT", now)
 
     def store_generated(self, seller_id: str, content: bytes, content_type: str, now: datetime,
-                        *, compress: bool) -> Document:
+                        *, compress: bool, prefix: str = "amzn1.tortuga.4") -> Document:
         """A document Amazon wrote (processing report, report file)."""
-        document = Document(self._new_id(), seller_id, content_type, now,
+        document = Document(self._new_id(prefix), seller_id, content_type, now,
                             gzip.compress(content, mtime=0) if compress else content,
                             "GZIP" if compress else None)
         self.documents[document.document_id] = document
@@ -85,10 +85,10 @@ class DocumentStore:
         for token in [t for t, p in self._urls.items() if p.expires + _URL_GRACE < now]:
             del self._urls[token]
 
-    def _new_id(self) -> str:
+    def _new_id(self, prefix: str) -> str:
         rng = self.catalog.world.rng
         hexes = "".join(rng.choice("0123456789abcdef") for _ in range(32))
-        return f"amzn1.tortuga.4.eu.{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
+        return f"{prefix}.{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
 
     def _presign(self, document: Document, method: str, now: datetime,
                  content_encoding: bool = False) -> str:

@@ -146,7 +146,7 @@ def process(catalog: Catalog, seller_id: str, feed_id: str, marketplace_ids: lis
         shape = message_shape_issues(message)
         found += [issue(p, code=CODE_SCHEMA, message_id=message_id, sku=sku) for p in shape]
         if not found:
-            found = [dict(i, messageId=message_id)
+            found = [{"messageId": message_id, **i}
                      for i in apply_message(catalog, seller_id, marketplace_ids, message)]
         if any(i["severity"] == "ERROR" for i in found):
             invalid.add(key)

@@ -23,7 +23,7 @@ from .feeds import (BadInput, STATUSES, check_marketplaces, csv_param, invalid, 
 from .gateway import Call, json_response, sp_api
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Offer
+    from .catalog import Catalog
 
 BASE = "/reports/2021-06-30"
 RETENTION = timedelta(days=90)
@@ -109,7 +109,8 @@ class ReportStore:
             return
         text = "\n".join("\t".join(line) for line in [columns, *rows]) + "\n"
         document = self.catalog.documents.store_generated(
-            report.seller_id, text.encode("utf-8"), CONTENT_TYPE, ended, compress=False)
+            report.seller_id, text.encode("utf-8"), CONTENT_TYPE, ended, compress=False,
+            prefix="amzn1.spdoc.1.4")
         report.status, report.document_id = "DONE", document.document_id
 
     def listings_rows(self, seller_id: str, marketplace_ids: list[str]
