@@ -321,3 +321,28 @@ def test_usage_counts_fba_as_half(sqlite_store):
         with pytest.raises(ValueError, match="YYYY-MM"):
             orders.usage(session, "11/2026")
     run(sqlite_store, work)
+
+
+def test_local_cancel_then_channel_cancel_restocks_once(sqlite_store):
+    """New → cancelled locally → cancelled on the channel too: restocked exactly once."""
+    def work(session):
+        integration = setup_world(session)
+        orders.apply_channel_orders(session, integration, [channel_order()])
+        orders.cancel_locally(session, order_id(session))
+        orders.apply_channel_orders(session, integration,
+                                    [channel_order(status=OrderStatus.CANCELED)])
+        assert level(session) == (10, 0, 10)
+        assert session.get(Order, order_id(session)).canceled_by == "local"
+    run(sqlite_store, work)
+
+
+def test_channel_cancel_then_local_cancel_is_a_no_op(sqlite_store):
+    """Cancelled on the channel first, then locally: nothing more happens."""
+    def work(session):
+        integration = setup_world(session)
+        orders.apply_channel_orders(session, integration, [channel_order()])
+        orders.apply_channel_orders(session, integration,
+                                    [channel_order(status=OrderStatus.CANCELED)])
+        assert not orders.cancel_locally(session, order_id(session))
+        assert level(session) == (10, 0, 10)
+    run(sqlite_store, work)
