@@ -337,3 +337,37 @@ async def test_price_patch_sets_one_marketplace_only(sim, autojump_clock):
     view = world.catalog.view(SELLER)["MUG"]["marketplaces"]
     assert view[DE]["price"] == "12.5" and view[FR]["price"] == "10.49"
 
+
+
+async def test_every_feeds_answer_matches_the_model(sim, autojump_clock, contract):
+    """Contract: success and error bodies of all six Feeds operations."""
+    model = "feeds_2021-06-30.json"
+    world, client = sim
+    created = await client.post("/feeds/2021-06-30/documents", json={"contentType": JSON_TYPE})
+    contract(created, model, "createFeedDocument")
+    refused = await client.post("/feeds/2021-06-30/documents", json={})
+    assert refused.status_code == 400
+    contract(refused, model, "createFeedDocument")
+    await client.put(created.json()["url"], content=listings_feed(quantity_patch(1, "MUG", 2)),
+                     headers={"content-type": JSON_TYPE})
+    feed = await client.post("/feeds/2021-06-30/feeds", json={
+        "feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [DE],
+        "inputFeedDocumentId": created.json()["feedDocumentId"]})
+    contract(feed, model, "createFeed")
+    bad_feed = await client.post("/feeds/2021-06-30/feeds", json={"feedType": "X"})
+    contract(bad_feed, model, "createFeed")
+    feed_id = feed.json()["feedId"]
+    for path in (f"/feeds/2021-06-30/feeds/{feed_id}", "/feeds/2021-06-30/feeds/404"):
+        contract(await client.get(path), model, "getFeed")
+    listed = await client.get("/feeds/2021-06-30/feeds", params={"feedTypes": "JSON_LISTINGS_FEED"})
+    contract(listed, model, "getFeeds")
+    contract(await client.get("/feeds/2021-06-30/feeds"), model, "getFeeds")
+    other = await submit(client, listings_feed(quantity_patch(1, "MUG", 1)))
+    contract(await client.delete(f"/feeds/2021-06-30/feeds/{other}"), model, "cancelFeed")
+    contract(await client.delete(f"/feeds/2021-06-30/feeds/{other}"), model, "cancelFeed")
+    contract(await client.delete("/feeds/2021-06-30/feeds/404"), model, "cancelFeed")
+    await trio.sleep(300)
+    done = await feed_status(client, feed_id)
+    document = await client.get(f"/feeds/2021-06-30/documents/{done['resultFeedDocumentId']}")
+    contract(document, model, "getFeedDocument")
+    contract(await client.get("/feeds/2021-06-30/documents/nope"), model, "getFeedDocument")
