@@ -159,7 +159,9 @@ def _store_buyer(order: Order, incoming: ChannelOrder, cipher: pii.PiiCipher | N
     address = incoming.shipping_address
     if address is not None and address.country_code:
         order.ship_to_country = address.country_code
-    purged = order.pii_purge_after is not None and order.pii_purge_after <= transaction_now()
+    # stored once and since purged (columns emptied), or due: never store it again
+    purged = (order.pii_available and all(getattr(order, c) is None for c in pii.PII_COLUMNS)) \
+        or (order.pii_purge_after is not None and order.pii_purge_after <= transaction_now())
     if cipher is None or not incoming.pii_available or purged:
         return
     def aad(column: str) -> str:
@@ -173,7 +175,7 @@ def _store_buyer(order: Order, incoming: ChannelOrder, cipher: pii.PiiCipher | N
         fields = {k: getattr(address, k) for k in address.__slots__ if getattr(address, k)}
         order.ship_to_address = cipher.seal(json.dumps(fields, sort_keys=True),
                                             aad("ship_to_address"))
-    order.pii_available = True
+    order.pii_available = any(getattr(order, c) is not None for c in pii.PII_COLUMNS)
 
 
 def _upsert_item(session: Session, order: Order, incoming) -> OrderItem:
