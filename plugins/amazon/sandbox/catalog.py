@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,6 +123,11 @@ class Catalog:
         self.timing = CatalogTiming()
         self._offers: dict[str, dict[str, Offer]] = {}
         self._ids = itertools.count(1)
+        # Own streams, seeded once from the world's: how many ids the API hands out must
+        # not change the orders the world generates, nor the FBA drift.
+        seed = world.rng.getrandbits(64)
+        self.rng = random.Random(f"{seed}:ids")
+        self._drift_rng = random.Random(f"{seed}:fba-drift")
         self.documents = documents.DocumentStore(self)
         self.feeds = feeds.FeedStore(self)
         self.reports = reports.ReportStore(self)
@@ -134,12 +140,12 @@ class Catalog:
     def new_id(self, prefix: str = "", digits: int = 11) -> str:
         """A unique, seeded id: the same scenario and seed give the same ids."""
         n = next(self._ids)
-        tail = "".join(self.world.rng.choice(string.digits) for _ in range(digits - 4))
+        tail = "".join(self.rng.choice(string.digits) for _ in range(digits - 4))
         return f"{prefix}{n:04d}{tail}"
 
     def new_token(self, length: int = 32) -> str:
         alphabet = string.ascii_letters + string.digits
-        return "".join(self.world.rng.choice(alphabet) for _ in range(length))
+        return "".join(self.rng.choice(alphabet) for _ in range(length))
 
     # -- seeding and channel-side edits ---------------------------------------------------
 
@@ -307,7 +313,7 @@ class Catalog:
         if self._drifted_until is None:
             self._drifted_until = now
             return
-        rng = self.world.rng
+        rng = self._drift_rng
         while self._drifted_until + step <= now:
             self._drifted_until += step
             for seller in sorted(self._offers):

@@ -86,7 +86,7 @@ class DocumentStore:
             del self._urls[token]
 
     def _new_id(self, prefix: str) -> str:
-        rng = self.catalog.world.rng
+        rng = self.catalog.rng
         hexes = "".join(rng.choice("0123456789abcdef") for _ in range(32))
         return f"{prefix}.{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
 

@@ -125,7 +125,7 @@ class FulfillmentOrders:
             needed[offer.sku] = needed.get(offer.sku, 0) + item["quantity"]
         enough = all(self.catalog.get(seller, s).fba.fulfillable >= q  # type: ignore[union-attr]
                      for s, q in needed.items())
-        self._package_numbers += 1 + self.catalog.world.rng.randrange(1000)
+        self._package_numbers += 1 + self.catalog.rng.randrange(1000)
         country = body["destinationAddress"]["countryCode"]
         carrier = CARRIERS.get(country, "AMZN")
         tracking = ("1Z" if carrier == "UPS" else "TBA") + self.catalog.new_id(digits=14)

@@ -159,3 +159,17 @@ def test_timing_defaults_match_the_documented_amazon_values(world):
     assert timing.document_url_ttl == timedelta(minutes=5)
     assert timing.fba_next_token_ttl == timedelta(seconds=30)
     assert (timing.listings_feed_limit, timing.listings_feed_window) == (5, timedelta(minutes=5))
+
+
+async def test_handing_out_ids_does_not_change_the_drift(autojump_clock):
+    """Ids and drift use separate seeded streams: API traffic cannot reshape the world."""
+    async def day(ids: int) -> list[int]:
+        clock.set_start(datetime(2026, 5, 1, tzinfo=timezone.utc))
+        world = make_world()
+        for _ in range(ids):
+            world.catalog.new_id()
+        await trio.sleep(24 * 3600)
+        world.advance()
+        return [o.fba.fulfillable for o in world.catalog.offers(SELLER) if o.is_fba]
+
+    assert await day(0) == await day(25)
