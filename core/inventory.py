@@ -197,13 +197,17 @@ def refresh_wanted(session: Session, product: Product) -> int:
 
 
 def want(listing: Listing, quantity: int, handling_time: int | None) -> bool:
-    """Record what ``listing`` should have; bump its generation when that differs from
-    what it wanted before or from what the channel last acknowledged."""
-    differs = listing.wanted_quantity != quantity or listing.wanted_handling_time != handling_time
-    unacknowledged = listing.acknowledged_quantity != quantity
+    """Record what ``listing`` should have and bump its generation when a push is due:
+    the channel's acknowledged quantity differs and nothing newer is pending, or the wish
+    moved while a push is pending or in flight (that push will acknowledge the old one),
+    or the handling time changed."""
+    handling_changed = listing.wanted_handling_time != handling_time
+    quantity_changed = listing.wanted_quantity != quantity
+    pending = listing.push_generation > listing.pushed_generation
+    needed = listing.acknowledged_quantity != quantity
     listing.wanted_quantity = quantity
     listing.wanted_handling_time = handling_time
-    if differs or (unacknowledged and listing.push_generation <= listing.pushed_generation):
+    if handling_changed or (quantity_changed and pending) or (needed and not pending):
         listing.push_generation = (listing.push_generation or 0) + 1
         return True
     return False
