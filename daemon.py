@@ -48,7 +48,7 @@ class State:
             return self._config
         path = path or self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
         try:
-            config = load_config(path, self.plugins.infos())
+            config = load_config(path, self.plugins.infos(), unavailable=self.plugins.unavailable())
         except ConfigError as error:
             for line in error.errors:
                 click.echo(line, err=True)

@@ -169,7 +169,7 @@ class Daemon:
         """Upgrade the database and create runners; separate so tests can inspect first."""
         await trio.to_thread.run_sync(self.store.upgrade)
         self.integration_ids = await self.store.run(self._sync_rows)
-        failures = {f.name: f.reason for f in self.plugins.failures}
+        failures = self.plugins.unavailable()
         for cfg in self.config.integrations:
             hooks = self.plugins.channels.get(cfg.channel)
             reason = None

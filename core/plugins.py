@@ -69,6 +69,16 @@ class Plugins:
     def infos(self) -> dict[str, ChannelInfo]:
         return {name: hooks.info for name, hooks in self.channels.items()}
 
+    def unavailable(self) -> dict[str, str]:
+        """Plugins that failed to load, by name, with the reason; the configuration keeps
+        their integrations (in ERROR with this reason) instead of rejecting the file."""
+        reasons = {}
+        for failure in self.failures:
+            # entry points are named after their channel; built-ins after their module
+            reasons[failure.name.rsplit(".", 1)[-1]] = failure.reason
+            reasons[failure.name] = failure.reason
+        return reasons
+
     def broadcast(self, hook: str, **kwargs: Any) -> None:
         """Call a broadcast hook on every plugin; one plugin's exception never spreads."""
         caller = getattr(self.pm.hook, hook)

@@ -37,7 +37,8 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
 
         async def reload() -> None:
             try:
-                new = await trio.to_thread.run_sync(load_config, config_path, plugins.infos())
+                new = await trio.to_thread.run_sync(
+                    lambda: load_config(config_path, plugins.infos(), unavailable=plugins.unavailable()))
             except ConfigError as error:
                 log.error("reload refused, keeping the running configuration:\n%s",
                           "\n".join(error.errors))

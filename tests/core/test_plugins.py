@@ -171,3 +171,11 @@ def test_disabled_plugins_are_not_loaded(third_party_distribution):
     """YAML plugins.disabled names an entry point that is then skipped."""
     loaded = plugin_loading.build(builtin=("marketsync.plugins.manual",), disabled=["acme"])
     assert "acme" not in loaded.channels
+
+
+def test_a_channel_whose_plugin_failed_is_reported_by_channel_name():
+    """The configuration keeps integrations of a failed channel; the reason is found by
+    the channel's name (entry points and built-in modules are named after it)."""
+    loaded = plugin_loading.build(builtin=("marketsync.plugins.manual", "marketsync.plugins.nosuch"),
+                                  load_entry_points=False)
+    assert "import failed" in loaded.unavailable()["nosuch"]
