@@ -23,7 +23,7 @@ from .feeds import BadInput, invalid, json_body, not_found, parse_time
 from .gateway import Call, json_response, sp_api
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from .catalog import Catalog, FbaStock
 
 BASE = "/fba/outbound/2020-07-01"
 SPEEDS = ("Standard", "Expedited", "Priority", "ScheduledDelivery")
@@ -79,7 +79,7 @@ class FulfillmentOrders:
                 continue
             if order.held:
                 if now >= order.received + HOLD_EXPIRY:
-                    self._release(order)
+                    self.release(order)
                     order.set_status("Cancelled", order.received + HOLD_EXPIRY)
                 continue
             for status, offset in STEPS:
@@ -98,7 +98,7 @@ class FulfillmentOrders:
                 offer.fba.updated = at
         order.reserved = []
 
-    def _release(self, order: McfOrder) -> None:
+    def release(self, order: McfOrder) -> None:
         """Reserved units go back to fulfillable stock (cancel, hold expiry)."""
         for sku, quantity in order.reserved:
             offer = self.catalog.get(order.seller_id, sku)
@@ -117,14 +117,16 @@ class FulfillmentOrders:
         if marketplace not in call.account.marketplace_ids:
             raise BadInput(f"marketplaceId {marketplace} is not a marketplace of this seller")
         needed: dict[str, int] = {}
+        stocks: dict[str, FbaStock] = {}
         for item in body["items"]:
             offer = self.catalog.get(seller, item["sellerSku"])
-            if offer is None or not offer.is_fba or offer.fba is None:
+            if (offer is None or not offer.is_fba or offer.fba is None
+                    or marketplace not in offer.marketplaces):
                 raise BadInput(f"sellerSku {item['sellerSku']!r} is not an FBA SKU of this "
-                               f"seller")
+                               f"seller in marketplace {marketplace}")
             needed[offer.sku] = needed.get(offer.sku, 0) + item["quantity"]
-        enough = all(self.catalog.get(seller, s).fba.fulfillable >= q  # type: ignore[union-attr]
-                     for s, q in needed.items())
+            stocks[offer.sku] = offer.fba
+        enough = all(stocks[sku].fulfillable >= quantity for sku, quantity in needed.items())
         self._package_numbers += 1 + self.catalog.rng.randrange(1000)
         country = body["destinationAddress"]["countryCode"]
         carrier = CARRIERS.get(country, "AMZN")
@@ -137,7 +139,7 @@ class FulfillmentOrders:
             held=body.get("fulfillmentAction") == "Hold")
         if enough:
             for sku, quantity in needed.items():
-                stock = self.catalog.get(seller, sku).fba  # type: ignore[union-attr]
+                stock = stocks[sku]
                 stock.fulfillable -= quantity
                 stock.reserved += quantity
                 stock.updated = call.now
@@ -350,7 +352,7 @@ async def cancel_fulfillment_order(request: Request, call: Call) -> Response:
     if order.status not in CANCELLABLE:
         return invalid(f"Fulfillment order {order.order_id} is {order.status}; only orders "
                        f"in {' or '.join(CANCELLABLE)} can be cancelled")
-    call.world.catalog.fulfillment._release(order)
+    call.world.catalog.fulfillment.release(order)
     order.set_status("Cancelled", call.now)
     return json_response({})
 
