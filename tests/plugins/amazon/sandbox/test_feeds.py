@@ -7,11 +7,13 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import jsonschema
 import pytest
 import trio
 
 from marketsync.core import clock
 from marketsync.plugins.amazon.sandbox import World, create_app
+from marketsync.plugins.amazon.sandbox import listings_feed as listings_feed_module
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
 
 SELLER, CLIENT = "A2CATALOGEU01", "amzn1.application-oa2-client.catalogtest"
@@ -82,12 +84,17 @@ async def feed_status(client: httpx.AsyncClient, feed_id: str) -> dict:
 
 
 async def result_report(client: httpx.AsyncClient, feed: dict) -> dict:
+    """Download, gunzip and check the processing report against the official schema."""
     meta = await client.get(f"/feeds/2021-06-30/documents/{feed['resultFeedDocumentId']}")
     assert meta.status_code == 200
     assert meta.json()["compressionAlgorithm"] == "GZIP"
     download = await client.get(meta.json()["url"])
     assert download.status_code == 200
-    return json.loads(gzip.decompress(download.content))
+    report = json.loads(gzip.decompress(download.content))
+    # the shipped copy, which test_listings_feed proves identical to the official schema
+    jsonschema.Draft7Validator(listings_feed_module.schema(listings_feed_module.REPORT_SCHEMA)
+                               ).validate(report)
+    return report
 
 
 async def test_feed_moves_from_queue_through_progress_to_done(sim, autojump_clock):
