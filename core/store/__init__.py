@@ -4,7 +4,8 @@ SQLAlchemy's async layer is asyncio-only, so the daemon uses the synchronous ORM
 runs each unit of work in ``trio.to_thread.run_sync`` (aesthetics §5.3): one Session per
 call, confined to its thread, one transaction per call. Unit-of-work functions are plain
 sync functions ``fn(session, *args)`` living in the modules next to this one
-(``cursors``, ``submissions``, ``quarantine``, ``integrations``, ``job_runs``)::
+(``cursors``, ``submissions``, ``quarantine``, ``integrations``, ``job_runs``,
+``leases``)::
 
     store = Store("sqlite:////var/lib/marketsync/marketsync.db")
     store.upgrade()

@@ -330,3 +330,44 @@ def test_plain_postgresql_url_uses_psycopg() -> None:
     with Store("postgresql://u:pw@127.0.0.1:1/x") as store:
         assert store.url.drivername == "postgresql+psycopg"
         assert "pw" not in repr(store)
+
+
+async def test_money_round_trips_exactly(store: Store) -> None:
+    """Prices come back as the same Decimal, to the cent, up to the column's 12 digits."""
+    from decimal import Decimal
+
+    from marketsync.core.store import integrations
+    from marketsync.core.store.models import Listing
+
+    prices = [Decimal("0.01"), Decimal("19.99"), Decimal("1234.50"), Decimal("9999999999.99")]
+
+    def write(session: Session) -> None:
+        integration_id = integrations.ensure_integration(
+            session, alias="amazon-de", channel="amazon", account="acme", marketplace="DE"
+        )
+        for number, price in enumerate(prices):
+            session.add(Listing(integration_id=integration_id, channel_sku=f"S{number}",
+                                price=price, currency="EUR"))
+
+    await store.run(write)
+    stored = await store.read(
+        lambda s: list(s.execute(select(Listing.price).order_by(Listing.channel_sku)).scalars())
+    )
+    assert stored == prices
+    assert all(isinstance(price, Decimal) for price in stored)
+
+
+async def test_value_sets_are_enforced_by_the_database(store: Store) -> None:
+    """A state outside the declared set is refused even when written with plain SQL."""
+    from marketsync.core.store import integrations
+
+    await store.run(
+        integrations.ensure_integration,
+        alias="amazon-de", channel="amazon", account="acme", marketplace="DE",
+    )
+
+    def bogus(session: Session) -> None:
+        session.execute(text("UPDATE integrations SET state = 'SLEEPING'"))
+
+    with pytest.raises(IntegrityError, match="ck_integrations_state"):
+        await store.run(bogus)
