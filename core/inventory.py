@@ -213,6 +213,18 @@ def want(listing: Listing, quantity: int, handling_time: int | None) -> bool:
     return False
 
 
+def pending_push_integrations(session: Session) -> list[int]:
+    """Integrations with at least one MFN listing waiting for a stock push: after a unit of
+    work that changed stock, the caller triggers their ``push_stock`` job on demand."""
+    return list(session.execute(
+        select(Listing.integration_id).where(
+            Listing.fulfillment == Fulfillment.MFN, Listing.on_channel.is_(True),
+            Listing.product_id.is_not(None),
+            Listing.push_generation > Listing.pushed_generation,
+        ).distinct().order_by(Listing.integration_id)
+    ).scalars())
+
+
 def _in_flight_skus(session: Session, integration_id: int, kind: str) -> set[str]:
     skus: set[str] = set()
     for stored in submissions.in_flight(session, integration_id):

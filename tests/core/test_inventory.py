@@ -93,7 +93,9 @@ def test_every_mfn_listing_of_the_product_follows_availability(sqlite_store):
     def work(session):
         de, fr = world(session)
         assert not inventory.pending_stock_updates(session, de)  # channel already has 10
+        assert inventory.pending_push_integrations(session) == []
         inventory.adjust(session, "MUG", -4, reason="sold at the market")
+        assert inventory.pending_push_integrations(session) == [de, fr]
         for integration in (de, fr):
             batch = inventory.pending_stock_updates(session, integration)
             assert [(u.channel_sku, u.quantity, u.handling_time_days)
