@@ -1,0 +1,134 @@
+"""Scenario files and the world they generate: determinism, progression, validation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from marketsync.core.errors import ConfigError
+from marketsync.plugins.amazon.sandbox import World, load_scenario
+from marketsync.plugins.amazon.sandbox.scenario import SCENARIOS, parse_scenario
+
+from .conftest import AU, FE, NA, SMALL_SCENARIO, START, small_scenario
+
+
+class FakeClock:
+    """A hand-moved clock: the world is lazy, so moving it costs only what is asked."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def build(scenario=None, at: datetime = START) -> tuple[World, FakeClock]:
+    fake = FakeClock(at)
+    return World(scenario or small_scenario(), now=fake), fake
+
+
+def fingerprint(world: World) -> list[tuple]:
+    return [(o.order_id, o.seller_id, o.marketplace_id, o.fulfilled_by, o.created, o.events,
+             [(i.sku, i.quantity, i.unit_price) for i in o.items]) for o in world.orders.values()]
+
+
+def test_same_seed_and_start_give_the_same_world():
+    """Advancing a day in one step or in 97 uneven steps yields the same orders and stock."""
+    one, clock_one = build()
+    many, clock_many = build()
+    clock_one.at = START + timedelta(days=1)
+    one.advance()
+    for step in range(1, 97):
+        clock_many.at = START + timedelta(minutes=15 * step - (step % 3))
+        many.advance()
+    clock_many.at = START + timedelta(days=1)
+    many.advance()
+    assert fingerprint(one) == fingerprint(many)
+    assert len(one.orders) > 40
+    assert one.catalog.view(NA) == many.catalog.view(NA)
+
+
+def test_another_seed_gives_another_world():
+    first, _ = build()
+    other, _ = build(small_scenario(seed=99))
+    assert fingerprint(first) != fingerprint(other)
+
+
+def test_history_days_are_generated_at_start():
+    world, _ = build()
+    created = [o.created for o in world.orders.values()]
+    assert created and min(created) >= START - timedelta(days=1) and max(created) <= START
+
+
+def test_status_progression():
+    """FBA orders ship by themselves; MFN orders wait for the seller; some are cancelled."""
+    world, fake = build()
+    fake.at = START + timedelta(days=3)
+    world.advance()
+    late = START + timedelta(days=2)  # orders old enough to have finished progressing
+    old = [o for o in world.orders.values() if o.created < late - timedelta(days=1)]
+    statuses = {(o.fulfilled_by, o.status_at(fake.at)) for o in old}
+    assert ("AMAZON", "SHIPPED") in statuses and ("MERCHANT", "UNSHIPPED") in statuses
+    assert ("MERCHANT", "SHIPPED") not in statuses
+    assert any(status == "CANCELLED" for _, status in statuses)
+    assert all(o.status_at(o.created) == "PENDING" for o in old)
+
+
+def test_orders_take_stock_from_the_catalog():
+    world, _ = build()
+    sold = sum(i.quantity for o in world.orders.values() if o.seller_id == NA
+               for i in o.items if i.sku == "MUG-1")
+    assert sold > 0
+    assert world.catalog.view(NA)["MUG-1"]["quantity"] == 50 - sold
+
+
+def test_no_orders_without_stock():
+    data = {**SMALL_SCENARIO, "catalog": [{**SMALL_SCENARIO["catalog"][0], "mfn_quantity": 0}]}
+    world, _ = build(parse_scenario(data))
+    assert world.orders == {}
+
+
+def test_au_orders_go_to_the_fe_account():
+    world, _ = build()
+    au = [o for o in world.orders.values() if o.marketplace_id == AU]
+    assert au and {o.seller_id for o in au} == {FE}
+
+
+def test_channel_edits_change_the_catalog():
+    world, fake = build(small_scenario(generator={"orders_per_day": {}, "channel_edits_per_day": 6}))
+    before = world.catalog.view(NA)
+    fake.at = START + timedelta(days=2)
+    world.advance()
+    assert world.catalog.view(NA) != before
+
+
+def test_shipped_scenarios_are_valid():
+    default = load_scenario(SCENARIOS / "default.yaml")
+    codes = {a.seller_id: a for a in default.accounts}
+    assert len(codes) == 3 and [a.pii_access for a in default.accounts if AU in a.marketplace_ids] == [False]
+    assert load_scenario("demo").accounts[0].region == "EU"
+
+
+def test_every_problem_is_reported_at_once():
+    data = {
+        "applications": [{"client_id": "x"}],
+        "accounts": [{"seller_id": "S", "region": "EU", "marketplaces": ["US", "XX"]}],
+        "catalog": [{"sku": "A", "asin": "B", "title": "t", "prices": {"ZZ": 1}}],
+        "generator": {"orders_per_day": {"QQ": 3}, "bogus": 1},
+        "consent": {"seller_id": "nobody"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_scenario(data, source="bad.yaml")
+    text = "\n".join(caught.value.errors)
+    for fragment in ("client_secret", "region NA, not EU", "'XX'", "'ZZ'", "mfn_quantity or fba_quantity",
+                     "'QQ'", "generator.bogus", "'nobody'"):
+        assert fragment in text
+    assert all(e.startswith("bad.yaml: ") for e in caught.value.errors)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("seed: [unclosed")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_scenario(path)
