@@ -251,6 +251,22 @@ def _require_listing(session: Session, integration_id: int, channel_sku: str) ->
     return listing
 
 
+def add_product(session: Session, sku: str, *, title: str | None = None,
+                ean: str | None = None) -> bool:
+    """Create a product by hand (a shop without an API has no import to create it);
+    one deleted locally is restored. Returns False when it existed already."""
+    sku = sku.strip()
+    if not sku or len(sku) > 200:
+        raise ValueError(f"SKU {sku!r} must be 1 to 200 characters")
+    existing = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
+    if existing is not None:
+        restored = existing.deleted_at is not None
+        existing.deleted_at = None
+        return restored
+    inventory.ensure_product(session, sku, title=title, ean=ean)
+    return True
+
+
 def delete_product(session: Session, sku: str) -> None:
     """Delete locally: hidden here, nothing changes on any channel."""
     inventory.product_by_sku(session, sku).deleted_at = transaction_now()

@@ -39,6 +39,27 @@ def list_(cli: CliContext, sku: str | None) -> None:
                    f"price {price}" + (f"  [{', '.join(flags)}]" if flags else ""))
 
 
+@products.command()
+@click.argument("sku")
+@click.option("--title", help="Name for people.")
+@click.option("--ean", help="EAN/GTIN, used to map listings of other channels.")
+@pass_cli
+def add(cli: CliContext, sku: str, title: str | None, ean: str | None) -> None:
+    """Create product SKU locally (channels' imports create theirs by themselves)."""
+    created = cli.store.run_blocking(catalog.add_product, sku, title=title, ean=ean)
+    click.echo(f"{sku}: " + ("created" if created else "exists already"))
+
+
+@products.command()
+@click.argument("sku")
+@pass_cli
+def delete(cli: CliContext, sku: str) -> None:
+    """Hide product SKU here; nothing changes on any channel, and an import that still
+    lists it brings it back."""
+    cli.store.run_blocking(catalog.delete_product, sku)
+    click.echo(f"{sku}: deleted locally")
+
+
 @products.command("map")
 @click.argument("channel_sku")
 @click.argument("sku")

@@ -159,3 +159,32 @@ def test_usage(invoke, store):
     out = invoke("usage", "--month", "2026-10").output
     assert "amazon-de: 1.5" in out and "total: 1.5" in out
     assert invoke("usage", "--month", "October").exit_code == 1
+
+
+def test_products_add_and_delete(invoke):
+    assert "created" in invoke("products", "add", "JUG", "--title", "Jug").output
+    assert "exists already" in invoke("products", "add", "JUG").output
+    assert "JUG: on hand 0" in invoke("stock", "show", "JUG").output
+    assert "deleted locally" in invoke("products", "delete", "JUG").output
+    assert "JUG" not in invoke("stock", "show").output
+    assert "created" in invoke("products", "add", "JUG").output
+    assert invoke("products", "delete", "NOPE").exit_code == 1
+
+
+def test_commands_work_under_the_daemon_state_object(store):
+    """daemon.py's root object has config() and store(); the groups build a CliContext."""
+    class State:
+        def config(self):
+            return None
+
+        def store(self, config):
+            return store
+
+    @click.group()
+    @click.pass_context
+    def root(ctx):
+        ctx.obj = State()
+    for group in GROUPS:
+        root.add_command(group)
+    result = CliRunner().invoke(root, ["stock", "show", "MUG"])
+    assert result.exit_code == 0 and "MUG: on hand 0" in result.output
