@@ -153,3 +153,13 @@ async def test_marketplace_without_fba_skus_has_an_empty_page(sim, contract):
     assert answer.json()["payload"]["inventorySummaries"] == []
     assert "pagination" not in answer.json()
 
+
+
+async def test_summaries_are_throttled_by_their_own_usage_plan(sim, autojump_clock):
+    """getInventorySummaries is 2 rps, burst 2: the third call at once is a 429."""
+    world, client = sim
+    answers = [await client.get(PATH, params=params()) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["x-amzn-RateLimit-Limit"] == "2.0"
+    await trio.sleep(0.5)
+    assert (await client.get(PATH, params=params())).status_code == 200
