@@ -10,7 +10,6 @@ FATAL as Amazon does, and refuses a sixth JSON_LISTINGS_FEED in five minutes per
 from __future__ import annotations
 
 import json
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -76,22 +75,18 @@ class FeedStore:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.feeds: dict[str, Feed] = {}
-        self._listing_feed_times: dict[str, deque[datetime]] = {}
         self.page_tokens: dict[str, tuple[dict[str, Any], int]] = {}
 
     def listings_feed_allowed(self, seller_id: str, now: datetime) -> bool:
         """Five JSON_LISTINGS_FEED submissions per five minutes per region (REFERENCE §7.4).
 
-        A seller account is regional, so the account is the region's counter.
+        A seller account is regional, so the account is the region's counter; the window
+        lives with the world's other rate limits.
         """
         timing = self.catalog.timing
-        recent = self._listing_feed_times.setdefault(seller_id, deque())
-        while recent and recent[0] <= now - timing.listings_feed_window:
-            recent.popleft()
-        if len(recent) >= timing.listings_feed_limit:
-            return False
-        recent.append(now)
-        return True
+        return self.catalog.world.throttle.window_allows(
+            f"{LISTINGS_FEED}:{seller_id}", now, limit=timing.listings_feed_limit,
+            window=timing.listings_feed_window)
 
     def _fault(self, name: str, feed: Feed) -> bool:
         flag = getattr(self.catalog.world.faults, name, False)
