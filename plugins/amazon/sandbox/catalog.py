@@ -133,6 +133,7 @@ class Catalog:
         self.reports = reports.ReportStore(self)
         self.fba = fba.FbaInventory(self)
         self.fulfillment = fulfillment.FulfillmentOrders(self)
+        self.listing_search_tokens: dict[str, tuple[Any, ...]] = {}
         self._drifted_until: datetime | None = None
 
     # -- ids ------------------------------------------------------------------------------

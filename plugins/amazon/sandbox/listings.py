@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from marketsync.core import clock
 
 from . import listings_feed
-from .feeds import BadInput, csv_param, invalid, json_body, not_found
+from .feeds import BadInput, csv_param, invalid, json_body, not_found, parse_time
 from .gateway import DENIED_MESSAGE, Call, error_response, json_response, sp_api
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ BASE = "/listings/2021-08-01/items"
 INCLUDED = ("summaries", "attributes", "issues", "offers", "fulfillmentAvailability",
             "procurement", "relationships", "productTypes")
 PATCH_OPS = ("add", "replace", "merge", "delete")
+IDENTIFIER_TYPES = ("ASIN", "EAN", "FNSKU", "GTIN", "ISBN", "JAN", "MINSAN", "SKU", "UPC")
+SEARCH_LIMIT = 1000          # "only the first 1,000 SKUs can be paged" (model)
 
 
 def render_item(catalog: Catalog, offer: Offer, marketplace_ids: list[str],
@@ -221,9 +223,107 @@ async def delete_listings_item(request: Request, call: Call) -> Response:
     return json_response(dict(answer, status="ACCEPTED", issues=[]))
 
 
+def _identifier(offer: Offer, kind: str) -> str | None:
+    return {"SKU": offer.sku, "ASIN": offer.asin, "FNSKU": offer.fnsku,
+            "EAN": offer.ean, "GTIN": offer.ean}.get(kind)
+
+
+def _status(offer: Offer, marketplace_id: str) -> set[str]:
+    return set(_summary(offer, marketplace_id)["status"])
+
+
+@sp_api("searchListingsItems")
+async def search_listings_items(request: Request, call: Call) -> Response:
+    """Search by identifiers, dates and status; pages of at most 20, the first 1,000 only."""
+    catalog = call.world.catalog
+    params = request.query_params
+    try:
+        if request.path_params["sellerId"] != call.account.seller_id:
+            return _denied()
+        token = params.get("pageToken")
+        if token is not None:
+            if token not in catalog.listing_search_tokens:
+                raise BadInput("pageToken is invalid")
+            skus, offset, size, marketplace_ids, included = catalog.listing_search_tokens[token]
+        else:
+            marketplace_ids = csv_param(request, "marketplaceIds")
+            if marketplace_ids is None:
+                raise BadInput("marketplaceIds is required")
+            if set(marketplace_ids) - set(call.account.marketplace_ids):
+                raise BadInput("marketplaceIds must be marketplaces of this selling partner")
+            included = csv_param(request, "includedData", allowed=INCLUDED) or ["summaries"]
+            skus = _search(catalog, call, request, marketplace_ids)
+            raw_size = params.get("pageSize", "10")
+            if not raw_size.isdigit() or not 1 <= int(raw_size) <= 20:
+                raise BadInput(f"pageSize must be an integer 1..20, not {raw_size!r}")
+            offset, size = 0, int(raw_size)
+    except BadInput as exc:
+        return invalid(str(exc))
+    offers = [o for o in (catalog.get(call.account.seller_id, s) for s in
+                          skus[offset:offset + size]) if o is not None]
+    body: dict[str, Any] = {"numberOfResults": len(skus), "items": [
+        render_item(catalog, o, marketplace_ids, included) for o in offers]}
+    pagination: dict[str, str] = {}
+    for key, start in (("nextToken", offset + size), ("previousToken", offset - size)):
+        if 0 <= start < min(len(skus), SEARCH_LIMIT) and (key == "nextToken" or offset > 0):
+            page_token = catalog.new_token()
+            catalog.listing_search_tokens[page_token] = (
+                skus, start, size, marketplace_ids, included)
+            pagination[key] = page_token
+    if pagination:
+        body["pagination"] = pagination
+    return json_response(body)
+
+
+def _search(catalog: Catalog, call: Call, request: Request,
+            marketplace_ids: list[str]) -> list[str]:
+    """The SKUs matching the search filters, in the requested order."""
+    params = request.query_params
+    identifiers = csv_param(request, "identifiers", limit=20)
+    kind = params.get("identifiersType")
+    if (identifiers is None) != (kind is None):
+        raise BadInput("identifiers and identifiersType go together")
+    if kind is not None and kind not in IDENTIFIER_TYPES:
+        raise BadInput(f"identifiersType must be one of {list(IDENTIFIER_TYPES)}")
+    bounds = [(parse_time(params.get(name), name), field, name.endswith("After"))
+              for name, field in (("createdAfter", "created"), ("createdBefore", "created"),
+                                  ("lastUpdatedAfter", "updated"),
+                                  ("lastUpdatedBefore", "updated"))]
+    with_status = set(csv_param(request, "withStatus", allowed=("BUYABLE", "DISCOVERABLE"))
+                      or ())
+    without = set(csv_param(request, "withoutStatus", allowed=("BUYABLE", "DISCOVERABLE"))
+                  or ())
+    severities = csv_param(request, "withIssueSeverity", allowed=("WARNING", "ERROR"))
+    sort_by = params.get("sortBy", "lastUpdatedDate")
+    order = params.get("sortOrder", "DESC")
+    if sort_by not in ("sku", "createdDate", "lastUpdatedDate") or order not in ("ASC", "DESC"):
+        raise BadInput("sortBy must be sku|createdDate|lastUpdatedDate, sortOrder ASC|DESC")
+    found = []
+    for offer in catalog.offers(call.account.seller_id):
+        market = next((m for m in marketplace_ids if m in offer.marketplaces), None)
+        if market is None or severities or params.get("variationParentSku") or params.get(
+                "packageHierarchySku"):
+            continue          # no issues and no variations are simulated
+        if identifiers is not None and _identifier(offer, kind or "") not in identifiers:
+            continue
+        if not all(moment is None or (getattr(offer, field) >= moment if after
+                                      else getattr(offer, field) <= moment)
+                   for moment, field, after in bounds):
+            continue
+        status = _status(offer, market)
+        if (with_status and not with_status & status) or without & status:
+            continue
+        found.append(offer)
+    key = {"sku": lambda o: o.sku, "createdDate": lambda o: (o.created, o.sku),
+           "lastUpdatedDate": lambda o: (o.updated, o.sku)}[sort_by]
+    found.sort(key=key, reverse=order == "DESC")
+    return [o.sku for o in found]
+
+
 def routes(catalog: Catalog) -> list[BaseRoute]:
     path = f"{BASE}/{{sellerId}}/{{sku:path}}"
     return [
+        Route(f"{BASE}/{{sellerId}}", search_listings_items, methods=["GET"]),
         Route(path, get_listings_item, methods=["GET"]),
         Route(path, patch_listings_item, methods=["PATCH"]),
         Route(path, delete_listings_item, methods=["DELETE"]),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import httpx
 import pytest
+import trio
 
 from marketsync.core import clock
 from marketsync.plugins.amazon.sandbox import World, create_app
@@ -183,3 +185,47 @@ async def test_delete_removes_one_marketplace_then_the_listing(sim, contract):
     assert again.json()["status"] == "INVALID"
     two = await client.delete(item_path("SPORK"), params={"marketplaceIds": f"{DE},{UK}"})
     assert two.status_code == 400, "delete takes one marketplace"
+
+
+async def test_search_by_sku_identifiers_gives_the_product_type(sim, contract):
+    """The client learns each SKU's productType this way before patching."""
+    world, client = sim
+    answer = await client.get(f"/listings/2021-08-01/items/{SELLER}", params={
+        "marketplaceIds": DE, "identifiers": "MUG/1,SPORK,GHOST", "identifiersType": "SKU",
+        "includedData": "summaries", "pageSize": "20"})
+    assert answer.status_code == 200
+    contract(answer, MODEL, "searchListingsItems")
+    found = {i["sku"]: i["summaries"][0]["productType"] for i in answer.json()["items"]}
+    assert found == {"MUG/1": "PRODUCT", "SPORK": "PRODUCT"}
+    assert answer.json()["numberOfResults"] == 2 and "pagination" not in answer.json()
+    by_asin = await client.get(f"/listings/2021-08-01/items/{SELLER}", params={
+        "marketplaceIds": DE, "identifiers": "B0LI000002", "identifiersType": "ASIN"})
+    assert [i["sku"] for i in by_asin.json()["items"]] == ["SPORK"]
+
+
+async def test_search_pages_sorts_and_filters_by_status(sim, autojump_clock, contract):
+    world, client = sim
+    for n in range(5):
+        await trio.sleep(1)
+        world.catalog.put_offer(SELLER, f"EXTRA-{n}", asin=f"B0EX00000{n}", title="Extra",
+                                marketplace_id=DE, price=Decimal("1"), currency="EUR",
+                                quantity=n, handling_time=1)
+    search = f"/listings/2021-08-01/items/{SELLER}"
+    first = await client.get(search, params={"marketplaceIds": DE, "pageSize": "3",
+                                             "sortBy": "sku", "sortOrder": "ASC"})
+    contract(first, MODEL, "searchListingsItems")
+    assert first.json()["numberOfResults"] == 7
+    second = await client.get(search, params={
+        "marketplaceIds": DE, "pageToken": first.json()["pagination"]["nextToken"]})
+    contract(second, MODEL, "searchListingsItems")
+    assert "previousToken" in second.json()["pagination"]
+    skus = [i["sku"] for page in (first, second) for i in page.json()["items"]]
+    assert skus == ["EXTRA-0", "EXTRA-1", "EXTRA-2", "EXTRA-3", "EXTRA-4", "MUG/1"]
+    newest = await client.get(search, params={"marketplaceIds": DE, "pageSize": "1"})
+    assert newest.json()["items"][0]["sku"] == "EXTRA-4", "default: lastUpdatedDate DESC"
+    unbuyable = await client.get(search, params={"marketplaceIds": DE,
+                                                 "withoutStatus": "BUYABLE"})
+    assert [i["sku"] for i in unbuyable.json()["items"]] == ["EXTRA-0"]
+    bad = await client.get(search, params={"marketplaceIds": DE, "identifiers": "X"})
+    assert bad.status_code == 400
+    contract(bad, MODEL, "searchListingsItems")
