@@ -130,8 +130,10 @@ class ReportStore:
                     "quantity": "" if offer.is_fba or offer.quantity is None
                     else str(offer.quantity),
                     "open-date": offer.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                    "item-is-marketplace": "y", "product-id-type": "1",
-                    "item-condition": "11", "asin1": offer.asin, "product-id": offer.asin,
+                    # product-id is what the listing was created with: 1 ASIN, 4 EAN
+                    "item-is-marketplace": "y", "product-id-type": "4" if offer.ean else "1",
+                    "item-condition": "11", "asin1": offer.asin,
+                    "product-id": offer.ean or offer.asin,
                     "pending-quantity": "0",
                     "fulfillment-channel": fba_code if offer.is_fba else "DEFAULT",
                     "merchant-shipping-group": "" if offer.is_fba else "Migrated Template",

@@ -24,7 +24,7 @@ SCENARIO = {
     "accounts": [{"seller_id": SELLER, "region": "NA", "marketplaces": ["US", "CA"]}],
     "catalog": [
         {"sku": "MUG", "asin": "B0RP000001", "title": "Mug, blue", "mfn_quantity": 5,
-         "prices": {"US": "9.99", "CA": "12.99"}},
+         "ean": "4006381333931", "prices": {"US": "9.99", "CA": "12.99"}},
         {"sku": "EMPTY", "asin": "B0RP000002", "title": "Lamp", "mfn_quantity": 0,
          "prices": {"US": "20.00"}},
         {"sku": "SPORK", "asin": "B0RP000003", "title": "Spork", "fba_quantity": 40,
@@ -106,6 +106,10 @@ async def test_listings_report_lifecycle_and_columns(sim, autojump_clock, contra
     assert by_sku["MUG"]["price"] == "9.99" and by_sku["MUG"]["quantity"] == "5"
     assert by_sku["MUG"]["asin1"] == "B0RP000001" and by_sku["MUG"]["status"] == "Active"
     assert by_sku["MUG"]["fulfillment-channel"] == "DEFAULT"
+    assert (by_sku["MUG"]["product-id-type"], by_sku["MUG"]["product-id"]) == (
+        "4", "4006381333931"), "listed by EAN"
+    assert (by_sku["EMPTY"]["product-id-type"], by_sku["EMPTY"]["product-id"]) == (
+        "1", "B0RP000002"), "listed by ASIN"
     assert by_sku["EMPTY"]["status"] == "Inactive"
     assert by_sku["SPORK"]["fulfillment-channel"] == "AMAZON_NA"
     assert by_sku["SPORK"]["quantity"] == ""
