@@ -129,8 +129,10 @@ def _select(call: Call, *, kind: str, after: datetime, before: datetime, marketp
     return [order_id for _, order_id in sorted(found)]
 
 
-def _page(call: Call, request: Request, token_name: str, signature: str, select) -> tuple[list[str], str | None]:
-    """One page of a search: a token pins the result list and the filters for 24 h."""
+def _page(call: Call, request: Request, token_name: str, signature: str | None, select,
+          echo: tuple[str, datetime] | None) -> tuple[list[str], str | None, tuple[str, datetime]]:
+    """One page of a search: a token pins the result list, the filters and the echoed
+    before-time for 24 h. ``signature`` None: the token alone decides (v0 ``NextToken``)."""
     size = _max_results(request, "maxResultsPerPage" if token_name == "paginationToken" else "MaxResultsPerPage")
     token = request.query_params.get(token_name)
     if token:
@@ -139,18 +141,20 @@ def _page(call: Call, request: Request, token_name: str, signature: str, select)
             raise BadInput(f"{token_name} is invalid")
         if state["expires"] <= call.now:
             raise BadInput(f"{token_name} has expired; tokens are valid for 24 hours")
-        if state["signature"] != signature:
+        if signature is not None and state["signature"] != signature:
             raise BadInput(f"{token_name} must be used with the same filters as the first page")
-        ids, offset = state["ids"], state["offset"]
+        ids, offset, echo = state["ids"], state["offset"], state["echo"]
     else:
         ids, offset = select(), 0
+    assert echo is not None
     page = ids[offset:offset + size]
     next_token = None
     if offset + size < len(ids):
         next_token = call.world.new_secret("")
         call.world.pages[next_token] = {"seller_id": call.account.seller_id, "ids": ids, "offset": offset + size,
-                                        "signature": signature, "expires": call.now + PAGE_TOKEN_LIFETIME}
-    return page, next_token
+                                        "signature": signature, "echo": echo,
+                                        "expires": call.now + PAGE_TOKEN_LIFETIME}
+    return page, next_token, echo
 
 
 def _signature(request: Request, keep: set[str]) -> str:
@@ -247,9 +251,9 @@ async def search_orders(request: Request, call: Call) -> Response:
         fulfilled_by = _list(request, "fulfilledBy", FULFILLED_BY)
         included = set(_list(request, "includedData", DATASETS))
         signature = _signature(request, {"paginationToken", "maxResultsPerPage", "includedData"})
-        ids, next_token = _page(call, request, "paginationToken", signature, lambda: _select(
+        ids, next_token, (kind, before) = _page(call, request, "paginationToken", signature, lambda: _select(
             call, kind=kind, after=after, before=before, marketplaces=marketplaces,
-            statuses=statuses, fulfilled_by=fulfilled_by))
+            statuses=statuses, fulfilled_by=fulfilled_by), (kind, before))
     except BadInput as exc:
         return _invalid(str(exc))
     orders = []
@@ -336,17 +340,21 @@ def _v0_invalid(message: str) -> Response:
 @sp_api("orders/v0:getOrders")
 async def get_orders_v0(request: Request, call: Call) -> Response:
     try:
-        if not request.query_params.get("NextToken") and not _list(request, "MarketplaceIds"):
-            raise BadInput("MarketplaceIds is required")
-        marketplaces = _marketplaces(call, request, "MarketplaceIds")
-        kind, after, before = _time_filter(call, request, v0=True)
-        statuses = [k for k, v in V0_STATUS.items() if v in _list(request, "OrderStatuses", list(V0_STATUS.values()) + ["InvoiceUnconfirmed"])]
-        channels = {"AFN": "AMAZON", "MFN": "MERCHANT"}
-        fulfilled_by = [channels[c] for c in _list(request, "FulfillmentChannels", ["AFN", "MFN"])]
-        signature = _signature(request, {"NextToken", "MaxResultsPerPage"})
-        ids, next_token = _page(call, request, "NextToken", signature, lambda: _select(
-            call, kind=kind, after=after, before=before, marketplaces=marketplaces,
-            statuses=statuses, fulfilled_by=fulfilled_by))
+        if request.query_params.get("NextToken"):
+            # v0: "NextToken doesn't affect any filters"; the first request's filters hold
+            ids, next_token, (kind, before) = _page(call, request, "NextToken", None, list, None)
+        else:
+            if not _list(request, "MarketplaceIds"):
+                raise BadInput("MarketplaceIds is required")
+            marketplaces = _marketplaces(call, request, "MarketplaceIds")
+            kind, after, before = _time_filter(call, request, v0=True)
+            wanted = _list(request, "OrderStatuses", list(V0_STATUS.values()) + ["InvoiceUnconfirmed"])
+            statuses = [k for k, v in V0_STATUS.items() if v in wanted]
+            channels = {"AFN": "AMAZON", "MFN": "MERCHANT"}
+            fulfilled_by = [channels[c] for c in _list(request, "FulfillmentChannels", ["AFN", "MFN"])]
+            ids, next_token, _ = _page(call, request, "NextToken", "", lambda: _select(
+                call, kind=kind, after=after, before=before, marketplaces=marketplaces,
+                statuses=statuses, fulfilled_by=fulfilled_by), (kind, before))
     except BadInput as exc:
         return _v0_invalid(str(exc))
     elements = _rdt_elements(request, call)

@@ -278,3 +278,17 @@ async def test_v0_order_items(client, contract):
     assert response.json()["payload"]["AmazonOrderId"] == some["AmazonOrderId"]
     single = await client.get(f"/orders/v0/orders/{some['AmazonOrderId']}")
     contract(single, "ordersV0.json", "getOrder")
+
+
+async def test_v0_next_token_alone_continues_the_search(client):
+    """v0: "NextToken doesn't affect any filters" — the first request's filters hold."""
+    whole = (await client.get("/orders/v0/orders", params={"CreatedAfter": SINCE, "MarketplaceIds": US})).json()["payload"]
+    first = (await client.get("/orders/v0/orders", params={"CreatedAfter": SINCE, "MarketplaceIds": US,
+                                                           "MaxResultsPerPage": 4})).json()["payload"]
+    ids, token = [o["AmazonOrderId"] for o in first["Orders"]], first["NextToken"]
+    while token:
+        page = (await client.get("/orders/v0/orders", params={"NextToken": token})).json()["payload"]
+        assert page["CreatedBefore"] == first["CreatedBefore"]
+        ids += [o["AmazonOrderId"] for o in page["Orders"]]
+        token = page.get("NextToken")
+    assert ids == [o["AmazonOrderId"] for o in whole["Orders"]]
