@@ -110,10 +110,6 @@ async def running(scheduler: Scheduler):
         nursery.cancel_scope.cancel()
 
 
-async def sleep_until(t: float) -> None:
-    await trio.sleep_until(t)
-
-
 # --- the schedule ---------------------------------------------------------------------------
 
 
@@ -160,7 +156,7 @@ async def test_a_run_longer_than_every_never_overlaps_itself(autojump_clock):
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=10.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 99.0)
+        await trio.sleep_until(rec.t0 + 99.0)
     assert rec.starts[("amazon-de", "import_orders")] == [0.0, 25.0, 50.0, 75.0]
     assert rec.max_active[("amazon-de", "import_orders")] == 1
 
@@ -191,7 +187,7 @@ async def test_500_triggers_within_the_debounce_window_collapse_into_one_run(aut
         for _ in range(500):
             scheduler.trigger("amazon-de", "push_stock")
             await trio.sleep(0.0039)  # 500 triggers over 1.95 s
-        await sleep_until(rec.t0 + 100.0)
+        await trio.sleep_until(rec.t0 + 100.0)
         assert rec.starts[key] == [2.0]
         scheduler.trigger("amazon-de", "push_stock")
         await trio.sleep(10.0)
@@ -207,9 +203,9 @@ async def test_a_trigger_during_a_run_gives_exactly_one_more_run_after_it(autoju
     scheduler.add(spec(kind="push_stock", every=3600.0))
     async with running(scheduler):
         for at in (1.0, 3.0, 5.0):
-            await sleep_until(rec.t0 + at)
+            await trio.sleep_until(rec.t0 + at)
             scheduler.trigger("amazon-de", "push_stock")
-        await sleep_until(rec.t0 + 200.0)
+        await trio.sleep_until(rec.t0 + 200.0)
     assert rec.starts[key] == [0.0, 10.0]
     assert rec.ends[key] == [10.0, 20.0]
 
@@ -251,10 +247,10 @@ async def test_timeout_counts_as_a_failure_and_the_job_continues(autojump_clock)
     scheduler = Scheduler(rec, on_outcome=outcomes.append)
     scheduler.add(spec(every=600.0, timeout=5.0, backoff_base=30.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 50.0)
+        await trio.sleep_until(rec.t0 + 50.0)
         [state] = scheduler.snapshot()
         assert state.failures == 2 and state.last_error == "timed out after 5s"
-        await sleep_until(rec.t0 + 200.0)
+        await trio.sleep_until(rec.t0 + 200.0)
     # 0 → times out at 5 → +30; 35 → times out at 40 → +60; 100 succeeds
     assert rec.starts[key] == [0.0, 35.0, 100.0]
     assert rec.cancelled[key] == 2
@@ -273,7 +269,7 @@ async def test_backoff_doubles_from_30_s_up_to_the_cap(autojump_clock):
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=600.0, backoff_base=30.0, backoff_cap=240.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 1000.0)
+        await trio.sleep_until(rec.t0 + 1000.0)
         [state] = scheduler.snapshot()
     assert rec.starts[key] == [0.0, 30.0, 90.0, 210.0, 450.0, 690.0, 930.0]
     assert state.failures == 7 and state.total_failures == 7 and state.runs == 7
@@ -290,7 +286,7 @@ async def test_backoff_resets_after_a_success(autojump_clock):
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=600.0, backoff_base=30.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 730.0)
+        await trio.sleep_until(rec.t0 + 730.0)
         [state] = scheduler.snapshot()
     # 0 ✗ +30; 30 ✗ +60; 90 ✓ +600; 690 ✗ +30 (not +120); 720 ✓
     assert rec.starts[key] == [0.0, 30.0, 90.0, 690.0, 720.0]
@@ -305,7 +301,7 @@ async def test_throttled_waits_at_least_its_retry_after(autojump_clock):
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=600.0, backoff_base=30.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 400.0)
+        await trio.sleep_until(rec.t0 + 400.0)
     assert rec.starts[key] == [0.0, 300.0]
 
 
@@ -318,7 +314,7 @@ async def test_a_failing_job_does_not_delay_another(autojump_clock):
     scheduler.add(spec(kind="import_products", every=10.0, timeout=25.0, backoff_base=1.0))
     scheduler.add(spec(kind="import_orders", every=10.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 95.0)
+        await trio.sleep_until(rec.t0 + 95.0)
         states = {s.kind: s for s in scheduler.snapshot()}
     assert rec.starts[healthy] == [10.0 * n for n in range(10)]
     assert states["import_products"].total_failures >= 3
@@ -333,7 +329,7 @@ async def test_failures_log_once_when_they_start_and_once_when_they_recover(auto
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=600.0, backoff_base=1.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 100.0)
+        await trio.sleep_until(rec.t0 + 100.0)
     messages = [r.getMessage() for r in caplog.records if r.name == "marketsync.core.scheduler"]
     assert len(rec.starts[("amazon-de", "import_orders")]) == 6
     assert len([m for m in messages if "failing" in m]) == 1
@@ -363,7 +359,7 @@ async def test_a_broken_outcome_listener_does_not_stop_the_job(autojump_clock):
     scheduler = Scheduler(rec, on_outcome=listener)
     scheduler.add(spec(every=10.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 35.0)
+        await trio.sleep_until(rec.t0 + 35.0)
     assert rec.starts[("amazon-de", "import_orders")] == [0.0, 10.0, 20.0, 30.0]
 
 
@@ -378,13 +374,13 @@ async def test_pause_holds_runs_and_resume_runs_what_came_due(autojump_clock):
     scheduler.add(spec(every=10.0))
     scheduler.add(spec(integration="amazon-fr", every=10.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 15.0)
+        await trio.sleep_until(rec.t0 + 15.0)
         scheduler.pause("amazon-de")
         scheduler.trigger("amazon-de", "import_orders", delay=0)
-        await sleep_until(rec.t0 + 45.0)
+        await trio.sleep_until(rec.t0 + 45.0)
         assert [s.paused for s in scheduler.snapshot()] == [True, False]
         scheduler.resume("amazon-de")
-        await sleep_until(rec.t0 + 60.0 - EPS)
+        await trio.sleep_until(rec.t0 + 60.0 - EPS)
     assert rec.starts[key] == [0.0, 10.0, 45.0, 55.0]
     assert rec.starts[("amazon-fr", "import_orders")] == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
 
@@ -398,11 +394,11 @@ async def test_remove_cancels_the_run_in_progress_and_stops_the_job(autojump_clo
         scheduler.add(spec(kind=kind, every=10.0))
         scheduler.add(spec(integration="amazon-fr", kind=kind, every=10.0))
     async with running(scheduler):
-        await sleep_until(rec.t0 + 5.0)
+        await trio.sleep_until(rec.t0 + 5.0)
         assert scheduler.remove("amazon-de") == 2
         assert scheduler.remove("amazon-fr", "import_products") == 1
         assert scheduler.remove("amazon-it") == 0
-        await sleep_until(rec.t0 + 25.0)
+        await trio.sleep_until(rec.t0 + 25.0)
         remaining = [(s.integration, s.kind) for s in scheduler.snapshot()]
     assert remaining == [("amazon-fr", "import_orders")]
     assert rec.cancelled[("amazon-de", "import_products")] == 1
@@ -416,11 +412,11 @@ async def test_jobs_added_while_running_start_after_their_first_delay(autojump_c
     rec = Recorder(trio.current_time())
     scheduler = Scheduler(rec)
     async with running(scheduler):
-        await sleep_until(rec.t0 + 5.0)
+        await trio.sleep_until(rec.t0 + 5.0)
         scheduler.add(spec(every=10.0, first_delay=1.0))
         with pytest.raises(ValueError, match="import_orders.*amazon-de.*already scheduled"):
             scheduler.add(spec())
-        await sleep_until(rec.t0 + 20.0)
+        await trio.sleep_until(rec.t0 + 20.0)
     assert rec.starts[("amazon-de", "import_orders")] == [6.0, 16.0]
 
 
@@ -437,14 +433,14 @@ async def test_stop_lets_runs_finish_within_grace_and_cancels_the_rest(autojump_
     scheduler.add(spec(kind="import_orders", every=2.0))
     scheduler.add(spec(kind="import_products", every=2.0))
     returned_at = []
+
+    async def run_and_note(task_status=trio.TASK_STATUS_IGNORED):
+        await scheduler.run(task_status=task_status)
+        returned_at.append(trio.current_time() - rec.t0)
+
     async with trio.open_nursery() as nursery:
-
-        async def run_and_note():
-            await scheduler.run()
-            returned_at.append(trio.current_time() - rec.t0)
-
-        await nursery.start(lambda task_status: _started(run_and_note, task_status))
-        await sleep_until(rec.t0 + 1.0)
+        await nursery.start(run_and_note)
+        await trio.sleep_until(rec.t0 + 1.0)
         await scheduler.stop(grace=5.0)
         stopped_at = trio.current_time() - rec.t0
     assert stopped_at == 6.0 and returned_at == [6.0]
@@ -452,11 +448,6 @@ async def test_stop_lets_runs_finish_within_grace_and_cancels_the_rest(autojump_
     assert rec.starts[slow] == [0.0] and rec.cancelled[slow] == 1 and rec.ends[slow] == []
     with pytest.raises(RuntimeError, match="stopping"):
         scheduler.add(spec(kind="push_stock"))
-
-
-async def _started(fn, task_status):
-    task_status.started()
-    await fn()
 
 
 async def test_stop_with_nothing_running_returns_at_once(autojump_clock):
@@ -469,6 +460,18 @@ async def test_stop_with_nothing_running_returns_at_once(autojump_clock):
         await trio.sleep(1.0)
         await scheduler.stop(grace=5.0)
         assert trio.current_time() - rec.t0 == 1.0
+
+
+async def test_a_scheduler_stopped_before_it_runs_runs_nothing(autojump_clock):
+    """stop() before run(): run() returns at once without starting a job, and only runs once."""
+    rec = Recorder(trio.current_time())
+    scheduler = Scheduler(rec)
+    scheduler.add(spec(every=600.0))
+    await scheduler.stop()
+    await scheduler.run()
+    assert rec.starts == {} and trio.current_time() == rec.t0
+    with pytest.raises(RuntimeError, match="runs once"):
+        await scheduler.run()
 
 
 # --- signals (real clock) -------------------------------------------------------------------
