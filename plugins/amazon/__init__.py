@@ -6,7 +6,7 @@ for what the channel tells the core and ``client.py`` for how calls are made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from marketsync.core import hookimpl
@@ -49,6 +49,19 @@ def channel_info() -> ChannelInfo:
 @hookimpl
 async def check_credentials(integration: Integration) -> AccountInfo:
     return await connect.check(integration)
+
+
+@hookimpl
+def authorization_url(integration: Integration, state: str, redirect_uri: str) -> str:
+    return connect.consent_url(integration, state, redirect_uri=redirect_uri,
+                               draft=bool(integration.settings.get("draft_app", False)))
+
+
+@hookimpl
+async def complete_authorization(integration: Integration, params: Mapping[str, str],
+                                 redirect_uri: str) -> Mapping[str, str]:
+    authorization = await connect.redeem(integration, params, redirect_uri)
+    return authorization.credentials()
 
 
 @hookimpl

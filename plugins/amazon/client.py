@@ -21,6 +21,7 @@ transport (``core/http.py``) waits for the bucket.
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -306,9 +307,7 @@ class SpApi:
         if response.status_code != 200:
             raise TransientError(f"document download: HTTP {response.status_code}")
         content = response.content
-        if compression == "GZIP" and content[:2] == b"\x1f\x8b":
-            import gzip
-
+        if compression == "GZIP" and content[:2] == b"\x1f\x8b":  # httpx did not inflate it
             content = gzip.decompress(content)
         return content
 

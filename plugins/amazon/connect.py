@@ -3,11 +3,11 @@
 The core owns the flow (it makes the one-time ``state``, remembers it, serves the
 callback, stores the refresh token as a secret); the plugin knows Amazon's side:
 
-1. :func:`consent_url` — Seller Central's consent page for the integration's marketplace,
-   carrying the core's ``state``.
-2. :func:`complete` — the redirect's ``state`` must be the one sent (checked here too, in
-   constant time, so that a forged redirect never reaches LWA); then the
-   ``spapi_oauth_code`` is exchanged for a refresh token.
+1. :func:`consent_url` (hook ``authorization_url``) — Seller Central's consent page for
+   the integration's marketplace, carrying the core's ``state``.
+2. :func:`redeem` (hook ``complete_authorization``) — the ``spapi_oauth_code`` is
+   exchanged for a refresh token. :func:`complete` does the same after checking the
+   redirect's ``state`` itself, in constant time, for callers without the core's check.
 3. :func:`check` — ``getMarketplaceParticipations`` proves the credentials and that the
    account sells in the integration's marketplace (the ``check_credentials`` hook).
 """
@@ -42,6 +42,13 @@ class Authorization:
 
     def __repr__(self) -> str:  # never print the token
         return f"Authorization(seller_id={self.seller_id!r}, refresh_token=<secret>)"
+
+    def credentials(self) -> dict[str, str]:
+        """The account credential keys to store (``refresh_token`` is a secret)."""
+        found = {"refresh_token": self.refresh_token}
+        if self.seller_id:
+            found["seller_id"] = self.seller_id
+        return found
 
 
 def consent_url(integration: Integration, state: str, *, redirect_uri: str | None = None,
@@ -80,12 +87,21 @@ async def complete(integration: Integration, redirect: Mapping[str, str], expect
     if not expected_state or not hmac.compare_digest(state.encode(), expected_state.encode()):
         raise IntegrationAuthFailed(f"{integration.alias}: the consent answer does not carry "
                                     f"the state this connect sent; start the connect again")
-    code = redirect.get("spapi_oauth_code")
+    return await redeem(integration, redirect, redirect_uri)
+
+
+async def redeem(integration: Integration, params: Mapping[str, str],
+                 redirect_uri: str) -> Authorization:
+    """The redirect's code (or one pasted by hand as ``{"code": ...}``) → credentials.
+
+    The ``complete_authorization`` hook: the core has checked ``state`` already.
+    """
+    code = params.get("spapi_oauth_code") or params.get("code")
     if not code:
         raise IntegrationAuthFailed(f"{integration.alias}: Amazon sent no authorization code "
                                     f"(the seller may have declined)")
     return await exchange_code(integration, code, redirect_uri,
-                               seller_id=redirect.get("selling_partner_id"))
+                               seller_id=params.get("selling_partner_id") or None)
 
 
 async def exchange_code(integration: Integration, code: str, redirect_uri: str, *,

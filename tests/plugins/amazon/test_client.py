@@ -8,7 +8,12 @@ import httpx
 import pytest
 import trio
 
-from marketsync.core.errors import IntegrationAuthFailed, Throttled, TransientError
+from marketsync.core.errors import (
+    IntegrationAuthFailed,
+    IntegrationNotReady,
+    Throttled,
+    TransientError,
+)
 from marketsync.core.types import Cursor
 from marketsync.plugins.amazon import connect, inventory, manifest
 from marketsync.plugins.amazon.client import token_cache
@@ -116,8 +121,6 @@ async def test_server_errors_become_transient_after_bounded_retries(make_integra
 async def test_not_reachable_during_check_is_not_ready(make_integration, world, autojump_clock):
     de = make_integration("DE")
     await faults(de, errorShare={"503": 1.0}, operations=["getMarketplaceParticipations"])
-    from marketsync.core.errors import IntegrationNotReady
-
     with pytest.raises(IntegrationNotReady):
         await connect.check(de)
 

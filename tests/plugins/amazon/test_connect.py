@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from marketsync.core.errors import IntegrationAuthFailed, IntegrationError
 from marketsync.plugins.amazon import connect
-from marketsync.plugins.amazon.client import token_cache
 
-from .conftest import APP_ID, BASE_URL, EU, REDIRECT_URI, calls
+from .conftest import APP_ID, EU, REDIRECT_URI, calls
 
 
 async def test_check_credentials_names_seller_and_marketplaces(make_integration, autojump_clock):
@@ -98,3 +96,12 @@ async def test_a_used_code_is_refused(make_integration, autojump_clock):
     await connect.complete(integration, redirect, "s", REDIRECT_URI)
     with pytest.raises(IntegrationAuthFailed, match="invalid_grant"):
         await connect.complete(integration, redirect, "s", REDIRECT_URI)
+
+
+async def test_a_code_pasted_by_hand_is_redeemed(make_integration, autojump_clock):
+    """``{"code": ...}`` as the core passes a pasted code: credentials without seller id."""
+    integration = make_integration("DE", credentials={"refresh_token": ""})
+    redirect = await _consent(integration, "s")
+    authorization = await connect.redeem(integration, {"code": redirect["spapi_oauth_code"]},
+                                         REDIRECT_URI)
+    assert set(authorization.credentials()) == {"refresh_token"}
