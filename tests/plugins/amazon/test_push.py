@@ -159,3 +159,18 @@ async def test_prices_in_bulk_go_as_a_feed(make_integration, world, autojump_clo
     by_sku = results(report.results)
     assert by_sku["MUG-1"].accepted and not by_sku["KETTLE-1"].accepted
     assert world.catalog.get(EU, "MUG-1").marketplaces[DE].price == Decimal("9.49")
+
+
+async def test_the_listings_real_product_type_is_looked_up_once(make_integration, world,
+                                                                autojump_clock):
+    """Amazon refuses a patch naming another productType; it is learnt via search, cached."""
+    world.catalog.get(EU, "KETTLE-1").product_type = "KITCHEN"
+    integration = make_integration("DE")
+    first = await listings.push_stock(integration, [StockUpdate(channel_sku="KETTLE-1",
+                                                                quantity=8)])
+    assert first.results[0].accepted, first.results[0].message
+    second = await listings.push_stock(integration, [StockUpdate(channel_sku="KETTLE-1",
+                                                                 quantity=9)])
+    assert second.results[0].accepted
+    assert world.catalog.get(EU, "KETTLE-1").quantity == 9
+    assert len(calls(world, "searchListingsItems", 200)) == 1
