@@ -78,6 +78,17 @@ async def poll_submission(integration: Integration, submission: Submission) -> S
     feed_id = submission.state.get("feed_id")
     if not feed_id:  # patches only: everything was known when it was submitted
         return SubmissionReport(done=True, results=(), poll_after=0)
+    patched = tuple(ItemResult(channel_sku=sku, accepted=bool(ok), message=message)
+                    for sku, ok, message in submission.state.get("patched") or ())
+    report = await _poll_feed(integration, submission, str(feed_id))
+    if not report.done:
+        return report
+    return SubmissionReport(done=True, results=patched + tuple(report.results),
+                            failed_reason=report.failed_reason, poll_after=0)
+
+
+async def _poll_feed(integration: Integration, submission: Submission,
+                     feed_id: str) -> SubmissionReport:
     api = SpApi(integration)
     feed = await api.get_json(f"{BASE}/feeds/{feed_id}", "getFeed")
     status = feed.get("processingStatus")

@@ -139,6 +139,9 @@ async def push(integration: Integration, kind: str, changes: list[Change]) -> Su
                           channel_skus=skus, submitted_at=now, poll_after=0,
                           results=tuple(results))
     feed_id, state = await feeds.submit_listings_feed(api, bulk, types)
+    # the core applies results given with a submission only when it needs no polling, so
+    # the patched SKUs' results also ride in the state, into the feed's final report
+    state["patched"] = [[r.channel_sku, r.accepted, r.message] for r in results]
     return Submission(kind=kind, channel_id=feed_id, channel_skus=skus, submitted_at=now,
                       poll_after=feeds.FIRST_POLL, state=state, results=tuple(results))
 

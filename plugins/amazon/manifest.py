@@ -39,10 +39,11 @@ JOBS = (
     JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
     JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
     JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),
-    JobDefault(kind="push_stock", every=600, priority=Priority.URGENT),
-    JobDefault(kind="push_prices", every=600, priority=Priority.URGENT),
-    JobDefault(kind="poll_submission", every=60, priority=Priority.URGENT),
-    JobDefault(kind="confirm_shipment", every=300, priority=Priority.URGENT),
+    # pushes are also triggered on demand by stock changes; these are the backstops
+    JobDefault(kind="push_stock", every=15, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="push_prices", every=60, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="poll_submission", every=30, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="confirm_shipment", every=60, priority=Priority.URGENT, timeout=300),
 )
 
 
