@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,11 @@ from marketsync.plugins.amazon.sandbox import World, create_app
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
 
 START = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
-MODELS = Path("/work/shared/spapi/models")
+#: Amazon's official models: ../shared/spapi beside the repository (as CI lays it out), or
+#: wherever MARKETSYNC_SPAPI points.
+SPAPI = Path(os.environ.get("MARKETSYNC_SPAPI")
+             or Path(__file__).resolve().parents[4].parent / "shared" / "spapi")
+MODELS = SPAPI / "models"
 BASE_URL = "http://sandbox.local"
 
 CLIENT_ID = "amzn1.application-oa2-client.test"

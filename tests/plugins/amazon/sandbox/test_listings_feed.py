@@ -12,8 +12,10 @@ from marketsync.plugins.amazon.sandbox import World
 from marketsync.plugins.amazon.sandbox import listings_feed as lf
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
 
+from .conftest import SPAPI
+
 SELLER, DE, UK = "A2FEEDLOGIC1", "A1PA6795UKMFR9", "A1F83G8C2ARO7P"
-SHARED_SCHEMAS = Path("/work/shared/spapi/schemas")
+SHARED_SCHEMAS = SPAPI / "schemas"
 SCENARIO = {
     "seed": 3,
     "applications": [{"client_id": "c", "client_secret": "s"}],
