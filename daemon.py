@@ -57,6 +57,14 @@ class State:
         if self.plugins.failures:
             for failure in self.plugins.failures:
                 click.echo(f"warning: plugin {failure.name}: {failure.reason}", err=True)
+        if config.pii.key:
+            from marketsync.core.pii import PiiCipher, PiiKeyError
+
+            try:
+                PiiCipher.from_text(config.pii.key.reveal())
+            except PiiKeyError as error:
+                click.echo(f"{config.source}: pii.key: {error}", err=True)
+                sys.exit(EXIT_CONFIG)
         logs.setup(self.log_format, self.log_level or config.log.level)
         self._config = config
         return config
@@ -171,6 +179,96 @@ def status(state: State, as_json: bool):
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         click.echo(render(report))
+
+
+def _one_shot(state: "State", work):
+    """Run ``work(daemon)`` in trio with the configured daemon (not serving)."""
+    from marketsync.core.app import Daemon
+
+    config = state.config()
+    store = state.store(config)
+
+    async def main():
+        daemon = Daemon(config, plugins=state.plugins, store=store)
+        try:
+            return await work(daemon)
+        finally:
+            for integration in daemon.integrations.values():
+                if integration.http is not None:
+                    await integration.http.aclose()
+
+    try:
+        return trio.run(main)
+    except Exception as error:  # noqa: BLE001 - shown to the user as one line
+        from marketsync.core.errors import MarketsyncError
+
+        if isinstance(error, MarketsyncError):
+            raise click.ClickException(str(error)) from None
+        raise
+
+
+@cli.command()
+@click.argument("alias")
+@click.option("--redirect", "pasted", metavar="URL_OR_CODE",
+              help="The address the browser was sent back to (or just the code).")
+@pass_state
+def connect(state: State, alias: str, pasted: str | None):
+    """Connect integration ALIAS to the seller's account (OAuth consent).
+
+    Without --redirect: prints the consent URL. Open it, approve, and the channel sends
+    the browser back to the daemon's callback, which completes the connect. If the daemon
+    is not running, copy the address the browser shows and run this command again with
+    --redirect 'ADDRESS'.
+    """
+    from marketsync.core import oneshot
+
+    if pasted is None:
+        url = _one_shot(state, lambda daemon: oneshot.consent_url(daemon, alias))
+        click.echo("Open this address, sign in and approve the application:\n")
+        click.echo(f"  {url}\n")
+        click.echo("The channel then sends your browser to this daemon's callback, which "
+                   "finishes the connect.\nIf the daemon is not running, copy the address "
+                   f"the browser shows and run:\n\n  marketsync connect {alias} --redirect "
+                   "'ADDRESS'")
+        return
+    params = oneshot.redirect_params(pasted)
+    new_state, reason = _one_shot(state, lambda daemon: oneshot.complete(daemon, alias, params))
+    click.echo(f"{alias}: {new_state}" + (f" — {reason}" if reason else ""))
+    if new_state != "LIVE":
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("alias")
+@pass_state
+def retry(state: State, alias: str):
+    """Check ALIAS's credentials again now (the status page's Retry button)."""
+    from marketsync.core import oneshot
+
+    async def work(daemon):
+        if await oneshot.ask_running_daemon(daemon, alias):
+            return None
+        return await oneshot.check(daemon, alias)
+
+    outcome = _one_shot(state, work)
+    if outcome is None:
+        click.echo(f"{alias}: asked the running daemon to retry; see `marketsync status`")
+        return
+    new_state, reason = outcome
+    click.echo(f"{alias}: {new_state}" + (f" — {reason}" if reason else ""))
+    if new_state != "LIVE":
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("alias")
+@click.argument("kind")
+@pass_state
+def sync(state: State, alias: str, kind: str):
+    """Run one job (import_orders, push_stock, ...) of ALIAS now."""
+    from marketsync.core import oneshot
+
+    click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))
 
 
 @cli.command("plugins")

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from marketsync.core import clock, jobs
 from marketsync.core.config import Config
+from marketsync.core.connect import stored_credentials
 from marketsync.core.governor import Governor, current_priority
 from marketsync.core.http import CallRecord, make_client
 from marketsync.core.metrics import PushLatency
@@ -128,6 +129,14 @@ class Daemon:
             )
         return integration
 
+    def use_credentials(self, account: str, credentials: dict[str, str]) -> None:
+        """Stored credentials (from a connect) win over the YAML's; cached tokens of the
+        account are dropped so the next call uses them."""
+        for integration in self.integrations.values():
+            if integration.account == account:
+                integration.credentials = {**integration.credentials, **credentials}
+        self._account_runtime.setdefault(account, {}).clear()
+
     def learn_seller_id(self, account: str, seller_id: str) -> None:
         """Hand the seller id a credentials check learnt to every integration of the account
         (channel APIs such as Amazon's listings need it in their paths)."""
@@ -182,6 +191,9 @@ class Daemon:
             self.runners[cfg.alias] = IntegrationRunner(
                 self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
                 rng=self.rng)
+        stored = await self.store.read(stored_credentials, self.cipher)
+        for account, credentials in stored.items():
+            self.use_credentials(account, credentials)
         for account, seller_id in (await self.store.read(_seller_ids)).items():
             if seller_id:
                 self.learn_seller_id(account, seller_id)

@@ -62,21 +62,26 @@ SCENARIO: dict[str, Any] = {
                   "cancel_by_buyer": 0.05, "cancel_by_amazon": 0.02},
 }
 
-ENV = {"E2E_SECRET": CLIENT_SECRET, **{f"E2E_REFRESH_{k}": v for k, v in
+PII_KEY = "ZTJlLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmchISEhISE="  # base64 of 32 test bytes
+ENV = {"E2E_SECRET": CLIENT_SECRET, "E2E_PII_KEY": PII_KEY, **{f"E2E_REFRESH_{k}": v for k, v in
                                        {"NA": REFRESH[NA], "EU": REFRESH[EU], "FE": REFRESH[FE]}.items()}}
 
 
-def config_text(integrations: list[tuple[str, str, str]] | None = None, extra: str = "") -> str:
+def config_text(integrations: list[tuple[str, str, str]] | None = None, extra: str = "",
+                without_refresh: tuple[str, ...] = ()) -> str:
     """YAML for accounts na/eu/fe on the simulator and the given (alias, account, marketplace)."""
     integrations = integrations or [("amazon-us", "na", "US"), ("amazon-de", "eu", "DE"),
                                     ("amazon-uk", "eu", "UK"), ("amazon-au", "fe", "AU")]
-    lines = ["accounts:"]
+    lines = ["pii:", "  key: ${E2E_PII_KEY}", "accounts:"]
     sellers = {"NA": NA, "EU": EU, "FE": FE}
     for name, seller in (("na", "NA"), ("eu", "EU"), ("fe", "FE")):
         lines += [f"  {name}:", "    channel: amazon", f"    endpoint: {SANDBOX}",
                   "    credentials:", f"      client_id: {CLIENT_ID}",
                   "      client_secret: ${E2E_SECRET}",
-                  f"      refresh_token: ${{E2E_REFRESH_{seller}}}", f"      app_id: {APP_ID}", f"      seller_id: {sellers[seller]}"]
+                  f"      app_id: {APP_ID}"]
+        if name not in without_refresh:
+            lines += [f"      refresh_token: ${{E2E_REFRESH_{seller}}}",
+                      f"      seller_id: {sellers[seller]}"]
     lines.append("integrations:")
     for alias, account, marketplace in integrations:
         lines += [f"  - alias: {alias}", f"    account: {account}", f"    marketplace: {marketplace}"]
@@ -117,8 +122,9 @@ def make_daemon(world, plugins, tmp_path):
     """``make_daemon(store_url=None, integrations=None)`` → a Daemon on the simulator."""
     app = create_app(world)
 
-    def make(store_url: str | None = None, integrations=None, extra: str = "") -> Daemon:
-        config = parse_config(config_text(integrations, extra), plugins.infos(),
+    def make(store_url: str | None = None, integrations=None, extra: str = "",
+             without_refresh: tuple[str, ...] = ()) -> Daemon:
+        config = parse_config(config_text(integrations, extra, without_refresh), plugins.infos(),
                               filename=str(tmp_path / "marketsync.yaml"), environ=ENV)
         store = Store(store_url or f"sqlite:///{tmp_path / 'marketsync.sqlite'}")
         return Daemon(config, plugins=plugins, store=store,

@@ -1,0 +1,86 @@
+"""One-off work from the command line with the daemon's own wiring (connect, retry, sync).
+
+These build a ``Daemon`` without serving it, so a command talks to the channel exactly as
+the running daemon would: same configuration, stored credentials, governor and plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from marketsync.core import connect, jobs
+from marketsync.core.app import Daemon
+from marketsync.core.states import IntegrationState
+
+log = logging.getLogger(__name__)
+
+
+async def prepared(daemon: Daemon, alias: str) -> None:
+    await daemon.prepare()
+    if alias not in daemon.runners:
+        raise connect.ConnectError(f"no integration {alias!r} (known: "
+                                   f"{', '.join(sorted(daemon.runners))})")
+
+
+async def consent_url(daemon: Daemon, alias: str) -> str:
+    await prepared(daemon, alias)
+    return await connect.start(daemon, alias)
+
+
+def redirect_params(url_or_code: str) -> dict[str, str]:
+    """The parameters of a pasted redirect address, or ``{"code": ...}`` for a bare code."""
+    if "?" in url_or_code or url_or_code.startswith(("http://", "https://")):
+        return dict(parse_qsl(urlsplit(url_or_code).query))
+    return {"code": url_or_code.strip()}
+
+
+async def complete(daemon: Daemon, alias: str, params: Mapping[str, str]) -> tuple[str, str | None]:
+    """Redeem a pasted code or redirect, store the credentials, check them.
+
+    :returns: the integration's state and reason after the check.
+    """
+    await prepared(daemon, alias)
+    await connect.finish(daemon, params, alias=alias)
+    return await check(daemon, alias, prepare=False)
+
+
+async def check(daemon: Daemon, alias: str, *, prepare: bool = True) -> tuple[str, str | None]:
+    """Check credentials once (the "Retry"); the new state is stored for the daemon and status."""
+    if prepare:
+        await prepared(daemon, alias)
+    runner = daemon.runners[alias]
+    if runner.hooks is None:
+        return IntegrationState.ERROR.value, runner.unavailable_reason
+    await runner._attempt_setup()  # noqa: SLF001 - one attempt, no retry loop
+    return runner.state.value, runner.reason
+
+
+async def ask_running_daemon(daemon: Daemon, alias: str) -> bool:
+    """Ask a running daemon's HTTP surface to retry; False when none answers."""
+    http = daemon.config.http
+    headers = {"authorization": f"Bearer {http.token.reveal()}"} if http.token else {}
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.post(f"http://{http.listen}/integrations/{alias}/retry",
+                                         headers=headers, follow_redirects=False)
+    except httpx.HTTPError:
+        return False
+    return response.status_code in (200, 303)
+
+
+async def sync(daemon: Daemon, alias: str, kind: str) -> str:
+    """Run one job of one integration now, after a credentials check."""
+    state, reason = await check(daemon, alias)
+    if state != IntegrationState.LIVE.value:
+        return f"{alias} is {state}: {reason}"
+    integration = daemon.integrations[alias]
+    hooks = daemon.plugins.channel(integration.channel)
+    if kind not in jobs.KINDS or not hooks.supports(kind):
+        supported = ", ".join(k for k in jobs.KINDS if hooks.supports(k))
+        return f"{alias}: no job {kind!r} (this channel runs: {supported})"
+    await jobs.run(daemon, integration, hooks, kind)
+    return f"{alias}: {kind} done"
