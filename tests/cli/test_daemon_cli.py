@@ -1,0 +1,106 @@
+"""The `marketsync` command line (daemon.py): exit codes and what people read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from marketsync import __version__
+from marketsync.daemon import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "example.yaml"
+
+
+@pytest.fixture
+def example(tmp_path) -> Path:
+    """The shipped example, copied with its secret files, on a database in tmp_path."""
+    shutil.copytree(ROOT / "config" / "example-secrets", tmp_path / "example-secrets")
+    text = EXAMPLE.read_text().replace("# state_dir: /var/lib/marketsync", f"state_dir: {tmp_path}")
+    path = tmp_path / "marketsync.yaml"
+    path.write_text(text)
+    return path
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_version():
+    """--version prints the package version."""
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_check_config_accepts_the_example():
+    """The README's first command: the shipped example is valid."""
+    result = run("check-config", str(EXAMPLE))
+    assert result.exit_code == 0, result.output
+    assert "OK — 3 integration(s)" in result.output
+
+
+def test_check_config_lists_every_error_and_exits_2(tmp_path):
+    """Two mistakes, two lines with file:line: key, exit code 2."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("accounts:\n  eu:\n    channel: amazon\n    credentials:\n"
+                   "      client_id: x\n      client_secret: ${NO_SUCH_VAR_X}\n"
+                   "integrations:\n  - alias: de\n    account: eu\n    marketplace: XX\n"
+                   "    histroy_days: 3\n")
+    result = run("check-config", str(bad))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith(str(bad))]
+    assert any(":6: accounts.eu.credentials.client_secret:" in line for line in lines)
+    assert any(":10: integrations[0].marketplace: 'XX'" in line for line in lines)
+    assert any(":11: integrations[0].histroy_days:" in line for line in lines)
+    assert "error(s) in" in result.output
+
+
+def test_check_config_explain_lists_settings():
+    """--explain documents every key with its default."""
+    result = run("check-config", "--explain")
+    assert result.exit_code == 0 and "history_days" in result.output
+
+
+def test_db_upgrade_then_current_and_status(example):
+    """db upgrade creates the schema; status reads it from another process's point of view."""
+    upgraded = run("-c", str(example), "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    current = run("-c", str(example), "db", "current")
+    assert current.exit_code == 0 and current.output.strip() not in ("", "empty")
+    status = run("-c", str(example), "status")
+    assert status.exit_code == 0
+    assert "no integrations yet" in status.output  # the daemon has not run here
+
+
+def test_unreachable_database_is_one_line_with_the_password_masked(example):
+    """A PostgreSQL URL to a closed port: exit 3, the URL shown without its password."""
+    text = example.read_text().replace(
+        "# database: postgresql+psycopg://marketsync:${PGPASSWORD}@db.internal/marketsync",
+        "database: postgresql+psycopg://marketsync:hunter2secret@127.0.0.1:1/marketsync")
+    example.write_text(text)
+    result = run("-c", str(example), "status")
+    assert result.exit_code == 3
+    assert "hunter2secret" not in result.output
+    assert "127.0.0.1:1" in result.output and "***" in result.output
+
+
+def test_retry_reports_the_new_state_and_fails_when_not_live(example):
+    """Without a channel to talk to (example credentials), retry says why and exits 1."""
+    run("-c", str(example), "db", "upgrade")
+    text = example.read_text().replace("    channel: amazon\n    # endpoint: http://127.0.0.1:8471",
+                                       "    channel: amazon\n    endpoint: http://127.0.0.1:1")
+    example.write_text(text)
+    result = run("-c", str(example), "retry", "amazon-de")
+    assert result.exit_code == 1
+    assert "\namazon-de: RETRY — " in "\n" + result.output
+
+
+def test_plugins_lists_channels_and_hooks():
+    """Both built-in channels with the hooks they implement."""
+    result = run("plugins")
+    assert result.exit_code == 0
+    assert "amazon: Amazon" in result.output and "manual:" in result.output
+    assert "import_orders" in result.output
