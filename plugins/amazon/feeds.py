@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from marketsync.core import clock
 from marketsync.core.errors import TransientError
 from marketsync.core.types import Integration, ItemResult, Submission, SubmissionReport
-from marketsync.plugins.amazon.client import SpApi
+from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
 
 if TYPE_CHECKING:
     from marketsync.plugins.amazon.listings import Change
@@ -90,7 +90,12 @@ async def poll_submission(integration: Integration, submission: Submission) -> S
 async def _poll_feed(integration: Integration, submission: Submission,
                      feed_id: str) -> SubmissionReport:
     api = SpApi(integration)
-    feed = await api.get_json(f"{BASE}/feeds/{feed_id}", "getFeed")
+    try:
+        feed = await api.get_json(f"{BASE}/feeds/{feed_id}", "getFeed")
+    except AmazonRequestError as exc:
+        if exc.status != 404:
+            raise
+        return SubmissionReport(done=True, failed_reason=f"feed {feed_id} is unknown to Amazon")
     status = feed.get("processingStatus")
     if status in PENDING:
         started = _time(feed.get("createdTime")) or submission.submitted_at or clock.now()

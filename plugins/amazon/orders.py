@@ -88,8 +88,11 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
     if fulfilled_by:
         params["fulfilledBy"] = csv_param(fulfilled_by)
     if cursor.token:
-        after = datetime.fromisoformat(cursor.state["after"])
-        before = datetime.fromisoformat(cursor.state["before"])
+        try:
+            after = datetime.fromisoformat(cursor.state["after"])
+            before = datetime.fromisoformat(cursor.state["before"])
+        except (KeyError, TypeError, ValueError):
+            raise CursorExpired("the order cursor has a page token but not its window") from None
         params["paginationToken"] = cursor.token
     else:
         after, before = window(integration, cursor, clock.now())

@@ -152,3 +152,8 @@ async def test_nothing_to_ask_when_the_window_is_empty(make_integration, world, 
                                                                      + timedelta(minutes=20)))
     assert page.done and not page.items
     assert len(calls(world, "searchOrders")) == before
+
+
+async def test_a_token_without_its_window_is_cursor_expired(make_integration, autojump_clock):
+    with pytest.raises(CursorExpired):
+        await orders.import_orders(make_integration("US"), Cursor(token="t"))

@@ -176,3 +176,11 @@ async def test_the_listings_real_product_type_is_looked_up_once(make_integration
     assert second.results[0].accepted
     assert world.catalog.get(EU, "KETTLE-1").quantity == 9
     assert len(calls(world, "searchListingsItems", 200)) == 1
+
+
+async def test_a_feed_amazon_lost_is_failed_so_its_skus_go_again(make_integration,
+                                                                 autojump_clock):
+    lost = Submission(kind="stock", channel_id="999", channel_skus=("MUG-1",),
+                      state={"feed_id": "999", "skus": ["MUG-1"]})
+    report = await feeds.poll_submission(make_integration("DE"), lost)
+    assert report.done and "unknown" in report.failed_reason
