@@ -45,6 +45,9 @@ LWA_URL = "https://api.amazon.com/auth/o2/token"
 LWA_PATH = "/auth/o2/token"
 #: Refresh this many seconds before the token's announced expiry (REFERENCE §3.1: ~5 min).
 REFRESH_MARGIN = 300.0
+#: Seconds an LWA refusal of a refresh token is remembered for the account, so that a
+#: wave of jobs does not hammer LWA with a dead token (a new token is asked at once).
+REFUSAL_MEMORY = 30.0
 USER_AGENT = "marketsync (Language=Python)"
 _TOKENS = "amazon.lwa"
 
@@ -69,6 +72,9 @@ class _TokenCache:
     token: str | None = None
     expires_at: float = -math.inf
     refreshes: int = 0  #: how many times LWA was asked; tests assert one refresh is shared
+    #: LWA's last refusal and when (trio clock): tasks that queued behind a refused refresh
+    #: get the same answer instead of asking again
+    refused: tuple[str, float, str] | None = None
 
     def fresh(self) -> bool:
         return self.token is not None and clock.monotonic() < self.expires_at - REFRESH_MARGIN
@@ -167,8 +173,18 @@ class SpApi:
         if cache.fresh():
             return cache.token  # type: ignore[return-value]
         async with cache.lock:
-            if not cache.fresh():  # someone else may have refreshed while we waited
+            if cache.fresh():  # someone else refreshed while we waited
+                return cache.token  # type: ignore[return-value]
+            grant = self.integration.credentials.get("refresh_token") or ""
+            if (cache.refused and cache.refused[2] == grant
+                    and clock.monotonic() - cache.refused[1] < REFUSAL_MEMORY):
+                raise IntegrationAuthFailed(cache.refused[0])
+            try:
                 await self._refresh(cache)
+            except IntegrationAuthFailed as exc:
+                cache.refused = (str(exc), clock.monotonic(), grant)
+                raise
+            cache.refused = None
             return cache.token  # type: ignore[return-value]
 
     def _invalidate(self, used: str) -> None:

@@ -142,3 +142,31 @@ async def test_no_token_or_secret_reaches_the_logs(make_integration, world, capl
     assert len(secrets) > 2
     text = caplog.text + str(raised.value)
     assert not [s for s in secrets if s in text]
+
+
+async def test_a_refused_refresh_is_not_asked_again_by_every_waiting_task(make_integration,
+                                                                          world, autojump_clock):
+    de, uk = make_integration("DE"), make_integration("UK")
+    world.revoke_refresh_tokens(seller_id="A2PLUGINEU")
+    failures = []
+
+    async def one(integration):
+        try:
+            await inventory.import_stock(integration, Cursor())
+        except IntegrationAuthFailed as exc:
+            failures.append(str(exc))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(6):
+            nursery.start_soon(one, (de, uk)[n % 2])
+    assert len(failures) == 6 and all("invalid_grant" in f for f in failures)
+    assert len(calls(world, "lwaToken")) == 1
+    await trio.sleep(60)  # later, a retry reaches LWA again
+    with pytest.raises(IntegrationAuthFailed):
+        await inventory.import_stock(de, Cursor())
+    assert len(calls(world, "lwaToken")) == 2
+    # a new refresh token (re-consent) is tried at once, refusal or not
+    de.credentials = {**de.credentials, "refresh_token": world.issue_refresh_token(
+        "A2PLUGINEU", de.credentials["client_id"])}
+    page = await inventory.import_stock(de, Cursor())
+    assert page.items and len(calls(world, "lwaToken")) == 3
