@@ -32,6 +32,7 @@ async def test_listings_report_gives_every_listing(make_integration, world, auto
     assert mug.fulfillment is Fulfillment.MFN and mug.asin == "B0PLUG0001"
     assert mug.price.amount == Decimal("9.00") and mug.price.currency == "EUR"
     assert mug.quantity is not None and mug.title == "Mug" and mug.status == "Active"
+    assert mug.ean == "4006381333931" and by_sku["KETTLE-1"].ean is None
     assert by_sku["SPORK-FBA"].fulfillment is Fulfillment.FBA
     assert by_sku["SPORK-FBA"].quantity is None
     assert page.next.state == {"complete": True}
