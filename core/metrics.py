@@ -80,7 +80,7 @@ class DaemonCollector:
                                         "Stock change to acceptance by the channel",
                                         labels=["integration"])
         for alias, counts in sorted(stats.push_latency.counts.items()):
-            buckets = [(str(bound), counts[i]) for i, bound in enumerate(LATENCY_BUCKETS)]
+            buckets = [(str(float(bound)), counts[i]) for i, bound in enumerate(LATENCY_BUCKETS)]
             buckets.append(("+Inf", counts[-1]))
             latency.add_metric([alias], buckets, stats.push_latency.sums[alias])
         yield latency

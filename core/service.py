@@ -3,12 +3,14 @@
 SIGTERM/SIGINT stop within the scheduler's grace (5 s) and well under systemd's
 TimeoutStopSec; SIGHUP reloads the configuration: validated first, a bad file is refused
 with its errors and the running configuration stays.
+
+READY=1 is sent only when every integration has had its first credentials check *and*
+the HTTP surface is bound: a supervisor that sees READY can scrape /healthz at once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import trio
 
@@ -19,14 +21,17 @@ from marketsync.core.errors import ConfigError
 from marketsync.core.plugins import Plugins
 from marketsync.core.scheduler import watch_signals
 from marketsync.core.store import Store
+from marketsync.core.web import serve_web
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0
 
 
-async def run_service(config_path: str, config: Config, store: Store, plugins: Plugins) -> None:
-    daemon = Daemon(config, plugins=plugins, store=store)
+async def run_service(config_path: str, config: Config, store: Store, plugins: Plugins, *,
+                      daemon: Daemon | None = None) -> None:
+    """Run until SIGTERM/SIGINT; ``daemon`` lets the demo pass one with its own transport."""
+    daemon = daemon or Daemon(config, plugins=plugins, store=store)
     async with trio.open_nursery() as nursery:
         done = trio.Event()
 
@@ -49,6 +54,9 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
 
         await nursery.start(watch_signals, stop, reload=reload)
         await nursery.start(daemon.serve)
-        systemd.notify("READY=1", f"STATUS=running {len(daemon.runners)} integration(s)")
+        url = await nursery.start(serve_web, daemon)
+        states = ", ".join(f"{alias} {runner.state.value}" for alias, runner in daemon.runners.items())
+        systemd.notify("READY=1", f"STATUS=running {len(daemon.runners)} integration(s): "
+                       f"{states or 'none'}; status page {url}")
         nursery.start_soon(systemd.watchdog, daemon)
         await done.wait()

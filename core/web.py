@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import secrets
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -53,19 +54,23 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         report = await daemon.store.read(collect)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(_jsonable(report))
-        return HTMLResponse(render_status(daemon, report, ask_token=bool(token)))
+        return HTMLResponse(render_status(daemon, report, ask_token=bool(token),
+                                          notice=request.query_params.get("retried")))
 
     async def retry(request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         if not allowed(request, form.get("token")):
-            return PlainTextResponse("forbidden: a valid token is required", status_code=403)
+            why = ("a valid token is required" if token else
+                   "requests that change state are accepted from loopback only "
+                   "(set http.token to allow others)")
+            return PlainTextResponse(f"forbidden: {why}", status_code=403)
         alias = request.path_params["alias"]
         runner = daemon.runners.get(alias)
         if runner is None:
             return PlainTextResponse(f"no integration {alias!r}", status_code=404)
         log.info("integration %s: retry requested over HTTP", alias)
         runner.retry()
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(f"/?retried={quote(alias)}", status_code=303)
 
     async def healthz(request: Request) -> Response:
         problems = []
@@ -84,8 +89,11 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def callback(request: Request) -> Response:
-        from marketsync.core.connect import finish_connect
-
+        try:
+            from marketsync.core.connect import finish_connect
+        except ImportError:  # the connect flow ships separately; say so instead of a 500
+            return PlainTextResponse("the connect flow is not available in this build; use "
+                                     "`marketsync connect ALIAS`", status_code=501)
         channel = request.path_params["channel"]
         outcome = await finish_connect(daemon, channel, dict(request.query_params))
         return HTMLResponse(f"<p>{html.escape(outcome)}</p><p><a href='/'>status</a></p>",
@@ -100,6 +108,15 @@ def create_web_app(daemon: "Daemon") -> Starlette:
     ])
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body; starlette's ``request.form()`` needs python-multipart,
+    a dependency for nothing more than this."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    body = (await request.body())[:65536].decode("utf-8", "replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -110,7 +127,8 @@ def _jsonable(value):
     return value
 
 
-def render_status(daemon: "Daemon", report: dict, *, ask_token: bool) -> str:
+def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
+                  notice: str | None = None) -> str:
     esc = html.escape
     rows = []
     for item in report["integrations"]:
@@ -124,7 +142,7 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool) -> str:
         rows.append(
             f"<tr data-alias='{esc(item['alias'])}'><td>{esc(item['alias'])}</td>"
             f"<td>{esc(item['channel'])} {esc(item['marketplace'])}</td>"
-            f"<td class='state'>{esc(item['state'])}</td><td>{esc(item['reason'] or '')}</td>"
+            f"<td class='state' data-state='{esc(item['state'])}'>{esc(item['state'])}</td><td>{esc(item['reason'] or '')}</td>"
             f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}</td>"
             f"<td><ul>{jobs}</ul></td>"
             f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
@@ -138,20 +156,27 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}ul{{margin:0;padding-left:1em}}</style>
 </head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(report['time']))}</p>
+{f"<p id='notice'>retry requested for {esc(notice)}</p>" if notice else ""}
 <h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
 <th>reason</th><th>pending pushes / in flight</th><th>jobs</th><th></th></tr>{''.join(rows)}</table>
 <h2>Rate budget</h2><table id="buckets"><tr><th>bucket</th><th>tokens</th><th>rate</th>
 <th>waiting</th><th>throttled</th></tr>{buckets}</table></body></html>"""
 
 
-async def serve_web(daemon: "Daemon", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the HTTP surface until cancelled (hypercorn's trio worker)."""
+async def serve_web(daemon: "Daemon", *, listen: str | None = None,
+                    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the HTTP surface until cancelled (hypercorn's trio worker).
+
+    Reports the bound base URL (``http://host:port``) once listening, so ``listen`` may
+    name port 0 (the demo and tests take a free port). A port already taken fails here,
+    before READY, rather than leaving a daemon nobody can observe.
+    """
     from hypercorn.config import Config as HypercornConfig
     from hypercorn.trio import serve
 
-    listen = daemon.config.http.listen
-    host = daemon.config.http.host
-    if not daemon.config.http.token and not _is_loopback(host if host != "localhost" else "127.0.0.1"):
+    listen = listen or daemon.config.http.listen
+    host = listen.rpartition(":")[0].strip("[]")
+    if not daemon.config.http.token and not _is_loopback("127.0.0.1" if host == "localhost" else host):
         log.warning("HTTP surface on %s without http.token: state-changing requests are "
                     "accepted from loopback only; set http.token to use them remotely", listen)
     config = HypercornConfig()
@@ -159,4 +184,12 @@ async def serve_web(daemon: "Daemon", *, task_status=trio.TASK_STATUS_IGNORED) -
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
-    await serve(create_web_app(daemon), config, task_status=task_status)
+
+    async def bound(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await serve(create_web_app(daemon), config, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(bound)
+        url = binds[0] if binds else f"http://{listen}"
+        log.info("status page at %s (/healthz, /metrics)", url)
+        task_status.started(url)
