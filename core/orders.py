@@ -241,7 +241,8 @@ def _reconcile(session: Session, order: Order) -> bool:
     if order.fulfillment is Fulfillment.FBA:
         return False
     changed = False
-    for item in order.items:
+    # products locked in one global order, so two imports cannot deadlock on PostgreSQL
+    for item in sorted(order.items, key=lambda i: (i.product_id or 0, i.id)):
         if item.product_id is not None:
             changed |= _reconcile_item(session, order, item)
     return changed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from marketsync.core import csvio, inventory
@@ -10,9 +12,12 @@ from marketsync.core.store.models import Product
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, _sqlite_template):
+    """A SQLite store of this test's own, copied from the migrated template."""
+    from marketsync.core.store import Store
+
+    shutil.copyfile(_sqlite_template, tmp_path / "db.sqlite")
     db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    db.upgrade()
 
     def products(session):
         for sku in ("A", "B", "C"):

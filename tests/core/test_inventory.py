@@ -3,6 +3,8 @@ generation so that a change made while a push is in flight is pushed again."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from sqlalchemy import func, select
 
@@ -190,10 +192,11 @@ def test_unknown_sku_errors_name_it(sqlite_store):
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
+def sqlite_store(tmp_path, _sqlite_template):
+    """A SQLite store of this test's own, copied from the migrated template."""
     from marketsync.core.store import Store
 
+    shutil.copyfile(_sqlite_template, tmp_path / "db.sqlite")
     db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    db.upgrade()
     yield db
     db.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -56,9 +58,12 @@ def order_id(session, channel_order_id="A-1") -> int:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
+def sqlite_store(tmp_path, _sqlite_template):
+    """A SQLite store of this test's own, copied from the migrated template."""
+    from marketsync.core.store import Store
+
+    shutil.copyfile(_sqlite_template, tmp_path / "db.sqlite")
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    store.upgrade()
     yield store
     store.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,9 +26,12 @@ from marketsync.core.types import (
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
+def sqlite_store(tmp_path, _sqlite_template):
+    """A SQLite store of this test's own, copied from the migrated template."""
+    from marketsync.core.store import Store
+
+    shutil.copyfile(_sqlite_template, tmp_path / "db.sqlite")
     db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    db.upgrade()
     yield db
     db.close()
 

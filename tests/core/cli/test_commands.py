@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import base64
 from datetime import datetime, timezone
 
@@ -19,9 +21,12 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, _sqlite_template):
+    """A SQLite store of this test's own, copied from the migrated template."""
+    from marketsync.core.store import Store
+
+    shutil.copyfile(_sqlite_template, tmp_path / "db.sqlite")
     db = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    db.upgrade()
 
     def world(session):
         ensure_integration(session, alias="amazon-de", channel="amazon", account="acme",
@@ -188,3 +193,28 @@ def test_commands_work_under_the_daemon_state_object(store):
         root.add_command(group)
     result = CliRunner().invoke(root, ["stock", "show", "MUG"])
     assert result.exit_code == 0 and "MUG: on hand 0" in result.output
+
+
+def test_label_prefills_or_overwrites_contact_and_adds_ioss():
+    """`orders show` label data: the integration's IOSS, return address and contact."""
+    from types import SimpleNamespace
+
+    from marketsync.core.cli.orders import label
+
+    details = {"buyer": {"buyer_phone": "+49 1", "buyer_email": None,
+                         "ship_to_address": {"city": "Berlin", "country_code": "DE"}},
+               "ship_to_country": "DE"}
+    returns = SimpleNamespace(to_address=lambda: "RETURN")
+    integration = SimpleNamespace(
+        ioss_number="IM0123456789", return_address=returns,
+        contact=SimpleNamespace(phone="+49 999", email="shop@example.org", mode="prefill"))
+    prefilled = label(details, integration)
+    assert prefilled["ioss_number"] == "IM0123456789"
+    assert prefilled["return_address"] == "RETURN"
+    assert (prefilled["phone"], prefilled["email"]) == ("+49 1", "shop@example.org")
+    assert prefilled["ship_to"]["city"] == "Berlin"
+    integration.contact.mode = "overwrite"
+    overwritten = label(details, integration)
+    assert (overwritten["phone"], overwritten["email"]) == ("+49 999", "shop@example.org")
+    assert label({"buyer": {}, "ship_to_country": "FR"}, None) == {
+        "ship_to": {"country_code": "FR"}}
