@@ -42,10 +42,16 @@ TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
 
 #: Jobs every channel gets when it implements the hook, even if its channel_info does not
 #: list them: following submissions and confirming shipments are the core's duties.
-HEARTBEAT = 5.0
+HEARTBEAT = 15.0
 
-CORE_JOBS = {"poll_submission": 30.0, "confirm_shipment": 60.0, "push_stock": 15.0,
-             "push_prices": 60.0}
+#: Pushes and polls are also triggered the moment there is work (a stock change, a
+#: submission's poll_after), so these periods only catch work from other processes (the
+#: CLI) and after a restart; a run with nothing to do costs one database read.
+CORE_JOBS = {"poll_submission": 300.0, "confirm_shipment": 120.0, "push_stock": 20.0,
+             "push_prices": 120.0}
+#: Job health is written at most this often per job while nothing changes (status shows
+#: it to the minute); failures and recoveries are written at once.
+HEALTH_WRITE_EVERY = 60.0
 
 
 @dataclass
@@ -96,6 +102,7 @@ class Daemon:
         self.cipher = PiiCipher.from_text(config.pii.key.reveal()) if config.pii.key else None
         self.started = trio.Event()
         self._heartbeat = float("-inf")
+        self._health_written: dict[tuple[str, str], tuple[bool | None, float]] = {}
 
     # --- building ------------------------------------------------------------------------------
 
@@ -176,7 +183,7 @@ class Daemon:
 
     async def prepare(self) -> None:
         """Upgrade the database and create runners; separate so tests can inspect first."""
-        await trio.to_thread.run_sync(self.store.upgrade)
+        await clock.run_in_thread(self.store.upgrade)
         self.integration_ids = await self.store.run(self._sync_rows)
         failures = self.plugins.unavailable()
         for cfg in self.config.integrations:
@@ -221,7 +228,7 @@ class Daemon:
                     with trio.CancelScope(shield=True):
                         await integration.http.aclose()
 
-    def scheduler_alive(self, within: float = 30.0) -> bool:
+    def scheduler_alive(self, within: float = 4 * HEARTBEAT) -> bool:
         """The scheduler's heartbeat is fresh: the event loop turns and jobs can run."""
         return self.started.is_set() and clock.monotonic() - self._heartbeat < within
 
@@ -257,8 +264,12 @@ class Daemon:
         async for outcome in receive:
             spec = outcome.spec
             integration_id = self.integration_ids.get(spec.integration)
-            if integration_id is not None:
+            last_ok, last_written = self._health_written.get(spec.key, (None, float("-inf")))
+            now = clock.monotonic()
+            if integration_id is not None and (
+                    not outcome.ok or last_ok is not True or now - last_written >= HEALTH_WRITE_EVERY):
                 await self.store.run(jobs.record_outcome, integration_id, outcome)
+                self._health_written[spec.key] = (outcome.ok, now)
             if not outcome.ok and outcome.exception is not None:
                 await self.runners[spec.integration].job_failed(outcome)
 

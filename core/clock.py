@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import trio
+import trio.testing
 
 UTC = timezone.utc
 
@@ -77,3 +78,35 @@ def isoformat(moment: datetime | None = None) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix, as SP-API writes dates."""
     moment = now() if moment is None else moment
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- blocking work in threads --------------------------------------------------------------------
+
+_held = 0
+
+
+async def run_in_thread(fn, *args, **kwargs):
+    """``trio.to_thread.run_sync`` that keeps simulated time still while the thread works.
+
+    Under trio's ``MockClock`` with autojump, a run loop waiting for a thread looks idle,
+    and the clock would leap over timeouts and schedules while a database call is still
+    running. While any such thread runs, autojump is suspended; real clocks are not
+    affected. Use it for every blocking call (the store does).
+    """
+    global _held
+    mock = trio.lowlevel.current_clock()
+    if not isinstance(mock, trio.testing.MockClock):
+        return await trio.to_thread.run_sync(fn, *args, **kwargs)
+    if _held == 0:
+        _threshold_before[id(mock)] = mock.autojump_threshold
+        mock.autojump_threshold = float("inf")
+    _held += 1
+    try:
+        return await trio.to_thread.run_sync(fn, *args, **kwargs)
+    finally:
+        _held -= 1
+        if _held == 0:
+            mock.autojump_threshold = _threshold_before.pop(id(mock), mock.autojump_threshold)
+
+
+_threshold_before: dict[int, float] = {}

@@ -128,7 +128,7 @@ class Store:
         return plain values rather than ORM objects where you can.
         """
         now = clock.now()
-        return await trio.to_thread.run_sync(
+        return await clock.run_in_thread(
             self._transaction,
             self._writer,
             now,
@@ -145,7 +145,7 @@ class Store:
         """Like ``run`` for code that only reads: never commits, and on SQLite does not
         wait for the writer."""
         now = clock.now()
-        return await trio.to_thread.run_sync(
+        return await clock.run_in_thread(
             self._readonly,
             now,
             fn,

@@ -98,7 +98,7 @@ def scenario(**changes: Any):
 def e2e_clock():
     """Autojump after 5 ms of real idleness (see the module docstring). Tests must take
     it as an argument: pytest-trio uses a clock only from the test's own arguments."""
-    return trio.testing.MockClock(autojump_threshold=0.005)
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @pytest.fixture
