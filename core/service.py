@@ -11,6 +11,7 @@ the HTTP surface is bound: a supervisor that sees READY can scrape /healthz at o
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import trio
 
@@ -52,7 +53,7 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
                         "next restart (%d integration(s) in the new file)",
                         new.source, len(new.integrations))
 
-        await nursery.start(watch_signals, stop, reload=reload)
+        await nursery.start(partial(watch_signals, stop, reload=reload))
         await nursery.start(daemon.serve)
         url = await nursery.start(serve_web, daemon)
         states = ", ".join(f"{alias} {runner.state.value}" for alias, runner in daemon.runners.items())

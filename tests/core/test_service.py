@@ -1,0 +1,190 @@
+"""``marketsync run`` as systemd runs it: a subprocess, a notify socket, signals, real ports.
+
+The simulator is served by another process on a loopback port, so the daemon talks to it
+over real TCP exactly as it would to Amazon; nothing in the daemon process is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import marketsync.plugins.amazon.sandbox as sandbox_package
+
+DEMO_SCENARIO = Path(sandbox_package.__file__).parent / "scenarios" / "demo.yaml"
+CLIENT_ID = "amzn1.application-oa2-client.demo000000000000000000"
+CLIENT_SECRET = "amzn1.oa2-cs.v1.demosecret00000000000000000000000000000"
+REFRESH = "Atzr|demo-eu-00000000000000000000000000000"
+SELLER = "A9DEMOSELLEREU"
+# the console script's own interpreter: the daemon as `pip install` leaves it
+MARKETSYNC = [sys.executable, "-c", "from marketsync.daemon import cli; cli()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll a condition in real time: these tests watch other processes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+@pytest.fixture
+def simulator(tmp_path) -> Iterator[str]:
+    """The demo scenario served by a separate process; yields its base URL."""
+    out = tmp_path / "simulator.out"
+    code = ("import trio; from marketsync.plugins.amazon.sandbox.serve import serve; "
+            f"trio.run(serve, {str(DEMO_SCENARIO)!r}, '127.0.0.1', 0, 1.0)")
+    with open(out, "w") as stream:
+        process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=stream,
+                                   stderr=subprocess.STDOUT)
+    try:
+        url = wait_until(lambda: re.search(r"simulator at (http://127\.0\.0\.1:\d+)",
+                                           out.read_text()), 30, "the simulator's port")
+        yield url.group(1)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def write_config(directory: Path, endpoint: str, http_port: int, database: str | None = None) -> Path:
+    """A production-shaped configuration: secrets in files referenced as ${file:...}."""
+    secrets = directory / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "client-secret").write_text(CLIENT_SECRET + "\n")
+    (secrets / "refresh-token").write_text(REFRESH + "\n")
+    path = directory / "marketsync.yaml"
+    path.write_text(f"""\
+database: {database or f"sqlite:///{directory / 'marketsync.sqlite'}"}
+http:
+  listen: 127.0.0.1:{http_port}
+accounts:
+  eu:
+    channel: amazon
+    endpoint: {endpoint}
+    credentials:
+      client_id: {CLIENT_ID}
+      client_secret: ${{file:{secrets / 'client-secret'}}}
+      refresh_token: ${{file:{secrets / 'refresh-token'}}}
+      seller_id: {SELLER}
+integrations:
+  - alias: amazon-uk
+    account: eu
+    marketplace: UK
+  - alias: amazon-de
+    account: eu
+    marketplace: DE
+""")
+    return path
+
+
+class NotifySocket:
+    """What systemd listens on: a datagram socket at $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.05)
+        self.messages: list[str] = []
+
+    def receive(self) -> None:
+        try:
+            while True:
+                self.messages.append(self.sock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+
+    def saw(self, field: str) -> str | None:
+        if self.sock.fileno() != -1:
+            self.receive()
+        return next((m for m in self.messages if field in m.split("\n")), None)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def start_daemon(config: Path, notify: NotifySocket, log: Path) -> subprocess.Popen:
+    environ = {**os.environ, "NOTIFY_SOCKET": notify.path}
+    environ.pop("MARKETSYNC_CONFIG", None)
+    with open(log, "w") as stream:
+        return subprocess.Popen([*MARKETSYNC, "-c", str(config), "run"], env=environ,
+                                stdout=stream, stderr=subprocess.STDOUT)
+
+
+def test_run_under_a_fake_systemd(simulator, tmp_path):
+    """READY=1 once started and /healthz answers 200; SIGHUP with a broken file is refused
+    with the reason while the daemon goes on; SIGTERM sends STOPPING=1 and exits 0 fast."""
+    http_port = free_port()
+    config = write_config(tmp_path, simulator, http_port)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, notify, log)
+    try:
+        ready = wait_until(lambda: notify.saw("READY=1") or process.poll() is not None, 60,
+                           "READY=1")
+        assert process.poll() is None, log.read_text()
+        assert "STATUS=running 2 integration(s)" in ready
+        assert f"http://127.0.0.1:{http_port}" in ready
+        health = httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.text == "ok"
+        page = httpx.get(f"http://127.0.0.1:{http_port}/", timeout=5)
+        assert "data-alias='amazon-uk'" in page.text
+
+        good = config.read_text()
+        config.write_text(good.replace("marketplace: DE", "marketplace: ZZ"))
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in log.read_text(), 20, "the refused reload")
+        text = log.read_text()
+        assert re.search(r"marketsync\.yaml:\d+: integrations\[1\]\.marketplace", text), text
+        assert httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5).status_code == 200
+
+        config.write_text(good)
+        stopping_from = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+        took = time.monotonic() - stopping_from
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        notify.receive()
+        notify.close()
+    assert code == 0, log.read_text()
+    assert took < 10
+    assert notify.saw("STOPPING=1")
+    assert CLIENT_SECRET not in log.read_text() and REFRESH not in log.read_text()
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path):
+    """A PostgreSQL URL to a closed port: non-zero exit and one line naming the URL with
+    its password masked, not a traceback."""
+    config = write_config(tmp_path, "http://127.0.0.1:9", free_port(),
+                          database=f"postgresql+psycopg://marketsync:hunter2@127.0.0.1:{free_port()}/shop")
+    result = subprocess.run([*MARKETSYNC, "-c", str(config), "run"], capture_output=True,
+                            text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "postgresql+psycopg://marketsync:***@127.0.0.1" in lines[0]
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
