@@ -11,15 +11,18 @@ Why these rules:
   ``cursor.state`` with it; a refused token is ``CursorExpired`` and the core starts again
   from the committed watermark.
 
-Not done yet (an optimisation): one ``searchOrders`` call for every marketplace of the
-account whose import is due. Each integration asks for its own marketplace.
+* One ``searchOrders`` call serves every marketplace of the account that is due
+  (:class:`_Sweep`): Amazon allows one call per three minutes per account.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import trio
 
 from marketsync.core import clock
 from marketsync.core.errors import CursorExpired
@@ -44,6 +47,14 @@ LAG = timedelta(minutes=2, seconds=30)  #: Amazon's 2 minutes plus slack for clo
 OVERLAP = timedelta(minutes=10)
 MAX_HISTORY_DAYS = 30
 PAGE_SIZE = 100
+#: A follower waits this long for the running search that covers it, then asks itself
+#: (well inside the job timeout; a searchOrders token comes every three minutes).
+FOLLOW_TIMEOUT = 240.0
+#: A stashed answer older than this is dropped: the marketplace asks for itself.
+STASH_MAX_AGE = timedelta(minutes=20)
+#: A marketplace whose own import has not run for this long (stopped) is left out.
+COMPANION_MAX_LAG = timedelta(hours=1)
+_SWEEP = "amazon.order_sweep"
 INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "CANCELLATION", "FULFILLMENT", "PACKAGES")
 #: SP-API returns orders of the last two years (JP, AU, SG: since 2016); anything older
 #: is a broken record, not history
@@ -77,14 +88,56 @@ def window(integration: Integration, cursor: Cursor, now: datetime) -> tuple[dat
     return after, before
 
 
+@dataclass
+class _Stash:
+    """Orders a companion's search found for this marketplace, and the window they cover."""
+
+    after: datetime
+    before: datetime
+    orders: list[Any]
+
+
+@dataclass
+class _Sweep:
+    """Per account: lets one ``searchOrders`` call serve every marketplace that is due.
+
+    ``searchOrders`` allows one call per three minutes per account, so twelve marketplaces
+    asking for themselves every ten minutes would queue for ever. The integration that
+    asks first (the leader) includes every marketplace of the account seen so far with the
+    same order filter, starting at the earliest of their watermarks; what it finds for the
+    others waits in ``stash`` for their own next call, which then costs no request.
+    Everything here is in memory: after a restart each marketplace asks for itself once.
+    """
+
+    #: everything is keyed by integration alias: two integrations may share a marketplace
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    marketplaces: dict[str, str] = field(default_factory=dict)  #: alias -> marketplace id
+    stash: dict[str, _Stash] = field(default_factory=dict)
+    #: what a leader's pages found for its companions so far, by leader
+    pending: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: integrations a running search covers -> set when it is done
+    running: dict[str, trio.Event] = field(default_factory=dict)
+
+
+def _sweep(integration: Integration) -> _Sweep:
+    sweep = integration.account_runtime.get(_SWEEP)
+    if sweep is None:
+        sweep = integration.account_runtime[_SWEEP] = _Sweep()
+    return sweep
+
+
 async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
     api = SpApi(integration)
+    me = integration.alias
+    sweep = _sweep(integration)
+    fulfilled_by = FULFILLED_BY.get(str(integration.settings.get("orders", "both")), ())
+    sweep.filters[me] = fulfilled_by
+    sweep.marketplaces[me] = api.marketplace_id
     params: dict[str, Any] = {
-        "marketplaceIds": api.marketplace_id,
         "includedData": csv_param(INCLUDED_DATA),
         "maxResultsPerPage": PAGE_SIZE,
     }
-    fulfilled_by = FULFILLED_BY.get(str(integration.settings.get("orders", "both")), ())
     if fulfilled_by:
         params["fulfilledBy"] = csv_param(fulfilled_by)
     if cursor.token:
@@ -93,26 +146,76 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
             before = datetime.fromisoformat(cursor.state["before"])
         except (KeyError, TypeError, ValueError):
             raise CursorExpired("the order cursor has a page token but not its window") from None
+        companions = [c for c in cursor.state.get("companions") or () if c in sweep.marketplaces]
         params["paginationToken"] = cursor.token
     else:
         after, before = window(integration, cursor, clock.now())
         if after >= before:
             return Page(items=(), next=cursor, done=True)
+        if me in sweep.running:  # a companion's search covers us: wait for its answer
+            with trio.move_on_after(FOLLOW_TIMEOUT):
+                await sweep.running[me].wait()
+        page = _from_stash(sweep, me, after)
+        if page is not None:
+            return page
+        now = clock.now()
+        companions = sorted(c for c, mark in sweep.watermarks.items()
+                            if c != me and sweep.filters.get(c) == fulfilled_by
+                            and c not in sweep.running and now - mark <= COMPANION_MAX_LAG)
+        after = min([after, *(sweep.watermarks[c] - OVERLAP for c in companions)])
+        sweep.pending[me] = {c: [] for c in companions}
+    wanted = sorted({api.marketplace_id, *(sweep.marketplaces[c] for c in companions)})
+    params["marketplaceIds"] = csv_param(wanted)
     params["lastUpdatedAfter"] = clock.isoformat(after)
     params["lastUpdatedBefore"] = clock.isoformat(before)
+    done = trio.Event()
+    for companion in companions:
+        sweep.running.setdefault(companion, done)
     try:
-        body = await api.get_json(PATH, "searchOrders", params=params)
-    except AmazonRequestError as exc:
-        if cursor.token and exc.status == 400:
-            raise CursorExpired(f"searchOrders refused the page token: {exc.detail}") from None
-        raise
-    items, rejected = map_orders(body.get("orders") or ())
-    next_token = (body.get("pagination") or {}).get("nextToken")
-    if next_token:
-        state = {"after": after.isoformat(), "before": before.isoformat()}
-        return Page(items=items, rejected=rejected, done=False,
-                    next=Cursor(since=cursor.since, token=next_token, state=state))
-    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=before))
+        try:
+            body = await api.get_json(PATH, "searchOrders", params=params)
+        except AmazonRequestError as exc:
+            if cursor.token and exc.status == 400:
+                raise CursorExpired(f"searchOrders refused the page token: {exc.detail}") from None
+            raise
+        own: list[Any] = []
+        pending = sweep.pending.setdefault(me, {})
+        for raw in body.get("orders") or ():
+            where = ((raw.get("salesChannel") or {}) if isinstance(raw, dict) else {}).get(
+                "marketplaceId")
+            for companion in companions:
+                if sweep.marketplaces[companion] == where:
+                    pending.setdefault(companion, []).append(raw)
+            if where == api.marketplace_id or where not in wanted:
+                own.append(raw)  # an unknown marketplace is ours to reject, with its reason
+        items, rejected = map_orders(own)
+        next_token = (body.get("pagination") or {}).get("nextToken")
+        if next_token:
+            state = {"after": after.isoformat(), "before": before.isoformat(),
+                     "companions": companions}
+            return Page(items=items, rejected=rejected, done=False,
+                        next=Cursor(since=cursor.since, token=next_token, state=state))
+        for companion, found in sweep.pending.pop(me, {}).items():
+            sweep.stash[companion] = _Stash(after=after, before=before, orders=found)
+        sweep.watermarks[me] = before
+        return Page(items=items, rejected=rejected, done=True, next=Cursor(since=before))
+    finally:
+        for companion in companions:
+            if sweep.running.get(companion) is done:
+                del sweep.running[companion]
+        done.set()
+
+
+def _from_stash(sweep: _Sweep, alias: str, after: datetime) -> Page[ChannelOrder] | None:
+    """A companion's complete answer for us, if it covers our window and is recent."""
+    stash = sweep.stash.pop(alias, None)
+    if stash is None or stash.after > after:
+        return None
+    if clock.now() - stash.before > STASH_MAX_AGE:
+        return None
+    items, rejected = map_orders(stash.orders)
+    sweep.watermarks[alias] = stash.before
+    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=stash.before))
 
 
 def map_orders(orders: Any) -> tuple[list[ChannelOrder], list[RejectedRecord]]:
