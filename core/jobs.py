@@ -172,7 +172,10 @@ async def push_stock(daemon: "Daemon", integration: Integration, hooks: "Channel
         return
     submission = await hooks.call("push_stock", integration=integration,
                                   updates=list(batch.updates))
+    sent_at = clock.now()
     await daemon.store.run(inventory.record_stock_push, integration_id, batch, submission)
+    if submission.results and submission.poll_after <= 0:
+        daemon.stats.push_latency.observe(integration.alias, (clock.now() - sent_at).total_seconds())
     log.info("%s: pushed stock for %d SKU(s) (%s)", integration.alias, len(batch.updates),
              "accepted" if submission.poll_after <= 0 and submission.results else
              f"submission {submission.channel_id}")
@@ -211,6 +214,9 @@ async def poll_submission(daemon: "Daemon", integration: Integration, hooks: "Ch
         report = await hooks.call("poll_submission", integration=integration,
                                   submission=stored.to_submission())
         pending = await daemon.store.run(_finish, stored.id, report)
+        if report.done and stored.kind == "stock" and not report.failed_reason:
+            daemon.stats.push_latency.observe(
+                integration.alias, (clock.now() - stored.submitted_at).total_seconds())
         if not report.done:
             daemon.trigger(integration.alias, "poll_submission", delay=max(report.poll_after, 1.0))
             continue

@@ -77,7 +77,7 @@ class DaemonCollector:
             states.add_metric([alias, runner.state.value], 1.0 if runner.state.value == "LIVE" else 0.0)
         yield states
         latency = HistogramMetricFamily("marketsync_push_latency_seconds",
-                                        "Stock change to acceptance by the channel",
+                                        "Stock push sent to accepted by the channel (bench/push_latency.py measures change to acceptance)",
                                         labels=["integration"])
         for alias, counts in sorted(stats.push_latency.counts.items()):
             buckets = [(str(float(bound)), counts[i]) for i, bound in enumerate(LATENCY_BUCKETS)]

@@ -1,0 +1,40 @@
+"""The Amazon plugin's own commands: ``marketsync sandbox serve``.
+
+Added to the CLI through the ``register_commands`` hook, so the core's command line knows
+nothing about the simulator.
+"""
+
+from __future__ import annotations
+
+import click
+import trio
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def sandbox():
+        """The SP-API simulator (for trying marketsync without an Amazon account)."""
+
+    @sandbox.command("serve")
+    @click.option("--scenario", default="default", show_default=True,
+                  help="Scenario file, or the name of a shipped one (default, demo).")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8471, show_default=True, type=int,
+                  help="0 picks a free port (printed at start).")
+    @click.option("--speed", default=1.0, show_default=True, type=float,
+                  help="Simulated seconds per real second.")
+    def serve(scenario: str, host: str, port: int, speed: float):
+        """Serve the simulator on a loopback port and print its credentials."""
+        from marketsync.core.errors import ConfigError
+        from marketsync.plugins.amazon.sandbox.serve import serve as serve_world
+
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo("warning: the simulator hands out its credentials to anyone who asks; "
+                       "keep it on loopback", err=True)
+        try:
+            trio.run(lambda: serve_world(scenario, host, port, speed,
+                                         out=lambda text: click.echo(text, err=False)))
+        except KeyboardInterrupt:
+            click.echo("simulator stopped")
+        except ConfigError as error:
+            raise click.ClickException("\n".join(error.errors)) from None
