@@ -92,9 +92,8 @@ def _template_frame(error: BaseException, default: str | None) -> tuple[str, int
     found: tuple[str, int | None] = (default or "?", None)
     tb = error.__traceback__
     while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if name.endswith((".html", ".htm", ".j2", ".jinja")) or name == default:
-            found = (name, tb.tb_lineno)
+        if "__jinja_exception__" in tb.tb_frame.f_globals:  # jinja2.debug's fake frame
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
 

@@ -266,6 +266,14 @@ def test_template_runtime_error_names_the_line(sqlite_store, tmp_path):
     assert caught.value.line == 3
 
 
+def test_error_in_an_included_template_names_that_file(sqlite_store, tmp_path):
+    (tmp_path / "main.tmpl").write_text("<p>{{ order.number }}</p>\n{% include 'part.tmpl' %}\n")
+    (tmp_path / "part.tmpl").write_text("<p>one</p>\n<p>{{ order.number | no_such_filter }}</p>\n")
+    [oid] = add_orders(sqlite_store, channel_order("T-4"))
+    with pytest.raises(TemplateError, match=r"part\.tmpl:2: .*no_such_filter"):
+        render_pdf("invoice", documents(sqlite_store, [oid]), template=tmp_path / "main.tmpl")
+
+
 def test_missing_template_and_remote_urls_are_refused(sqlite_store, tmp_path):
     [oid] = add_orders(sqlite_store, channel_order("T-3"))
     docs = documents(sqlite_store, [oid])
@@ -355,3 +363,20 @@ async def test_concurrent_printing_never_reuses_a_number(store):
     assert numbers == list(range(1, 11))
     de = await store.read(integration_id, "amazon-de")
     assert await store.read(peek_next_number, de) == 11
+
+
+def test_docs_list_every_template_value(sqlite_store):
+    """docs/documents.md names each value a template can use, and no other."""
+    import re
+
+    from marketsync.core.document_pdf import template_context
+
+    [oid] = add_orders(sqlite_store, channel_order("D-1"))
+    [doc] = documents(sqlite_store, [oid])
+    context = template_context(doc, "invoice")
+    offered = {"kind"} | {f"{group}.{key}" for group in ("seller", "order")
+                          for key in context[group]}
+    text = (Path(__file__).resolve().parents[2] / "docs" / "documents.md").read_text()
+    rows = re.findall(r"^\| (`[^|]+`) \|", text, flags=re.M)
+    documented = {name for row in rows for name in re.findall(r"`([a-z_.]+)`", row)}
+    assert documented == offered
