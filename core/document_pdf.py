@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from marketsync.core import pii
 from marketsync.core.documents import DocumentError, Kind, OrderDocument
 from marketsync.core.types import Address
 
@@ -35,7 +36,7 @@ class TemplateError(DocumentError):
     """A template that does not parse or fails while rendering; names file and line."""
 
     def __init__(self, template: str, line: int | None, message: str):
-        self.template, self.line = template, line
+        self.template, self.line, self.reason = template, line, message
         where = f"{template}:{line}" if line else template
         super().__init__(f"{where}: {message}")
 
@@ -197,11 +198,23 @@ def render_pdf(kind: Kind, documents: Sequence[OrderDocument], *,
                       or default_template(kind))
         if chosen not in cache:
             cache[chosen] = load_template(chosen)
-        html = render_html(cache[chosen], template_context(document, kind))
+        try:
+            html = render_html(cache[chosen], template_context(document, kind))
+        except TemplateError as error:
+            raise TemplateError(error.template, error.line,
+                                _scrub(error.reason, document)) from None
         laid_out = _lay_out(weasyprint, html, chosen, fetcher, fonts)
         first = first or laid_out
         pages.extend(laid_out.pages)
     return first.copy(pages).write_pdf()
+
+
+def _scrub(message: str, document: OrderDocument) -> str:
+    """Buyer data out of an error message (a failed lookup quotes the key it tried)."""
+    values = [document.buyer_name, document.buyer_email, *address_lines(document.ship_to)]
+    for value in sorted((v for v in values if v and len(v) > 1), key=len, reverse=True):
+        message = message.replace(value, pii.redact(value))
+    return message
 
 
 def _lay_out(weasyprint: Any, html: str, template: Path, fetcher: Any, fonts: Any) -> Any:

@@ -274,6 +274,17 @@ def test_error_in_an_included_template_names_that_file(sqlite_store, tmp_path):
         render_pdf("invoice", documents(sqlite_store, [oid]), template=tmp_path / "main.tmpl")
 
 
+def test_template_errors_do_not_quote_buyer_data(sqlite_store, tmp_path):
+    """A failed lookup quotes its key; when the key is the buyer's name, it is redacted."""
+    bad = tmp_path / "leak.html"
+    bad.write_text("<p>{{ {}[order.buyer_name] }}</p>")
+    [oid] = add_orders(sqlite_store, channel_order("T-5"))
+    with pytest.raises(TemplateError) as caught:
+        render_pdf("invoice", documents(sqlite_store, [oid]), template=bad)
+    assert "Łukasz" not in str(caught.value) and "<redacted text len=11>" in str(caught.value)
+    assert caught.value.line == 1
+
+
 def test_missing_template_and_remote_urls_are_refused(sqlite_store, tmp_path):
     [oid] = add_orders(sqlite_store, channel_order("T-3"))
     docs = documents(sqlite_store, [oid])
