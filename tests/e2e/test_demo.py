@@ -1,0 +1,85 @@
+"""``marketsync demo`` as a new user runs it: a subprocess, real ports, a temp directory."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+from marketsync.core.demo import parse_duration
+
+DEMO = [sys.executable, "-c", "from marketsync.core.demo import demo; demo()"]
+SECRETS = ("amzn1.oa2-cs.v1.demosecret", "Atzr|demo-eu", "Atza|")
+
+
+def test_half_an_hour_at_600x_imports_orders_without_throttling(tmp_path):
+    """30 simulated minutes finish in well under a minute; the summary shows orders
+    imported, zero 429s and the next steps; the config it wrote keeps secrets in files."""
+    started = time.monotonic()
+    result = subprocess.run([*DEMO, "--duration", "30m", "--speed", "600", "--keep"],
+                            capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    took = time.monotonic() - started
+    output = result.stdout
+    kept = re.search(r"kept (\S+)", output)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert took < 60
+        imported = int(re.search(r"orders imported (\d+)", output).group(1))
+        assert imported > 0
+        assert re.search(r"throttled \(429\) 0\b", output)
+        assert re.search(r"^\[\d\d:\d\d\] amazon-uk\s+LIVE$", output, re.M)
+        assert "Summary after 30m00s of simulated time" in output
+        assert "marketsync connect ALIAS" in output and "docs/operations.md" in output
+        for secret in SECRETS:
+            assert secret not in output + result.stderr
+        directory = Path(kept.group(1))
+        config = (directory / "marketsync.yaml").read_text()
+        assert "${file:" in config and "demosecret" not in config and "Atzr|" not in config
+        assert (directory / "demo.sqlite").exists()
+    finally:
+        if kept:
+            shutil.rmtree(kept.group(1), ignore_errors=True)
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
+    """SIGINT (Ctrl-C) during a long run: a summary, exit 0, and the temp dir is gone."""
+    out = tmp_path / "demo.out"
+    with open(out, "w") as stream:
+        process = subprocess.Popen([*DEMO, "--duration", "1d", "--speed", "60"],
+                                   stdout=stream, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 40
+        while "LIVE" not in out.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, out.read_text()
+            time.sleep(0.1)
+        assert "LIVE" in out.read_text()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    text = out.read_text()
+    assert code == 0, text
+    assert "Summary after" in text and "Traceback" not in text
+    directory = re.search(r"configuration\s+(\S+)/marketsync\.yaml", text).group(1)
+    assert not Path(directory).exists()
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200),
+                                           ("1d", 86400), ("45", 45), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0m", "2 weeks", "-5m", "h"])
+def test_bad_durations_say_how_to_write_one(text):
+    with pytest.raises(click.BadParameter, match="write e.g. 90s, 30m"):
+        parse_duration(text)
