@@ -399,13 +399,21 @@ def _shipment(session: Session, key: str) -> ShipmentRow:
 
 
 def mark_shipment_confirmed(session: Session, key: str,
-                            confirmation: ShipmentConfirmation | None = None) -> None:
+                            confirmation: ShipmentConfirmation | None = None) -> bool:
+    """Record the channel's answer. One saying neither ``confirmed`` nor
+    ``already_confirmed`` is a failed attempt: the shipment stays pending. Returns whether
+    the shipment is confirmed now."""
     row = _shipment(session, key)
     row.attempts += 1
+    if confirmation is not None and not (confirmation.confirmed
+                                         or confirmation.already_confirmed):
+        row.last_error = (confirmation.message or "the channel did not confirm")[:2000]
+        return row.confirm_state == "confirmed"
     if row.confirm_state != "confirmed":
         row.confirm_state = "confirmed"
         row.confirmed_at = transaction_now()
-    row.last_error = confirmation.message if confirmation else None
+    row.last_error = None
+    return True
 
 
 def mark_shipment_failed(session: Session, key: str, message: str, *, final: bool) -> None:

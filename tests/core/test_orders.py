@@ -272,6 +272,9 @@ def test_shipment_confirmation_lifecycle(sqlite_store):
         assert [p.shipment.key for p in pending] == [k1, k2]
         assert pending[0].shipment.channel_order_id == "A-1"
         orders.mark_shipment_failed(session, k1, "timeout", final=False)
+        assert not orders.mark_shipment_confirmed(session, k1, ShipmentConfirmation(
+            key=k1, confirmed=False, message="try later"))
+        assert [p.attempts for p in orders.pending_shipments(session)] == [2, 0]
         orders.mark_shipment_confirmed(session, k2, ShipmentConfirmation(key=k2, confirmed=True))
         assert [p.shipment.key for p in orders.pending_shipments(session)] == [k1]
         orders.mark_shipment_failed(session, k1, "refused", final=True)
