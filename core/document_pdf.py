@@ -25,7 +25,8 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from marketsync.core import pii
-from marketsync.core.documents import DocumentError, Kind, OrderDocument
+from marketsync.core.documents import DocumentError, Kind, OrderDocument, Seller
+from marketsync.core.invoices import InvoiceNumberFormatError, check_number_format
 from marketsync.core.types import Address
 
 TEMPLATE_NAMES: dict[str, str] = {"invoice": "invoice.html",
@@ -173,6 +174,24 @@ def _weasyprint() -> Any:
 def check_renderer() -> None:
     """Fail now, not at the first print, when WeasyPrint's libraries are missing."""
     _weasyprint()
+
+
+def check_seller(seller: Seller) -> list[str]:
+    """Problems with an integration's document settings, for ``check-config``: each
+    configured template must parse, and the invoice number format must number."""
+    problems = []
+    for kind in ("invoice", "packing_slip"):
+        path = seller.template(kind)
+        if path is not None:
+            try:
+                load_template(Path(path))
+            except TemplateError as error:
+                problems.append(str(error))
+    try:
+        check_number_format(seller.invoice_number_format)
+    except InvoiceNumberFormatError as error:
+        problems.append(str(error))
+    return problems
 
 
 def render_pdf(kind: Kind, documents: Sequence[OrderDocument], *,

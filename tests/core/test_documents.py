@@ -296,6 +296,22 @@ def test_missing_template_and_remote_urls_are_refused(sqlite_store, tmp_path):
         render_pdf("invoice", docs, template=remote)
 
 
+def test_check_seller_reports_every_problem(tmp_path):
+    """What check-config can print: a broken template by line, and a bad number format."""
+    from marketsync.core.document_pdf import check_seller
+
+    broken = tmp_path / "broken.html"
+    broken.write_text("<p>\n{% if order.number %}\n")
+    assert check_seller(Seller(name="a", invoice_template=default_template("invoice"),
+                               packing_slip_template=default_template("packing_slip"))) == []
+    problems = check_seller(Seller(name="a", invoice_template=broken,
+                                   packing_slip_template=tmp_path / "gone.html",
+                                   invoice_number_format="INV"))
+    assert len(problems) == 3
+    assert problems[0].startswith(f"{broken}:2: ") and "does not exist" in problems[1]
+    assert "does not contain {number}" in problems[2]
+
+
 def test_shipped_templates_parse():
     for kind in ("invoice", "packing_slip"):
         assert load_template(default_template(kind)).filename.endswith(".html")
