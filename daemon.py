@@ -283,11 +283,11 @@ def list_plugins(state: State):
 
 
 def _add_core_groups() -> None:
-    try:
-        from marketsync.core.cli import GROUPS
-    except ImportError:  # pragma: no cover - during a partial install
-        return
-    for group in GROUPS:
+    from marketsync.core.cli import GROUPS
+    from marketsync.core.cli.documents import documents
+    from marketsync.core.demo import demo
+
+    for group in (*GROUPS, documents, demo):
         cli.add_command(group)
 
 
