@@ -17,6 +17,7 @@ from marketsync.plugins.amazon import marketplaces
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
 
 PATH = "/orders/v0/orders/{order_id}/shipmentConfirmation"
+ORDER_PATH = "/orders/2026-01-01/orders/{order_id}"
 #: Amazon's carrier codes we pass through as they are; anything else is "Other" + name.
 #: (The full list is Amazon's CarrierCode table; these are the common ones.)
 CARRIER_CODES = frozenset({
@@ -34,15 +35,12 @@ def package_reference(key: str) -> str:
     return str(int.from_bytes(digest[:6], "big") % 999_999_999 + 1)
 
 
-def confirmation_body(shipment: Shipment) -> dict:
+def confirmation_body(shipment: Shipment, lines: list[tuple[str, int]]) -> dict:
     try:
         marketplace_id = marketplaces.MARKETPLACES[shipment.marketplace].id
     except KeyError:
         raise RecordRejected(f"shipment {shipment.key}: {shipment.marketplace!r} is not an "
                              f"Amazon marketplace", record_id=shipment.key) from None
-    if not shipment.lines:
-        raise RecordRejected(f"shipment {shipment.key} has no order lines",
-                             record_id=shipment.key)
     carrier = shipment.carrier.strip()
     known = {c.lower(): c for c in CARRIER_CODES}.get(carrier.lower())
     detail: dict = {
@@ -50,8 +48,8 @@ def confirmation_body(shipment: Shipment) -> dict:
         "carrierCode": known or "Other",
         "trackingNumber": shipment.tracking_number,
         "shipDate": clock.isoformat(shipment.shipped_at),
-        "orderItems": [{"orderItemId": line.channel_item_id, "quantity": line.quantity}
-                       for line in shipment.lines],
+        "orderItems": [{"orderItemId": item_id, "quantity": quantity}
+                       for item_id, quantity in lines],
     }
     if known is None:
         detail["carrierName"] = carrier
@@ -61,8 +59,17 @@ def confirmation_body(shipment: Shipment) -> dict:
 
 
 async def confirm_shipment(integration: Integration, shipment: Shipment) -> ShipmentConfirmation:
-    body = confirmation_body(shipment)
     api = SpApi(integration)
+    lines = [(line.channel_item_id, line.quantity) for line in shipment.lines]
+    if not lines:  # no lines given: the whole order, i.e. whatever is still unshipped
+        lines, ours = await unshipped_lines(api, shipment)
+        if not lines:
+            if ours:  # our package is already there: this is a retry
+                return ShipmentConfirmation(key=shipment.key, confirmed=True,
+                                            already_confirmed=True)
+            raise RecordRejected(f"order {shipment.channel_order_id} has nothing left to "
+                                 f"ship", record_id=shipment.key)
+    body = confirmation_body(shipment, lines)
     path = PATH.format(order_id=shipment.channel_order_id)
     try:
         await api.call("POST", path, "confirmShipment", json=body, expect=(204, 200))
@@ -76,3 +83,26 @@ async def confirm_shipment(integration: Integration, shipment: Shipment) -> Ship
                                  record_id=shipment.key) from None
         raise
     return ShipmentConfirmation(key=shipment.key, confirmed=True)
+
+
+async def unshipped_lines(api: SpApi, shipment: Shipment) -> tuple[list[tuple[str, int]], bool]:
+    """The order's unshipped quantities (v2026 ``getOrder``), and whether our package
+    reference is already among its packages."""
+    try:
+        body = await api.get_json(ORDER_PATH.format(order_id=shipment.channel_order_id),
+                                  "getOrder", params={"includedData": "FULFILLMENT,PACKAGES"})
+    except AmazonRequestError as exc:
+        if exc.status == 404:
+            raise RecordRejected(f"order {shipment.channel_order_id} not found on Amazon",
+                                 record_id=shipment.key) from None
+        raise
+    order = body.get("order") or {}
+    lines = []
+    for item in order.get("orderItems") or ():
+        done = (item.get("fulfillment") or {}).get("quantityFulfilled") or 0
+        left = int(item.get("quantityOrdered") or 0) - int(done)
+        if left > 0 and item.get("orderItemId"):
+            lines.append((item["orderItemId"], left))
+    reference = package_reference(shipment.key)
+    ours = any(p.get("packageReferenceId") == reference for p in order.get("packages") or ())
+    return lines, ours

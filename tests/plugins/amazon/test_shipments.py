@@ -110,3 +110,19 @@ async def test_mcf_order_for_a_merchant_sku_is_rejected(make_integration, autoju
     with pytest.raises(RecordRejected, match="not an FBA SKU"):
         await fulfillment.create_fulfillment_order(make_integration("DE"),
                                                    mcf_request("MS-2", sku="MUG-1"))
+
+
+async def test_a_shipment_without_lines_ships_what_is_left(make_integration, world,
+                                                           autojump_clock):
+    """No lines from the core: the whole order (every unshipped unit), exactly once."""
+    integration = make_integration("DE")
+    order = await unshipped_order(integration, {"MUG-1": 3})
+    whole = shipment(order, key="whole", lines=())
+    first = await shipments.confirm_shipment(integration, whole)
+    assert first.confirmed and not first.already_confirmed
+    sent = accepted(world, order["orderId"])[0]["request"]["packageDetail"]["orderItems"]
+    assert sent == [{"orderItemId": order["orderItems"][0]["orderItemId"], "quantity": 3}]
+    await trio.sleep(600)  # past the data lag: Amazon now shows the package
+    again = await shipments.confirm_shipment(integration, whole)
+    assert again.already_confirmed
+    assert len(accepted(world, order["orderId"])) == 1
