@@ -340,11 +340,14 @@ def ship_order(
             raise ValueError(f"cannot ship {line.quantity} of item {line.channel_item_id!r}: "
                              f"{item.quantity - item.quantity_shipped} left to ship")
     now = transaction_now()
+    if not lines:  # the rest of the order; channels want the lines spelt out
+        lines = [ShipmentLine(channel_item_id=item.channel_item_id,
+                              quantity=item.quantity - item.quantity_shipped)
+                 for item in order.items if item.quantity > item.quantity_shipped]
+        if not lines:
+            raise OrderStateError(f"order {order.id} has nothing left to ship")
     for line in lines:
         by_id[line.channel_item_id].quantity_shipped += line.quantity
-    if not lines:
-        for item in order.items:
-            item.quantity_shipped = item.quantity
     done = all(item.quantity_shipped >= item.quantity for item in order.items)
     order.status = OrderStatus.SHIPPED if done else OrderStatus.PARTIALLY_SHIPPED
     order.shipped_at = shipped_at or now
@@ -384,11 +387,19 @@ def pending_shipments(session: Session, integration_id: int | None = None,
             marketplace=order.marketplace, carrier=row.carrier,
             tracking_number=row.tracking_number, shipped_at=row.shipped_at,
             ship_method=row.ship_method,
-            lines=tuple(ShipmentLine(channel_item_id=line["channel_item_id"],
-                                     quantity=int(line["quantity"])) for line in row.lines),
+            lines=_lines(row, order),
         ), row.attempts)
         for row, order in session.execute(query)
     ]
+
+
+def _lines(row: ShipmentRow, order: Order) -> tuple[ShipmentLine, ...]:
+    """The shipment's lines; a row without any (the whole order) gets every item."""
+    if row.lines:
+        return tuple(ShipmentLine(channel_item_id=line["channel_item_id"],
+                                  quantity=int(line["quantity"])) for line in row.lines)
+    return tuple(ShipmentLine(channel_item_id=item.channel_item_id, quantity=item.quantity)
+                 for item in order.items)
 
 
 def _shipment(session: Session, key: str) -> ShipmentRow:

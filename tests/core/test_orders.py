@@ -195,6 +195,25 @@ def test_partial_shipment_then_cancel_restocks_the_rest(sqlite_store):
     run(sqlite_store, work)
 
 
+def test_local_partial_then_rest_spells_out_lines(sqlite_store):
+    """Shipping "the rest" records the remaining lines explicitly for the channel."""
+    def work(session):
+        integration = setup_world(session)
+        orders.apply_channel_orders(session, integration, [channel_order(quantity=3)])
+        oid = order_id(session)
+        orders.ship_order(session, oid, carrier="DHL", tracking_number="T1",
+                          lines=[ShipmentLine(channel_item_id="i1", quantity=1)])
+        orders.ship_order(session, oid, carrier="DHL", tracking_number="T2")
+        assert [p.shipment.lines for p in orders.pending_shipments(session)] == [
+            (ShipmentLine(channel_item_id="i1", quantity=1),),
+            (ShipmentLine(channel_item_id="i1", quantity=2),)]
+        assert session.get(Order, oid).status is OrderStatus.SHIPPED
+        assert level(session) == (7, 0, 7)
+        with pytest.raises(orders.OrderStateError, match="nothing left"):
+            orders.ship_order(session, oid, carrier="DHL", tracking_number="T3")
+    run(sqlite_store, work)
+
+
 def test_channel_partial_then_full_shipment(sqlite_store):
     """Partially shipped on the channel, then shipped: consumed step by step, once."""
     def work(session):
@@ -271,6 +290,7 @@ def test_shipment_confirmation_lifecycle(sqlite_store):
         pending = orders.pending_shipments(session, integration)
         assert [p.shipment.key for p in pending] == [k1, k2]
         assert pending[0].shipment.channel_order_id == "A-1"
+        assert pending[0].shipment.lines == (ShipmentLine(channel_item_id="i1", quantity=2),)
         orders.mark_shipment_failed(session, k1, "timeout", final=False)
         assert not orders.mark_shipment_confirmed(session, k1, ShipmentConfirmation(
             key=k1, confirmed=False, message="try later"))
