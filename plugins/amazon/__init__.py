@@ -112,3 +112,11 @@ def sandbox_app(scenario: Any) -> Any:
     from marketsync.plugins.amazon.sandbox.scenario import SCENARIOS
 
     return create_app(World(load_scenario(scenario or SCENARIOS / "default.yaml")))
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """``marketsync sandbox serve``: the simulator on a loopback port."""
+    from marketsync.plugins.amazon.cli import register
+
+    register(cli)

@@ -119,7 +119,7 @@ def test_example_config_loads_with_the_real_marketplace_table():
     credentials = config.accounts["eu-main"].resolved_credentials()
     assert credentials["client_secret"] == "example-client-secret-eu"
     assert credentials["refresh_token"] == "Atzr|example-refresh-token-eu"  # newline stripped
-    assert config.pii.key.value == "example-pii-key-not-for-production"
+    assert config.pii.key.value == "ZXhhbXBsZS1waWkta2V5LW5vdC1mb3ItcHJvZCEhISE="
     assert (config.http.host, config.http.port) == ("127.0.0.1", 8470)
 
 
