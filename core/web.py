@@ -3,6 +3,9 @@
 Served by hypercorn's trio worker inside the daemon's nursery. Anything that changes
 state (Retry, Connect) needs the configured bearer token, or — when no token is set — a
 request from loopback; binding beyond loopback without a token is warned about at start.
+The consent callback cannot carry a bearer token (Amazon redirects the seller's browser
+to it), so with a token configured it is guarded by the one-time ``state`` the connect
+command created, which the callback consumes.
 """
 
 from __future__ import annotations
@@ -94,6 +97,10 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         except ImportError:  # the connect flow ships separately; say so instead of a 500
             return PlainTextResponse("the connect flow is not available in this build; use "
                                      "`marketsync connect ALIAS`", status_code=501)
+        if not token and not allowed(request):  # with a token, the one-time state guards it
+            return PlainTextResponse("forbidden: the consent callback is accepted from loopback "
+                                     "only (set http.token to connect from elsewhere)",
+                                     status_code=403)
         channel = request.path_params["channel"]
         outcome = await finish_connect(daemon, channel, dict(request.query_params))
         return HTMLResponse(f"<p>{html.escape(outcome)}</p><p><a href='/'>status</a></p>",

@@ -242,3 +242,34 @@ async def test_render_escapes_channel_text(make_daemon, e2e_clock):
     html = render_status(daemon, report, ask_token=False)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<b>bad</b>" not in html and "failing ×2" in html
+
+
+async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clock):
+    """The connect flow end to end: consent URL, the simulated Seller Central redirect,
+    the callback on the status surface; a new refresh token is stored and used. From
+    another address (no http.token) the callback is refused; a replayed state fails."""
+    from urllib.parse import urlsplit
+
+    from marketsync.core import connect
+
+    daemon = make_daemon()  # the harness's configuration sets pii.key
+    await daemon.prepare()
+    consent = urlsplit(await connect.start(daemon, "amazon-uk"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(world)),
+                                 base_url="http://sandbox.local") as amazon:
+        answer = await amazon.get(f"{consent.path}?{consent.query}")
+    assert answer.status_code == 302
+    back = urlsplit(answer.headers["location"])
+    assert back.path == "/channels/amazon/callback"
+    tokens_before = set(world.accounts[EU].refresh_tokens)
+    async with web_client(daemon, client_host="192.0.2.7") as remote:
+        refused = await remote.get(f"{back.path}?{back.query}")
+    async with web_client(daemon) as client:
+        connected = await client.get(f"{back.path}?{back.query}")
+        replayed = await client.get(f"{back.path}?{back.query}")
+    assert refused.status_code == 403
+    assert connected.status_code == 200 and "connected amazon-uk" in connected.text
+    assert replayed.status_code == 400 and "not connected" in replayed.text
+    new_tokens = set(world.accounts[EU].refresh_tokens) - tokens_before
+    assert len(new_tokens) == 1
+    assert daemon.integrations["amazon-uk"].credentials["refresh_token"] in new_tokens
