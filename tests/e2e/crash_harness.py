@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any

@@ -44,6 +44,8 @@ from marketsync.core.store.models import (
 )
 from marketsync.core.types import Fulfillment, OrderStatus, ShipmentLine
 
+from marketsync.plugins.amazon.marketplaces import MARKETPLACES
+
 from . import crash_harness as harness
 
 POINTS = max(20, int(os.environ.get("MARKETSYNC_CRASH_POINTS") or 20))
@@ -55,6 +57,7 @@ BACKENDS = [name.strip() for name in
 #: the plugin's slack); a few seconds more for the last import's own duration
 IMPORT_LAG = timedelta(minutes=2, seconds=30) + timedelta(seconds=5)
 CONVERGE_WITHIN = 45.0
+MARKETPLACE_IDS = {alias: MARKETPLACES[code].id for alias, code in harness.MARKETPLACES.items()}
 
 
 def _time(text: str) -> datetime:
@@ -114,34 +117,22 @@ def shippable(session, exclude: set[str]) -> list[tuple[int, str]]:
 # --- what must hold ---------------------------------------------------------------------------
 
 
-async def violations(store: Store, sim: harness.Simulator, *, visible_before: datetime) -> list[str]:
-    """Every broken invariant, in words; empty when the daemon converged correctly."""
-    facts = await store.read(store_facts)
-    sim_orders = await sim.orders()
-    catalog = await sim.catalog()
-    patches = await sim.calls("patchListingsItem")
-    confirmations = await sim.confirmations()
+def always_true(facts: dict[str, Any], sim_orders: list[dict[str, Any]]) -> list[str]:
+    """What holds after every kill, converged or not: transactions are atomic."""
     problems: list[str] = []
-
-    # 1. orders: the visible ones all there, none twice, none invented
-    ours = {code for code in harness.MARKETPLACES.values()}
+    # orders: none twice, none invented, each under its own marketplace's integration
     by_id = {o["orderId"]: o for o in sim_orders}
     stored = Counter(channel_id for _, channel_id in facts["orders"])
     for order_id, count in stored.items():
         if count > 1:
             problems.append(f"order {order_id} stored {count} times")
-        if order_id not in by_id:
+    for alias, order_id in facts["orders"]:
+        sim_order = by_id.get(order_id)
+        if sim_order is None:
             problems.append(f"order {order_id} is stored but the simulator never had it")
-    market_code = {"A1F83G8C2ARO7P": "UK", "A1PA6795UKMFR9": "DE"}
-    expected = [o["orderId"] for o in sim_orders
-                if market_code.get(o["salesChannel"]["marketplaceId"]) in ours
-                and _time(o["visibleFrom"]) <= visible_before]
-    missing = [order_id for order_id in expected if order_id not in stored]
-    if missing:
-        problems.append(f"{len(missing)} of {len(expected)} visible simulator orders are not "
-                        f"in the store, e.g. {missing[:5]}")
-
-    # 2. the ledger: unique keys, counters = sums, reserved = what open orders hold
+        elif sim_order["salesChannel"]["marketplaceId"] != MARKETPLACE_IDS[alias]:
+            problems.append(f"order {order_id} stored under {alias}, sold elsewhere")
+    # the ledger: unique keys, counters = its sums, reserved = what open orders hold
     for key, count in facts["duplicate_keys"]:
         problems.append(f"ledger key {key!r} applied {count} times")
     for sku, p in facts["products"].items():
@@ -151,8 +142,30 @@ async def violations(store: Store, sim: harness.Simulator, *, visible_before: da
         if p["reserved"] != p["held"]:
             problems.append(f"{sku}: reserved {p['reserved']} but the stored open merchant "
                             f"orders hold {p['held']}")
+    return problems
 
-    # 3. channel quantities: local availability, less what was sold after the last push
+
+async def violations(store: Store, sim: harness.Simulator, *, visible_before: datetime) -> list[str]:
+    """Every broken invariant, in words; empty when the daemon converged correctly."""
+    facts = await store.read(store_facts)
+    sim_orders = await sim.orders()
+    catalog = await sim.catalog()
+    patches = await sim.calls("patchListingsItem")
+    confirmations = await sim.confirmations()
+    problems = always_true(facts, sim_orders)
+
+    # every order visible long enough to be searchable is there
+    stored = {channel_id for _, channel_id in facts["orders"]}
+    ours = set(MARKETPLACE_IDS.values())
+    expected = [o["orderId"] for o in sim_orders
+                if o["salesChannel"]["marketplaceId"] in ours
+                and _time(o["visibleFrom"]) <= visible_before]
+    missing = [order_id for order_id in expected if order_id not in stored]
+    if missing:
+        problems.append(f"{len(missing)} of {len(expected)} visible simulator orders are not "
+                        f"in the store, e.g. {missing[:5]}")
+
+    # channel quantities: local availability, less what was sold after the last push
     last_patch: dict[str, datetime] = {}
     for call in patches:
         if 200 <= call["status"] < 300:
@@ -194,7 +207,7 @@ async def violations(store: Store, sim: harness.Simulator, *, visible_before: da
                             f"last push at {last_patch[sku]:%H:%M:%S}, +{same_second} in "
                             f"that second) but available is {available}")
 
-    # 4. shipments: each confirmed once, none twice
+    # shipments: each confirmed once, none twice
     accepted = Counter(c["orderId"] for c in confirmations if c.get("accepted"))
     for order_id, count in accepted.items():
         if count > 1:
@@ -241,11 +254,18 @@ class Run:
         self.shipped: set[str] = set()
         self.stock_sets = 0
         self.kills: list[str] = []
+        self.broken: list[str] = []  #: what ``always_true`` found after each kill
 
     async def set_stock(self) -> None:
         sku = self.rng.choice(harness.MFN_SKUS)
         if await self.store.run(set_on_hand, sku, self.rng.randint(60, 160)):
             self.stock_sets += 1
+
+    async def adjust_stock_from_cli(self) -> None:
+        sku = self.rng.choice(harness.MFN_SKUS)
+        result = await self.daemon.cli("stock", "adjust", sku, "+7", "--reason", "delivery")
+        assert result.returncode == 0, f"seed {self.seed}: stock adjust: {result.stderr!r}"
+        self.stock_sets += 1
 
     async def ship_one(self, *, from_cli: bool = False) -> None:
         """Ship a stored New merchant order that the simulator holds as UNSHIPPED for good.
@@ -296,7 +316,11 @@ class Run:
             delay = self.rng.uniform(0.5, 4.0) if since == "exec" else self.rng.uniform(0.0, 2.5)
         await trio.sleep(delay)
         await self.daemon.kill()
-        self.kills.append(f"{number}:{action}@{since}+{delay:.2f}s")
+        point = f"{number}:{action}@{since}+{delay:.2f}s"
+        self.kills.append(point)
+        facts = await self.store.read(store_facts)
+        self.broken += [f"after kill {point}: {problem}"
+                        for problem in always_true(facts, await self.sim.orders())]
 
 
 async def converge(run: Run, visible_before: datetime) -> list[str]:
@@ -322,10 +346,10 @@ async def test_sigkill_at_random_points_loses_and_repeats_nothing(tmp_path, stor
         for number in range(POINTS):
             await run.cycle(number)
         await run.ship_one(from_cli=True)  # the user's way, for the last run to confirm
-        await run.set_stock()
+        await run.adjust_stock_from_cli()
         visible_before = _time(await sim.now()) - IMPORT_LAG
         await converge(run, visible_before)
-        problems = await violations(run.store, sim, visible_before=visible_before)
+        problems = run.broken + await violations(run.store, sim, visible_before=visible_before)
     finally:
         await run.daemon.aclose()
         await sim.close()
