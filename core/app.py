@@ -47,7 +47,7 @@ HEARTBEAT = 15.0
 #: Pushes and polls are also triggered the moment there is work (a stock change, a
 #: submission's poll_after), so these periods only catch work from other processes (the
 #: CLI) and after a restart; a run with nothing to do costs one database read.
-CORE_JOBS = {"poll_submission": 300.0, "confirm_shipment": 120.0, "push_stock": 20.0,
+CORE_JOBS = {"poll_submission": 300.0, "confirm_shipment": 120.0, "push_stock": 60.0,
              "push_prices": 120.0}
 #: Job health is written at most this often per job while nothing changes (status shows
 #: it to the minute); failures and recoveries are written at once.

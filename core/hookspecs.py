@@ -42,6 +42,7 @@ from marketsync.core.types import (
     ChannelStock,
     Cursor,
     FulfillmentRef,
+    FulfillmentRequest,
     Integration,
     Page,
     PriceUpdate,
@@ -66,6 +67,7 @@ CHANNEL_HOOKS = (
     "push_prices",
     "poll_submission",
     "confirm_shipment",
+    "create_fulfillment",
     "fetch_tracking",
     "sandbox_app",
 )
@@ -297,6 +299,25 @@ async def confirm_shipment(integration: Integration, shipment: Shipment) -> Ship
     :raises Throttled, TransientError: retried later.
 
     Called by: the ``confirm_shipments`` job.
+    """
+
+
+@hookspec(firstresult=True)
+async def create_fulfillment(integration: Integration, request: FulfillmentRequest) -> bool:
+    """Ask the channel's fulfilment network (Amazon MCF) to ship an order from its stock.
+
+    Idempotency: ``request.fulfillment_order_id`` is stable; when the channel already has
+    an order with it, return False (not an error), so a retry after a crash creates nothing
+    twice.
+
+    :param integration: the integration whose fulfilment network ships it.
+    :param request: address, lines (channel SKUs) and speed.
+    :returns: True when created now, False when it existed already.
+    :raises RecordRejected: the channel refused this order for good (unknown SKU, bad
+        address); the reason is shown to the seller and it is not retried.
+    :raises Throttled, TransientError: retried later.
+
+    Called by: the ``fetch_tracking`` job, before it asks for tracking.
     """
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from marketsync.core import clock, inventory, orders, products
+from marketsync.core import clock, fulfillment, inventory, orders, products
 from marketsync.core.errors import CursorExpired, RecordRejected
 from marketsync.core.scheduler import JobOutcome
 from marketsync.core.store import cursors, job_runs, quarantine
@@ -249,11 +249,34 @@ async def confirm_shipment(daemon: "Daemon", integration: Integration, hooks: "C
 
 async def fetch_tracking(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
+    if hooks.supports("create_fulfillment"):
+        await _send_fulfillments(daemon, integration, hooks, integration_id)
     refs = await daemon.store.read(orders.open_fulfillments, integration_id)
     if not refs:
         return
     infos = await hooks.call("fetch_tracking", integration=integration, fulfillments=refs)
     await daemon.store.run(orders.apply_tracking, integration_id, list(infos))
+
+
+async def _send_fulfillments(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks",
+                             integration_id: int) -> None:
+    """MCF orders recorded locally go to the channel first (idempotent by our id)."""
+    requests, problems = await daemon.store.read(fulfillment.unsent, integration_id, daemon.cipher)
+    for reference, reason in problems.items():
+        await daemon.store.run(fulfillment.mark_rejected, integration_id, reference, reason)
+        log.warning("%s: MCF order %s not sent: %s", integration.alias, reference, reason)
+    for request in requests:
+        try:
+            created = await hooks.call("create_fulfillment", integration=integration, request=request)
+        except RecordRejected as error:
+            await daemon.store.run(fulfillment.mark_rejected, integration_id,
+                                   request.fulfillment_order_id, error.reason)
+            log.warning("%s: MCF order %s refused by the channel: %s", integration.alias,
+                        request.fulfillment_order_id, error.reason)
+            continue
+        await daemon.store.run(fulfillment.mark_sent, integration_id, request.fulfillment_order_id)
+        log.info("%s: MCF order %s %s", integration.alias, request.fulfillment_order_id,
+                 "created" if created else "already with the channel")
 
 
 _JOBS = {

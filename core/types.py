@@ -347,6 +347,28 @@ class ShipmentConfirmation:
 
 
 @frozen
+class FulfillmentLine:
+    channel_sku: str  #: the channel-fulfilled (FBA) SKU to ship
+    line_id: str  #: our id for the line, unique within the order
+    quantity: int
+
+
+@frozen
+class FulfillmentRequest:
+    """An order the core asks the channel's fulfilment network (Amazon MCF) to ship."""
+
+    fulfillment_order_id: str  #: our stable id: the channel refuses a second order with it
+    marketplace: str
+    ordered_at: datetime
+    address: Address
+    lines: Sequence[FulfillmentLine]
+    displayable_order_id: str | None = None
+    comment: str = "Thank you for your order."
+    speed: str = "Standard"
+    notification_emails: Sequence[str] = ()
+
+
+@frozen
 class FulfillmentRef:
     fulfillment_order_id: str  #: the seller's id for the MCF order
     marketplace: str

@@ -18,6 +18,7 @@ from marketsync.core.types import (
     ChannelStock,
     Cursor,
     FulfillmentRef,
+    FulfillmentRequest,
     Integration,
     Page,
     PriceUpdate,
@@ -97,6 +98,11 @@ async def poll_submission(integration: Integration, submission: Submission) -> S
 @hookimpl
 async def confirm_shipment(integration: Integration, shipment: Shipment) -> ShipmentConfirmation:
     return await shipments.confirm_shipment(integration, shipment)
+
+
+@hookimpl
+async def create_fulfillment(integration: Integration, request: FulfillmentRequest) -> bool:
+    return await fulfillment.create_fulfillment_order(integration, request)
 
 
 @hookimpl

@@ -12,7 +12,6 @@ never create a second fulfilment order: "already exists" is answered as success.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,8 +21,8 @@ import trio
 from marketsync.core import clock
 from marketsync.core.errors import RecordRejected
 from marketsync.core.types import (
-    Address,
     FulfillmentRef,
+    FulfillmentRequest,
     Integration,
     PackageTracking,
     TrackingInfo,
@@ -33,28 +32,6 @@ from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
 
 BASE = "/fba/outbound/2020-07-01/fulfillmentOrders"
 SPEEDS = ("Standard", "Expedited", "Priority", "ScheduledDelivery")
-
-
-@dataclass(frozen=True, kw_only=True)
-class FulfillmentLine:
-    channel_sku: str  #: the FBA SKU to ship
-    line_id: str  #: our id for the line, unique within the order
-    quantity: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class FulfillmentRequest:
-    """What the core asks Amazon to ship (CreateFulfillmentOrderRequest, in our words)."""
-
-    fulfillment_order_id: str  #: our stable id: Amazon refuses a second order with it
-    marketplace: str
-    ordered_at: datetime
-    address: Address
-    lines: Sequence[FulfillmentLine]
-    displayable_order_id: str | None = None
-    comment: str = "Thank you for your order."
-    speed: str = "Standard"
-    notification_emails: Sequence[str] = field(default_factory=tuple)
 
 
 async def fetch_tracking(integration: Integration,

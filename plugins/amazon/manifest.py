@@ -42,7 +42,7 @@ JOBS = (
     # pushes are also triggered on demand by stock changes; these are the backstops
     # (a stock change or a submission's poll_after triggers them at once; the periods only
     # catch work from other processes, such as the CLI, and after a restart)
-    JobDefault(kind="push_stock", every=20, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="push_stock", every=60, priority=Priority.URGENT, timeout=300),
     JobDefault(kind="push_prices", every=120, priority=Priority.URGENT, timeout=300),
     JobDefault(kind="poll_submission", every=300, priority=Priority.URGENT, timeout=300),
     JobDefault(kind="confirm_shipment", every=120, priority=Priority.URGENT, timeout=300),

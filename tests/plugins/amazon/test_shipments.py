@@ -10,9 +10,15 @@ import trio
 
 from marketsync.core import clock
 from marketsync.core.errors import RecordRejected
-from marketsync.core.types import Address, FulfillmentRef, Shipment, ShipmentLine
+from marketsync.core.types import (
+    Address,
+    FulfillmentLine,
+    FulfillmentRef,
+    FulfillmentRequest,
+    Shipment,
+    ShipmentLine,
+)
 from marketsync.plugins.amazon import fulfillment, shipments
-from marketsync.plugins.amazon.fulfillment import FulfillmentLine, FulfillmentRequest
 
 from .conftest import BASE_URL
 
