@@ -15,9 +15,11 @@ the truth, so the demo shows what an operator's tools would see, not a log dump.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -109,8 +111,12 @@ def write_config(directory: Path, world, listen: str) -> DemoSetup:
     secret_file = secrets_dir / "lwa-client-secret"
     secret_file.write_text(app.client_secret + "\n")
     secret_file.chmod(0o600)
+    key_file = secrets_dir / "pii.key"
+    key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    key_file.chmod(0o600)
     lines = [f"state_dir: {directory}", f"database: sqlite:///{directory / 'demo.sqlite'}",
-             "http:", f"  listen: {listen}", "log:", "  level: WARNING", "accounts:"]
+             "http:", f"  listen: {listen}", "log:", "  level: WARNING",
+             "pii:", f"  key: ${{file:{key_file}}}", "accounts:"]
     integrations, aliases, used = ["integrations:"], [], set()
     for number, account in enumerate(world.accounts.values(), 1):
         name = account.region.lower()
@@ -284,32 +290,27 @@ class Watcher:
 
 
 async def place_mcf_order(daemon, world) -> str | None:
-    """Enter an order by hand and have Amazon ship it from FBA stock (MCF)."""
+    """Enter an order by hand and ask for it to be shipped from FBA stock (MCF); the
+    daemon's fetch_tracking job sends it to Amazon and follows it to a tracking number."""
     from marketsync.core import orders
     from marketsync.core.types import Address
-    from marketsync.plugins.amazon.fulfillment import (
-        FulfillmentLine, FulfillmentRequest, create_fulfillment_order)
 
     fba = next((item.sku for item in world.scenario.catalog if getattr(item, "fba_quantity", 0)),
                None)
     if fba is None or not daemon.runners:
         return None
     alias = next(iter(daemon.runners))
-    integration = daemon.integrations[alias]
     address = Address(name="Demo Buyer", line1="1 Example Street", city="London",
                       postal_code="SW1A 1AA", country_code="GB")
 
     def enter(session) -> str:
-        order_id = orders.add_manual_order(session, "DEMO-MCF-1", [(fba, 1)], address=address)
+        order_id = orders.add_manual_order(session, "DEMO-MCF-1", [(fba, 1)], address=address,
+                                           cipher=daemon.cipher)
         return orders.fulfill_mcf(session, order_id, daemon.integration_ids[alias])
 
     reference = await daemon.store.run(enter)
-    await create_fulfillment_order(integration, FulfillmentRequest(
-        fulfillment_order_id=reference, marketplace=integration.marketplace,
-        ordered_at=clock.now(), address=address,
-        lines=[FulfillmentLine(channel_sku=fba, line_id="1", quantity=1)]))
     daemon.trigger(alias, "fetch_tracking")
-    return f"{alias:<10} MCF order {reference} placed: 1 x {fba} shipped by Amazon from FBA stock"
+    return f"{alias:<10} MCF order {reference}: 1 x {fba} to be shipped by Amazon from FBA stock"
 
 
 async def run_demo(scenario: str, duration: float, speed: float, directory: Path,

@@ -55,6 +55,9 @@ def create_web_app(daemon: "Daemon") -> Starlette:
 
     async def status_page(request: Request) -> Response:
         report = await daemon.store.read(collect)
+        # collect() runs in a worker thread, where core.clock falls back to the wall clock;
+        # the run's own clock (simulated in the demo and tests) is the one jobs were timed on
+        report["time"] = clock.now()
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(_jsonable(report))
         return HTMLResponse(render_status(daemon, report, ask_token=bool(token),
@@ -134,36 +137,55 @@ def _jsonable(value):
     return value
 
 
+def _relative(moment, now) -> str:
+    """"3m ago" / "in 40s": what a person reading the page wants from a timestamp."""
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    ahead, seconds = seconds < 0, abs(seconds)
+    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
+            else f"{seconds // 3600}h")
+    return f"in {text}" if ahead else f"{text} ago"
+
+
 def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
                   notice: str | None = None) -> str:
     esc = html.escape
+    now = report["time"]
     rows = []
     for item in report["integrations"]:
         jobs = "".join(
-            f"<li>{esc(job['kind'])}: last {esc(str(job['last_finished'] or 'never'))}, "
-            f"next {esc(str(job['next_run'] or '-'))}"
-            + (f", <b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
-               if job["failures"] else "") + "</li>"
+            f"<tr class='job' data-kind='{esc(job['kind'])}'><td>{esc(job['kind'])}</td>"
+            f"<td>last {esc(_relative(job['last_finished'], now))}</td>"
+            f"<td>next {esc(_relative(job['next_run'], now))}</td><td>"
+            + (f"<b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
+               if job["failures"] else "ok") + "</td></tr>"
             for job in item["jobs"])
         token_field = "<input name='token' type='password' placeholder='token'>" if ask_token else ""
+        state = esc(item["state"])
         rows.append(
             f"<tr data-alias='{esc(item['alias'])}'><td>{esc(item['alias'])}</td>"
             f"<td>{esc(item['channel'])} {esc(item['marketplace'])}</td>"
-            f"<td class='state' data-state='{esc(item['state'])}'>{esc(item['state'])}</td><td>{esc(item['reason'] or '')}</td>"
+            f"<td class='state {state.lower()}' data-state='{state}'>{state}</td>"
+            f"<td>{esc(item['reason'] or '')}</td>"
             f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}</td>"
-            f"<td><ul>{jobs}</ul></td>"
+            f"<td><table class='jobs'>{jobs}</table></td>"
             f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
             f"{token_field}<button type='submit'>Retry</button></form></td></tr>")
     buckets = "".join(
         f"<tr><td>{esc(' / '.join(map(str, b.key)))}</td><td>{b.tokens:.1f} / {b.burst}</td>"
         f"<td>{b.rate:g}/s</td><td>{b.waiting}</td><td>{b.throttled}</td></tr>"
         for b in daemon.governor.snapshot())
+    notice_html = f"<p id='notice'>retry requested for {esc(notice)}</p>" if notice else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>marketsync status</title>
 <meta http-equiv="refresh" content="15">
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}ul{{margin:0;padding-left:1em}}</style>
-</head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(report['time']))}</p>
-{f"<p id='notice'>retry requested for {esc(notice)}</p>" if notice else ""}
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;
+text-align:left}}table.jobs td{{border:0;padding:0 12px 0 0;white-space:nowrap}}
+.state{{font-weight:bold}}.live{{color:#176f2c}}.retry,.connecting{{color:#9a6700}}
+.incomplete,.error{{color:#b42318}}.disabled{{color:#777}}#notice{{background:#eef6ff;padding:6px}}
+</style></head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(now))}</p>
+{notice_html}
 <h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
 <th>reason</th><th>pending pushes / in flight</th><th>jobs</th><th></th></tr>{''.join(rows)}</table>
 <h2>Rate budget</h2><table id="buckets"><tr><th>bucket</th><th>tokens</th><th>rate</th>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -95,7 +96,9 @@ async def test_status_page_lists_integrations_jobs_pending_pushes_and_rate_budge
         assert f"data-alias='{alias}'" in html
         assert f"action='/integrations/{alias}/retry'" in html
     assert html.count("data-state='LIVE'") == 2
-    assert "import_orders: last 20" in html and "next 20" in html
+    job = html.split("data-kind='import_orders'>")[1].split("</tr>")[0]
+    assert re.search(r"last \d+[smh] ago", job) and re.search(r"next in \d+[smh]", job)
+    assert job.endswith("<td>ok</td>")
     assert "pending pushes / in flight" in html
     assert "searchOrders" in html and "id=\"buckets\"" in html
     report = as_json.json()
