@@ -148,6 +148,12 @@ def _relative(moment, now) -> str:
     return f"in {text}" if ahead else f"{text} ago"
 
 
+def _next(moment, now) -> str:
+    if moment is None:
+        return "not scheduled"
+    return "due now" if moment <= now else f"next {_relative(moment, now)}"
+
+
 def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
                   notice: str | None = None) -> str:
     esc = html.escape
@@ -157,7 +163,7 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
         jobs = "".join(
             f"<tr class='job' data-kind='{esc(job['kind'])}'><td>{esc(job['kind'])}</td>"
             f"<td>last {esc(_relative(job['last_finished'], now))}</td>"
-            f"<td>next {esc(_relative(job['next_run'], now))}</td><td>"
+            f"<td>{esc(_next(job['next_run'], now))}</td><td>"
             + (f"<b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
                if job["failures"] else "ok") + "</td></tr>"
             for job in item["jobs"])
@@ -170,8 +176,9 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
             f"<td>{esc(item['reason'] or '')}</td>"
             f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}</td>"
             f"<td><table class='jobs'>{jobs}</table></td>"
-            f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
-            f"{token_field}<button type='submit'>Retry</button></form></td></tr>")
+            + (f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
+               f"{token_field}<button type='submit'>Retry</button></form></td></tr>"
+               if item["alias"] in daemon.runners else "<td></td></tr>"))
     buckets = "".join(
         f"<tr><td>{esc(' / '.join(map(str, b.key)))}</td><td>{b.tokens:.1f} / {b.burst}</td>"
         f"<td>{b.rate:g}/s</td><td>{b.waiting}</td><td>{b.throttled}</td></tr>"
