@@ -68,6 +68,8 @@ def _time(text: str) -> datetime:
 
 
 def store_facts(session) -> dict[str, Any]:
+    """Plain values for the checks, read in one transaction so they agree with each other;
+    "held" is recomputed from the orders themselves, not from the ledger."""
     aliases = dict(session.execute(select(IntegrationRow.id, IntegrationRow.alias)).all())
     orders = session.execute(select(Order.integration_id, Order.channel_order_id)).all()
     duplicate_keys = session.execute(
@@ -147,11 +149,15 @@ def always_true(facts: dict[str, Any], sim_orders: list[dict[str, Any]]) -> list
 
 async def violations(store: Store, sim: harness.Simulator, *, visible_before: datetime) -> list[str]:
     """Every broken invariant, in words; empty when the daemon converged correctly."""
-    facts = await store.read(store_facts)
-    sim_orders = await sim.orders()
-    catalog = await sim.catalog()
-    patches = await sim.calls("patchListingsItem")
-    confirmations = await sim.confirmations()
+    return converged(await store.read(store_facts), await sim.orders(), await sim.catalog(),
+                     await sim.calls("patchListingsItem"), await sim.confirmations(),
+                     visible_before=visible_before)
+
+
+def converged(facts: dict[str, Any], sim_orders: list[dict[str, Any]], catalog: dict[str, Any],
+              patches: list[dict[str, Any]], confirmations: list[dict[str, Any]], *,
+              visible_before: datetime) -> list[str]:
+    """``always_true`` plus what holds once the daemon had time to catch up."""
     problems = always_true(facts, sim_orders)
 
     # every order visible long enough to be searchable is there
@@ -360,3 +366,84 @@ async def test_sigkill_at_random_points_loses_and_repeats_nothing(tmp_path, stor
     assert run.shipped and run.stock_sets, (
         f"seed {seed}: the run shipped {len(run.shipped)} order(s) and set stock "
         f"{run.stock_sets} time(s); both must happen for the test to mean anything")
+
+
+# --- the checks themselves ----------------------------------------------------------------------
+#
+# A crash test that passes proves little unless its checks can fail: each corruption below
+# is what one kind of crash bug would leave behind, and must be reported.
+
+
+def _sim_order(order_id: str, alias: str, created: str, sku: str, quantity: int) -> dict[str, Any]:
+    return {"orderId": order_id, "salesChannel": {"marketplaceId": MARKETPLACE_IDS[alias]},
+            "createdTime": f"2026-11-27T{created}Z", "visibleFrom": f"2026-11-27T{created}Z",
+            "fulfillment": {"fulfilledBy": "MERCHANT"},
+            "orderItems": [{"quantityOrdered": quantity, "product": {"sellerSku": sku}}]}
+
+
+def _consistent_world() -> dict[str, Any]:
+    def product(on_hand: int, reserved: int) -> dict[str, Any]:
+        available = on_hand - reserved
+        return {"on_hand": on_hand, "reserved": reserved, "ledger": (on_hand, reserved),
+                "held": reserved, "listings": [("amazon-uk", available, available, 3, 3),
+                                               ("amazon-de", available, available, 2, 2)]}
+
+    return {
+        "facts": {"orders": [("amazon-uk", "A-1"), ("amazon-de", "B-1")], "duplicate_keys": [],
+                  "products": {"MUG-1": product(10, 2), "KETTLE-1": product(5, 0)},
+                  "shipments": [("shipment:1:DHL:X", "A-1", "confirmed", None)]},
+        "sim_orders": [_sim_order("A-1", "amazon-uk", "10:00:00", "MUG-1", 1),
+                       _sim_order("B-1", "amazon-de", "10:01:00", "MUG-1", 2),
+                       # sold after the last push, not yet searchable: the channel has 4
+                       _sim_order("C-1", "amazon-de", "10:05:00", "KETTLE-1", 1)],
+        "catalog": {"MUG-1": {"quantity": 8}, "KETTLE-1": {"quantity": 4}},
+        "patches": [{"status": 200, "at": "2026-11-27T10:04:00Z",
+                     "path": f"/listings/2021-08-01/items/{harness.SELLER}/MUG-1"},
+                    {"status": 200, "at": "2026-11-27T10:04:30Z",
+                     "path": f"/listings/2021-08-01/items/{harness.SELLER}/KETTLE-1"}],
+        "confirmations": [{"orderId": "A-1", "accepted": False}, {"orderId": "A-1", "accepted": True}],
+    }
+
+
+def _check(world: dict[str, Any]) -> list[str]:
+    return converged(world["facts"], world["sim_orders"], world["catalog"], world["patches"],
+                     world["confirmations"], visible_before=_time("2026-11-27T10:03:00Z"))
+
+
+CORRUPTIONS = {
+    "order stored twice": (lambda w: w["facts"]["orders"].append(("amazon-de", "A-1")),
+                           "A-1 stored 2 times"),
+    "order lost": (lambda w: w["facts"]["orders"].remove(("amazon-de", "B-1")),
+                   "1 of 2 visible simulator orders are not in the store"),
+    "order invented": (lambda w: w["facts"]["orders"].append(("amazon-uk", "Z-9")),
+                       "Z-9 is stored but the simulator never had it"),
+    "ledger key twice": (lambda w: w["facts"]["duplicate_keys"].append(("order-item:1:reserve", 2)),
+                         "applied 2 times"),
+    "counter off the ledger": (lambda w: w["facts"]["products"]["MUG-1"].update(ledger=(11, 2)),
+                               "ledger sums to 11/2"),
+    "reservation lost": (lambda w: w["facts"]["products"]["MUG-1"].update(held=3),
+                         "orders hold 3"),
+    "push never acknowledged": (
+        lambda w: w["facts"]["products"]["MUG-1"]["listings"].__setitem__(
+            0, ("amazon-uk", 8, 8, 4, 3)), "generation 3/4"),
+    "channel not converged": (lambda w: w["catalog"]["MUG-1"].update(quantity=7),
+                              "the simulator has 7"),
+    "never pushed": (lambda w: w["patches"].pop(), "KETTLE-1: never pushed"),
+    "confirmed twice": (lambda w: w["confirmations"].append({"orderId": "A-1", "accepted": True}),
+                        "A-1 confirmed 2 times"),
+    "shipment stuck": (lambda w: w["facts"]["shipments"].__setitem__(
+        0, ("shipment:1:DHL:X", "A-1", "pending", None)), "shipment of A-1: pending"),
+}
+
+
+def test_the_checks_pass_a_consistent_world():
+    assert _check(_consistent_world()) == []
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_the_checks_report_what_a_crash_bug_leaves(corruption):
+    world = _consistent_world()
+    corrupt, expected = CORRUPTIONS[corruption]
+    corrupt(world)
+    problems = _check(world)
+    assert any(expected in problem for problem in problems), problems
