@@ -155,7 +155,7 @@ def main() -> None:
                 f"{op}={n}" for (op, status), n in sorted(common.calls_by_operation(world).items())
                 if status < 300))
 
-        common.run(run, args.threshold, guard_threads=not args.free_clock)
+        common.run(run, args.threshold)
 
     print()
     print(f"{'SKUs':>6} {'rounds':>6} {'listings':>8}  {'applied p50/p95':>17}  "
@@ -167,10 +167,7 @@ def main() -> None:
               f"{common.percentile(applied, 50):7.1f} / {common.percentile(applied, 95):6.1f} s  "
               f"{common.percentile(acked, 50):10.1f} / {common.percentile(acked, 95):6.1f} s  "
               f"{sum(r.missing for r in results)}")
-    print(f"wall time {timer.seconds:.0f} s; peak RSS {common.peak_rss_mib():.0f} MiB")
-    if log_counter.counts:
-        print("daemon warnings/errors:")
-        print("\n".join(log_counter.report()))
+    common.footer(timer, log_counter)
 
 
 async def _imports_done(daemon, expected: int) -> bool:

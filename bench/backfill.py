@@ -1,0 +1,134 @@
+"""A 30-day backfill: simulated time to import the history against the usage-plan bound.
+
+The scenario places ``--orders`` orders (60,000 by default) over the 30 days before the
+daemon starts, all in one marketplace of one account (US), so the bound is clean: the
+first import (``history_days: 30``) must read every one of them through ``searchOrders``
+at 100 orders a page, and the account's bucket allows a burst of 20 calls and then one
+every 1 / 0.0056 s ≈ 179 s:
+
+    bound = max(0, ⌈orders / 100⌉ − 20) / 0.0056 seconds
+
+The import is complete when every history order is in the store (checked every 60
+simulated seconds). Target: simulated time ≤ 1.1 × bound. Also reported: the local WALL
+time per order (real seconds of the whole run, and of the database work alone, divided
+by the orders) and the peak resident memory, with the simulator's share (its orders are
+in the same process) measured before the daemon starts.
+
+    .venv/bin/python bench/backfill.py [--quick] [--orders N] [--database URL]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import trio
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from marketsync.core.store.models import Order  # noqa: E402
+from marketsync.plugins.amazon.manifest import INFO  # noqa: E402
+
+REGIONS = {"NA": ["US"]}
+DAYS = 30
+FULL_ORDERS = 60_000
+QUICK_ORDERS = 3_000
+PAGE = 100
+
+
+def bound_seconds(orders: int) -> float:
+    plan = INFO.usage_plans["searchOrders"]
+    return max(0, math.ceil(orders / PAGE) - plan.burst) / plan.rate
+
+
+def _count(session) -> int:
+    return session.execute(select(func.count()).select_from(Order)).scalar_one()
+
+
+def _ids(session) -> set[str]:
+    return set(session.execute(select(Order.channel_order_id)).scalars())
+
+
+def main() -> None:
+    args = common.arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
+        "--orders", type=int, default=None, help="history orders (default 60,000; --quick 3,000)"))
+    wanted = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
+    common.header(f"a {DAYS}-day backfill of ~{wanted:,} orders", args)
+    log_counter = common.quiet_logging()
+    timer = common.WallTimer()
+    codes = REGIONS["NA"]
+    units = wanted * 4  # items and quantities per order average under 2 × 2
+    items = (common.catalog(100, codes, quantity=units // 100 + 100)
+             + common.catalog(20, codes, prefix="FBA", quantity=units // 20 + 100, fba=True))
+    figures: dict = {}
+
+    with common.workdir() as workdir, common.database(args.database, workdir) as url:
+        async def run() -> None:
+            world_timer = common.WallTimer()
+            world = common.World(common.scenario(REGIONS, items, orders_per_day={
+                "US": wanted / DAYS}, history_days=DAYS, fba_share=0.3),
+                base_url=common.SANDBOX)
+            start = common.clock.now()
+            history = {o.order_id for o in world.orders.values() if o.created < start}
+            figures.update(history=len(history), world_wall=world_timer.seconds,
+                           world_rss=common.peak_rss_mib())
+            print(f"simulator placed {len(history):,} history orders in "
+                  f"{world_timer.seconds:.0f} real s (peak RSS so far "
+                  f"{common.peak_rss_mib():.0f} MiB)", flush=True)
+            daemon = common.make_daemon(world, common.config_text(
+                REGIONS, settings=f"    history_days: {DAYS}"), url, workdir)
+            began = trio.current_time()
+            import_timer = common.WallTimer()
+            cpu_before = common.cpu_seconds()
+            guard = common.GUARD
+            busy_before = guard.busy if guard else 0.0
+            async with common.serving(daemon):
+                next_report = 3600.0 * 4
+                while True:
+                    await trio.sleep(60)
+                    elapsed = trio.current_time() - began
+                    count = await daemon.store.read(_count)
+                    if elapsed >= next_report:
+                        print(f"  {elapsed / 3600:5.1f} simulated h: {count:,} orders stored; "
+                              f"{timer.seconds:.0f} real s", flush=True)
+                        next_report += 3600.0 * 4
+                    if count >= len(history) and history <= await daemon.store.read(_ids):
+                        break
+                figures.update(
+                    elapsed=elapsed, import_wall=import_timer.seconds,
+                    import_cpu=common.cpu_seconds() - cpu_before,
+                    db_wall=(guard.busy - busy_before) if guard else math.nan,
+                    search_calls=sum(1 for c in world.calls if c.operation == "searchOrders"),
+                    throttled_world=sum(1 for c in world.calls if c.status == 429),
+                    throttled_daemon=dict(daemon.stats.throttled),
+                    stored=count)
+
+        common.run(run, args.threshold)
+
+    history, elapsed = figures["history"], figures["elapsed"]
+    bound = bound_seconds(history)
+    pages = math.ceil(history / PAGE)
+    print()
+    print(f"history orders: {history:,} → at least {pages} searchOrders pages")
+    print(f"usage-plan bound: ({pages} − 20 burst) / 0.0056 per s = {bound:,.0f} s "
+          f"({bound / 3600:.1f} h)")
+    print(f"import complete after {elapsed:,.0f} simulated s ({elapsed / 3600:.1f} h) = "
+          f"{elapsed / bound:.3f} × bound (target ≤ 1.1; 60 s polls)" if bound else
+          f"import complete after {elapsed:,.0f} simulated s (bound 0: within the burst)")
+    print(f"searchOrders calls until then: {figures['search_calls']} (minimum {pages}); "
+          f"HTTP 429: simulator {figures['throttled_world']}, daemon {figures['throttled_daemon'] or 0}")
+    print(f"local wall time: {figures['import_wall']:.0f} s for the run = "
+          f"{figures['import_wall'] / history * 1000:.2f} ms per order; database threads "
+          f"{figures['db_wall']:.0f} s = {figures['db_wall'] / history * 1000:.2f} ms per order")
+    print(f"local CPU time: {figures['import_cpu']:.0f} s = "
+          f"{figures['import_cpu'] / history * 1000:.2f} ms per order (daemon and simulator)")
+    print(f"simulator setup: {figures['world_wall']:.0f} s, peak RSS before the daemon "
+          f"{figures['world_rss']:.0f} MiB")
+    common.footer(timer, log_counter)
+
+
+if __name__ == "__main__":
+    main()
