@@ -14,7 +14,10 @@ The rules, strongest evidence first:
 3. **Same ASIN and same fulfilment**, when exactly one such listing qualifies. Not
    qualifying: a listing whose SKU the channel still shows in this import
    (``present_skus``: it is a second offer of the product, not a rename), and a listing
-   whose listing id differs from the incoming one (the channel says they are two).
+   whose listing id differs from the incoming one (the channel says they are two) —
+   unless the import is ``complete`` and the old SKU is gone from it: Amazon has no
+   rename, a relisted SKU always gets a new listing id, and a whole snapshot without the
+   old SKU is the evidence that it was replaced, not joined.
    Several qualifying listings mean the evidence is ambiguous (e.g. a "new" and a
    "used" offer of one ASIN): no match, and the import creates a listing as before.
 
@@ -56,7 +59,7 @@ class Match(Generic[L]):
 
 
 def identify(existing: Iterable[L], incoming: ChannelListing, *,
-             present_skus: Collection[str] = ()) -> Match[L] | None:
+             present_skus: Collection[str] = (), complete: bool = False) -> Match[L] | None:
     """The existing listing ``incoming`` is the same as, with the rule that said so.
 
     :param existing: the integration's listings (all of them, off-channel ones too: a
@@ -64,6 +67,7 @@ def identify(existing: Iterable[L], incoming: ChannelListing, *,
     :param incoming: one listing as the channel reports it now.
     :param present_skus: SKUs the channel shows in the same import (seen so far); their
         listings are not renamed away by an ASIN match.
+    :param complete: ``present_skus`` is the channel's whole snapshot (see rule 3).
     :returns: None when no listing is the same (or the evidence is ambiguous).
     """
     listings = list(existing)
@@ -83,7 +87,7 @@ def identify(existing: Iterable[L], incoming: ChannelListing, *,
                if x.asin == incoming.asin
                and _fulfillment(x) == incoming.fulfillment
                and x.channel_sku not in present
-               and not (x.listing_id and incoming.listing_id)]
+               and (complete or not (x.listing_id and incoming.listing_id))]
     return Match(by_asin[0], "asin") if len(by_asin) == 1 else None
 
 

@@ -13,6 +13,7 @@ product deleted locally comes back with the next import that still lists it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketsync.core import inventory
+from marketsync.core.listing_identity import identify
 from marketsync.core.store import submissions
 from marketsync.core.store.models import IntegrationRow, Listing, Product, SubmissionRow
 from marketsync.core.store.timing import transaction_now
@@ -33,6 +35,8 @@ from marketsync.core.types import (
     Submission,
     SubmissionReport,
 )
+
+log = logging.getLogger(__name__)
 
 DELETED_STATUSES = frozenset({"deleted", "removed", "inactive_deleted"})
 
@@ -72,17 +76,32 @@ def apply_channel_listings(
     Returns counts: created, updated, off_channel.
     """
     now = transaction_now()
-    counts = {"created": 0, "updated": 0, "off_channel": 0}
+    counts = {"created": 0, "updated": 0, "renamed": 0, "off_channel": 0}
     seen: set[str] = set()
+    in_page = {channel.channel_sku for channel in listings}
+    known: list[Listing] | None = None  # the integration's listings, loaded on first need
     for channel in listings:
         seen.add(channel.channel_sku)
         listing = _listing(session, integration_id, channel.channel_sku)
         if listing is None:
-            listing = new_listing(session, integration_id, channel.channel_sku,
-                                  fulfillment=channel.fulfillment, asin=channel.asin,
-                                  ean=channel.ean, title=channel.title,
-                                  quantity=channel.quantity)
-            counts["created"] += 1
+            if known is None:
+                known = list(session.execute(
+                    select(Listing).where(Listing.integration_id == integration_id)).scalars())
+            match = identify(known, channel, present_skus=in_page, complete=complete)
+            if match is not None and match.renamed:
+                listing = match.listing
+                log.info("integration %s: listing %s is now shown as %s (same %s); its "
+                         "product, stock history and orders stay with it", integration_id,
+                         listing.channel_sku, channel.channel_sku, match.by)
+                listing.channel_sku = channel.channel_sku
+                counts["renamed"] += 1
+            else:
+                listing = new_listing(session, integration_id, channel.channel_sku,
+                                      fulfillment=channel.fulfillment, asin=channel.asin,
+                                      ean=channel.ean, title=channel.title,
+                                      quantity=channel.quantity)
+                known.append(listing)
+                counts["created"] += 1
         else:
             counts["updated"] += 1
         _update_from_channel(session, listing, channel, now)

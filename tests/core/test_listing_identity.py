@@ -118,3 +118,12 @@ def test_a_match_always_has_evidence(existing, sku, asin, listing_id, present):
         assert sum(x.asin == asin and x.fulfillment is incoming.fulfillment
                    and x.channel_sku not in present and not (x.listing_id and listing_id)
                    for x in existing) == 1
+
+
+def test_a_relisted_sku_with_a_new_listing_id_is_the_same_listing_in_a_whole_snapshot():
+    """Amazon has no rename: the new SKU gets a new listing id. When the whole snapshot no
+    longer shows the old SKU, the one listing of that ASIN is the one renamed."""
+    incoming = ChannelListing(channel_sku="CUP-2", asin="B0CUP00001", listing_id="L-OTHER")
+    match = identify([CUP], incoming, present_skus={"CUP-2"}, complete=True)
+    assert match is not None and match.listing is CUP and match.by == "asin"
+    assert identify([CUP], incoming, present_skus={"CUP-2", "CUP-1"}, complete=True) is None
