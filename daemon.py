@@ -123,9 +123,28 @@ def check_config(state: State, file: str | None, explain: bool):
         click.echo(explain_settings(state.plugins.infos()))
         return
     config = state.config(file)
+    problems = _document_problems(config)
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        click.echo(f"{len(problems)} error(s) in document templates", err=True)
+        sys.exit(EXIT_CONFIG)
     click.echo(f"{config.source}: OK — {len(config.integrations)} integration(s): "
                + ", ".join(f"{i.alias} ({i.channel} {i.marketplace})" for i in config.integrations))
     click.echo(f"database: {mask_url(config.database)}")
+
+
+def _document_problems(config: Config) -> list[str]:
+    """Templates named in the configuration must parse (WeasyPrint is only loaded to print)."""
+    from marketsync.core.document_pdf import check_seller
+    from marketsync.core.documents import Seller
+
+    problems = []
+    for integration in config.integrations:
+        if integration.documents is not None:
+            problems += [f"integrations[{integration.alias}].documents: {p}"
+                         for p in check_seller(Seller.from_config(integration))]
+    return problems
 
 
 @cli.command()

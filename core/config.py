@@ -396,6 +396,34 @@ def _image(value: Any, ctx: _Context, path: str, line: int) -> Path:
     raise _Invalid(f"{written} is not a PNG, JPEG or SVG image")
 
 
+@_parser("path to a template file")
+def _template_file(value: Any, ctx: _Context, path: str, line: int) -> Path:
+    """Checked now, like the logo: a missing template should not wait for the first print."""
+    written = _text()(value, ctx, path, line)
+    resolved = ctx.base_dir / Path(written).expanduser()
+    try:
+        resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Invalid(f"{written} does not exist (looked for {resolved})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Invalid(f"cannot read {resolved} as UTF-8 text: "
+                       f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    return resolved
+
+
+@_parser("format with {alias} and {number}")
+def _number_format(value: Any, ctx: _Context, path: str, line: int) -> str:
+    text = _text()(value, ctx, path, line)
+    try:
+        first, second = text.format(alias="a", number=1), text.format(alias="a", number=2)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _Invalid(f"{text!r} is not usable ({exc}); use {{alias}} and {{number}}, "
+                       "e.g. {alias}-{number:06d}") from None
+    if first == second:
+        raise _Invalid(f"{text!r} does not contain {{number}}")
+    return text
+
+
 @_parser("list of names")
 def _names(value: Any, ctx: _Context, path: str, line: int) -> tuple[str, ...]:
     if not isinstance(value, list):
@@ -641,6 +669,18 @@ class ContactConfig:
 
 
 @frozen
+class DocumentsConfig:
+    invoice_template: Path | None = setting(
+        "HTML (Jinja) template for invoices, relative to this file; default: the built-in one",
+        _template_file, None)
+    packing_slip_template: Path | None = setting(
+        "HTML (Jinja) template for packing slips, relative to this file", _template_file, None)
+    invoice_number_format: str = setting(
+        "how invoice numbers look; {number} counts per integration, never reused",
+        _number_format, "{alias}-{number:06d}")
+
+
+@frozen
 class IntegrationConfig:
     """One account selling in one marketplace: the unit that has jobs and a state."""
 
@@ -667,6 +707,8 @@ class IntegrationConfig:
         "where buyers send returns", _section(ReturnAddressConfig), None)
     contact: ContactConfig | None = setting("seller contact for buyers",
                                             _section(ContactConfig), None)
+    documents: DocumentsConfig | None = setting("invoice and packing slip settings",
+                                                _section(DocumentsConfig), None)
     schedule: Mapping[str, float] = setting(
         "job kind -> how often it runs; overrides the channel's default",
         _plain_mapping(_duration, "mapping of job kind to duration"), factory=FrozenDict,

@@ -104,3 +104,16 @@ def test_plugins_lists_channels_and_hooks():
     assert result.exit_code == 0
     assert "amazon: Amazon" in result.output and "manual:" in result.output
     assert "import_orders" in result.output
+
+
+def test_check_config_reports_a_broken_document_template_with_its_line(example):
+    """A template that does not parse is a config error naming the template's line."""
+    (example.parent / "invoice.html").write_text("<p>\n{{ order.number }\n</p>\n")
+    text = example.read_text().replace(
+        "    ioss_number: IM0123456789  # optional: EU import one-stop-shop number\n",
+        "    ioss_number: IM0123456789  # optional: EU import one-stop-shop number\n"
+        "    documents:\n      invoice_template: invoice.html\n", 1)
+    example.write_text(text)
+    result = run("check-config", str(example))
+    assert result.exit_code == 2, result.output
+    assert "invoice.html" in result.output and ":2" in result.output

@@ -653,3 +653,30 @@ def test_parse_config_resolves_paths_next_to_the_named_file(tmp_path):
                           filename=str(tmp_path / "conf" / "ms.yaml"), environ={})
     assert config.pii.key.value == "k"
     assert config.source == tmp_path / "conf" / "ms.yaml"
+
+
+def test_documents_section_checks_templates_and_number_format(tmp_path):
+    """A missing template and a number format without {number} are named with their lines."""
+    from marketsync.core.config import parse_config
+    from marketsync.plugins.amazon import manifest
+
+    (tmp_path / "invoice.html").write_text("<p>{{ order.number }}</p>")
+    text = ("accounts:\n  eu:\n    channel: amazon\n    credentials:\n      client_id: x\n"
+            "      client_secret: ${S}\nintegrations:\n  - alias: de\n    account: eu\n"
+            "    marketplace: DE\n    documents:\n      invoice_template: invoice.html\n"
+            "      packing_slip_template: missing.html\n      invoice_number_format: INV-{alias}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, {"amazon": manifest.INFO}, filename=str(tmp_path / "c.yaml"),
+                     environ={"S": "s"})
+    errors = caught.value.errors
+    assert any(":13: integrations[0].documents.packing_slip_template: missing.html does not exist"
+               in e for e in errors), errors
+    assert any(":14: integrations[0].documents.invoice_number_format: 'INV-{alias}' does not "
+               "contain {number}" in e for e in errors), errors
+    good = text.replace("      packing_slip_template: missing.html\n", "").replace(
+        "INV-{alias}", "INV-{alias}-{number:05d}")
+    config = parse_config(good, {"amazon": manifest.INFO}, filename=str(tmp_path / "c.yaml"),
+                          environ={"S": "s"})
+    docs = config.integration("de").documents
+    assert docs.invoice_template == tmp_path / "invoice.html"
+    assert docs.invoice_number_format == "INV-{alias}-{number:05d}"
