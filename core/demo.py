@@ -393,8 +393,8 @@ def print_summary(summary: dict, echo=click.echo) -> None:
     echo(f"  price changes {summary['prices']}, MCF tracking {summary['tracking']}")
     echo(f"  API calls {summary['calls']}, throttled (429) {summary['throttled']}")
     echo("\nNext steps:")
-    echo("  1. Write /etc/marketsync/marketsync.yaml (see config/marketsync.example.yaml;"
-         " `marketsync check-config --explain` lists every key).")
+    echo("  1. Write /etc/marketsync/marketsync.yaml from the annotated config/example.yaml"
+         " (`marketsync check-config --explain` lists every key).")
     echo("  2. Connect a real Amazon account:  marketsync connect ALIAS")
     echo("  3. Run it under systemd with config/marketsync.service.")
     echo("  Everything else: docs/operations.md")
