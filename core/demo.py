@@ -299,7 +299,9 @@ async def place_mcf_order(daemon, world) -> str | None:
                None)
     if fba is None or not daemon.runners:
         return None
-    alias = next(iter(daemon.runners))
+    # the demo buyer lives in London: ship from the UK marketplace's FBA stock
+    alias = next((a for a, i in daemon.integrations.items() if i.marketplace == "UK"),
+                 next(iter(daemon.runners)))
     address = Address(name="Demo Buyer", line1="1 Example Street", city="London",
                       postal_code="SW1A 1AA", country_code="GB")
 

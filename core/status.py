@@ -16,6 +16,7 @@ from marketsync.core import clock
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs
 from marketsync.core.store.models import Listing, SubmissionRow as Submission
+from marketsync.core.store.timing import transaction_now
 
 
 def collect(session: Session) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def collect(session: Session) -> dict[str, Any]:
             "submissions_in_flight": in_flight.get(status.id, 0),
             "jobs": jobs,
         })
-    return {"time": clock.now(), "integrations": report}
+    return {"time": transaction_now(), "integrations": report}
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
