@@ -54,11 +54,11 @@ SCHEDULE = {
 
 
 def marketsync_command() -> list[str]:
-    """The installed console script next to this interpreter (the real entry point)."""
-    script = Path(sys.executable).with_name("marketsync")
-    if not script.exists():
-        raise RuntimeError(f"no marketsync console script next to {sys.executable}")
-    return [str(script)]
+    """The ``marketsync`` console script's entry point (``marketsync.daemon:cli``) run by
+    this interpreter: the same program, without depending on the script being installed
+    at this moment (a concurrent ``pip install -e`` removes it for a while)."""
+    return [sys.executable, "-c",
+            "import sys; from marketsync.daemon import cli; sys.exit(cli(prog_name='marketsync'))"]
 
 
 def daemon_command(config: Path) -> list[str]:
