@@ -52,6 +52,23 @@ def _ids(session) -> set[str]:
     return set(session.execute(select(Order.channel_order_id)).scalars())
 
 
+def _throttle_gaps(world) -> list[str]:
+    """For each 429 on searchOrders: seconds since the previous accepted call, and the
+    simulator's bucket level then — to tell a governor that sends early from one that
+    sends exactly on the boundary."""
+    notes, previous = [], None
+    for call in world.calls:
+        if call.operation != "searchOrders":
+            continue
+        if call.status == 429 and previous is not None:
+            notes.append(f"429 at +{(call.at - world.start).total_seconds():,.3f} s, "
+                         f"{(call.at - previous).total_seconds():.6f} s after the previous "
+                         f"accepted call (one token = {1 / INFO.usage_plans['searchOrders'].rate:.6f} s)")
+        elif call.status < 300:
+            previous = call.at
+    return notes
+
+
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
         "--orders", type=int, default=None, help="history orders (default 60,000; --quick 3,000)"))
@@ -103,6 +120,7 @@ def main() -> None:
                     db_wall=(guard.busy - busy_before) if guard else math.nan,
                     search_calls=sum(1 for c in world.calls if c.operation == "searchOrders"),
                     throttled_world=sum(1 for c in world.calls if c.status == 429),
+                    throttle_gaps=_throttle_gaps(world),
                     throttled_daemon=dict(daemon.stats.throttled),
                     stored=count)
 
@@ -120,6 +138,8 @@ def main() -> None:
           f"import complete after {elapsed:,.0f} simulated s (bound 0: within the burst)")
     print(f"searchOrders calls until then: {figures['search_calls']} (minimum {pages}); "
           f"HTTP 429: simulator {figures['throttled_world']}, daemon {figures['throttled_daemon'] or 0}")
+    for note in figures["throttle_gaps"]:
+        print(f"  {note}")
     print(f"local wall time: {figures['import_wall']:.0f} s for the run = "
           f"{figures['import_wall'] / history * 1000:.2f} ms per order; database threads "
           f"{figures['db_wall']:.0f} s = {figures['db_wall'] / history * 1000:.2f} ms per order")
