@@ -1,6 +1,6 @@
 """A 30-day backfill: simulated time to import the history against the usage-plan bound.
 
-The scenario places ``--orders`` orders (60,000 by default) over the 30 days before the
+The scenario places ``--orders`` orders (20,000 by default; issue 4 names 60,000) over the 30 days before the
 daemon starts, all in one marketplace of one account (US), so the bound is clean: the
 first import (``history_days: 30``) must read every one of them through ``searchOrders``
 at 100 orders a page, and the account's bucket allows a burst of 20 calls and then one
@@ -34,7 +34,9 @@ from marketsync.plugins.amazon.manifest import INFO  # noqa: E402
 
 REGIONS = {"NA": ["US"]}
 DAYS = 30
-FULL_ORDERS = 60_000
+#: 20,000 orders take ~4.5 min of CPU here; the issue's 60,000 (``--orders 60000``) about
+#: three times that, beyond the 10-minute budget for a run; the docs extrapolate.
+FULL_ORDERS = 20_000
 QUICK_ORDERS = 3_000
 PAGE = 100
 
@@ -71,7 +73,7 @@ def _throttle_gaps(world) -> list[str]:
 
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--orders", type=int, default=None, help="history orders (default 60,000; --quick 3,000)"))
+        "--orders", type=int, default=None, help="history orders (default 20,000; --quick 3,000; the issue's target 60,000)"))
     wanted = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
     common.header(f"a {DAYS}-day backfill of ~{wanted:,} orders", args)
     log_counter = common.quiet_logging()
