@@ -19,12 +19,16 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
+
+from marketsync.core.store.engine import create_store_engine
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = HERE / "crash" / "scenario.yaml"
@@ -198,6 +202,37 @@ class Simulator:
             return
         self.process.kill()
         await self.process.wait()
+
+
+#: tables whose writes record that a channel call happened (shipment confirmed, push
+#: acknowledged, page imported); PostgreSQL locks them, SQLite has one lock for all
+RECORD_TABLES = ("shipments", "submissions", "listings", "cursors", "orders", "stock_movements")
+
+
+@asynccontextmanager
+async def writes_held(url: str) -> AsyncIterator[None]:
+    """Hold the database's write lock from another connection for the block's duration.
+
+    The daemon's jobs call the channel and only then commit what it answered; with the
+    lock held they block on that commit (within the busy/lock timeout), so a SIGKILL in
+    the block lands exactly between "the channel did it" and "the store knows it", the
+    window that idempotency keys and package references exist for.
+    """
+    engine = create_store_engine(url)
+    raw = await trio.to_thread.run_sync(engine.raw_connection)
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            statement = "BEGIN IMMEDIATE"
+        else:
+            statement = f"LOCK TABLE {', '.join(RECORD_TABLES)} IN EXCLUSIVE MODE"
+        await trio.to_thread.run_sync(cursor.execute, statement)
+        yield
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(raw.rollback)
+            await trio.to_thread.run_sync(raw.close)
+            engine.dispose()
 
 
 class DaemonProcess:

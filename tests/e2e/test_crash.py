@@ -1,10 +1,12 @@
 """SIGKILL the daemon at random points of an import + push cycle; nothing may be lost or doubled.
 
 A real ``marketsync run`` process against the simulator on a loopback port (both on the
-real clock), killed with SIGKILL again and again: during its first order import, while a
-push or a shipment confirmation is in flight, right after a stock change made from the
-CLI. After a last restart that is allowed to converge and a graceful stop, the store and
-the simulator must agree:
+real clock), killed with SIGKILL again and again: during its migrations and first order
+import, while a push or a shipment confirmation is in flight, right after a stock change,
+and while a job waits to record what the channel already did (another connection holds
+the database's write lock; see ``crash_harness.writes_held``). After every kill the
+store must be consistent in itself; after a last restart that is allowed to converge and
+a graceful stop, the store and the simulator must agree:
 
 - every simulator order visible to the daemon by then is in the store exactly once;
 - no ledger key twice, on hand and reserved equal the ledger's sums, and reserved equals
@@ -258,13 +260,20 @@ class Run:
         config.write_text(harness.config_text(sim.base_url, database, harness.free_port()))
         self.daemon = harness.DaemonProcess(config, tmp_path)
         self.store = Store(database)
+        self.url = database
         self.sim = sim
         self.shipped: set[str] = set()
         self.stock_sets = 0
         self.kills: list[str] = []
         self.broken: list[str] = []  #: what ``always_true`` found after each kill
 
+    async def migrated(self) -> bool:
+        """Whether a daemon got as far as creating the schema (a kill may come first)."""
+        return not await trio.to_thread.run_sync(self.store.needs_upgrade)
+
     async def set_stock(self) -> None:
+        if not await self.migrated():
+            return
         sku = self.rng.choice(harness.MFN_SKUS)
         if await self.store.run(set_on_hand, sku, self.rng.randint(60, 160)):
             self.stock_sets += 1
@@ -282,6 +291,8 @@ class Run:
         CLI's ``orders ship`` records a whole-order shipment with no lines, which is the
         other shape ``confirm_shipment`` must handle.
         """
+        if not await self.migrated():
+            return
         sim_orders = {o["orderId"]: o for o in await self.sim.orders()}
         now = _time(await self.sim.now())
         for order_id, channel_id in await self.store.read(shippable, self.shipped):
@@ -307,7 +318,8 @@ class Run:
         takes seconds on a loaded machine, and a kill during imports tests nothing); one
         in five from the process start, which also hits migrations and the first checks.
         """
-        action = self.rng.choice(("plain", "plain", "stock", "ship", "stock-while-down"))
+        action = self.rng.choice(("plain", "plain", "stock", "ship", "stock-while-down",
+                                  "ship-then-lock", "stock-then-lock"))
         if action == "stock-while-down":
             await self.set_stock()
         await self.daemon.start()
@@ -316,16 +328,28 @@ class Run:
             since = "running"
         else:
             since = "exec"
-        if action in ("stock", "ship"):
-            await trio.sleep(self.rng.uniform(0.0, 1.5))
-            await (self.set_stock() if action == "stock" else self.ship_one())
-            delay = self.rng.uniform(0.0, 1.5)
+        if action.endswith("-then-lock"):
+            # killed while a job waits to record what the channel already did
+            await (self.set_stock() if action.startswith("stock") else self.ship_one())
+            delay = self.rng.uniform(1.0, 3.0)
+            async with harness.writes_held(self.url):
+                await trio.sleep(delay)
+                await self.daemon.kill()
         else:
-            delay = self.rng.uniform(0.5, 4.0) if since == "exec" else self.rng.uniform(0.0, 2.5)
-        await trio.sleep(delay)
-        await self.daemon.kill()
+            if action in ("stock", "ship"):
+                await trio.sleep(self.rng.uniform(0.0, 1.5))
+                await (self.set_stock() if action == "stock" else self.ship_one())
+                delay = self.rng.uniform(0.0, 1.5)
+            elif since == "exec":
+                delay = self.rng.uniform(0.5, 4.0)
+            else:
+                delay = self.rng.uniform(0.0, 2.5)
+            await trio.sleep(delay)
+            await self.daemon.kill()
         point = f"{number}:{action}@{since}+{delay:.2f}s"
         self.kills.append(point)
+        if not await self.migrated():
+            return
         facts = await self.store.read(store_facts)
         self.broken += [f"after kill {point}: {problem}"
                         for problem in always_true(facts, await self.sim.orders())]
