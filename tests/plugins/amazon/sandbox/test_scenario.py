@@ -10,7 +10,7 @@ from marketsync.core.errors import ConfigError
 from marketsync.plugins.amazon.sandbox import World, load_scenario
 from marketsync.plugins.amazon.sandbox.scenario import SCENARIOS, parse_scenario
 
-from .conftest import AU, FE, NA, SMALL_SCENARIO, START, small_scenario
+from .conftest import AU, DE, FE, NA, SMALL_SCENARIO, START, UK, US, small_scenario
 
 
 class FakeClock:
@@ -107,7 +107,9 @@ def test_shipped_scenarios_are_valid():
     default = load_scenario(SCENARIOS / "default.yaml")
     codes = {a.seller_id: a for a in default.accounts}
     assert len(codes) == 3 and [a.pii_access for a in default.accounts if AU in a.marketplace_ids] == [False]
-    assert load_scenario("demo").accounts[0].region == "EU"
+    demo = load_scenario("demo")  # the demo: US, UK, DE and AU, AU without PII
+    assert {m for a in demo.accounts for m in a.marketplace_ids} == {US, UK, DE, AU}
+    assert [a.pii_access for a in demo.accounts if AU in a.marketplace_ids] == [False]
 
 
 def test_every_problem_is_reported_at_once():
