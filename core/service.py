@@ -31,33 +31,63 @@ STOP_GRACE = 5.0
 
 async def run_service(config_path: str, config: Config, store: Store, plugins: Plugins, *,
                       daemon: Daemon | None = None) -> None:
-    """Run until SIGTERM/SIGINT; ``daemon`` lets the demo pass one with its own transport."""
-    daemon = daemon or Daemon(config, plugins=plugins, store=store)
-    async with trio.open_nursery() as nursery:
-        done = trio.Event()
+    """Run until SIGTERM/SIGINT; ``daemon`` lets the demo pass one with its own transport.
 
-        async def stop() -> None:
-            systemd.notify("STOPPING=1")
-            await daemon.stop(STOP_GRACE)
-            nursery.cancel_scope.cancel()
+    A valid SIGHUP reload stops the running daemon gracefully (in-flight jobs get the
+    grace period; submissions and cursors are in the database) and starts one on the new
+    configuration, in the same process: integrations added, removed or changed take effect
+    without a restart by systemd, and a reload never loses work.
+    """
+    current = {"daemon": daemon or Daemon(config, plugins=plugins, store=store)}
+    reloaded = trio.Event()
+    pending: dict[str, Config] = {}
 
-        async def reload() -> None:
-            try:
-                new = await trio.to_thread.run_sync(
-                    lambda: load_config(config_path, plugins.infos(), unavailable=plugins.unavailable()))
-            except ConfigError as error:
-                log.error("reload refused, keeping the running configuration:\n%s",
-                          "\n".join(error.errors))
-                return
-            log.warning("configuration %s is valid; integrations changed take effect at the "
-                        "next restart (%d integration(s) in the new file)",
-                        new.source, len(new.integrations))
+    async def stop() -> None:
+        systemd.notify("STOPPING=1")
+        await current["daemon"].stop(STOP_GRACE)
+        outer.cancel_scope.cancel()
 
-        await nursery.start(partial(watch_signals, stop, reload=reload))
-        await nursery.start(daemon.serve)
-        url = await nursery.start(serve_web, daemon)
-        states = ", ".join(f"{alias} {runner.state.value}" for alias, runner in daemon.runners.items())
-        systemd.notify("READY=1", f"STATUS=running {len(daemon.runners)} integration(s): "
-                       f"{states or 'none'}; status page {url}")
-        nursery.start_soon(systemd.watchdog, daemon)
-        await done.wait()
+    async def reload() -> None:
+        try:
+            new = await trio.to_thread.run_sync(
+                lambda: load_config(config_path, plugins.infos(), unavailable=plugins.unavailable()))
+        except ConfigError as error:
+            log.error("reload refused, keeping the running configuration:\n%s",
+                      "\n".join(error.errors))
+            return
+        log.warning("configuration %s is valid: restarting the integrations on it "
+                    "(%d integration(s))", new.source, len(new.integrations))
+        pending["config"] = new
+        reloaded.set()
+
+    async with trio.open_nursery() as outer:
+        await outer.start(partial(watch_signals, stop, reload=reload))
+        outer.start_soon(_watchdog, current)
+        while True:
+            running = current["daemon"]
+            async with trio.open_nursery() as generation:
+                await generation.start(running.serve)
+                url = await generation.start(serve_web, running)
+                states = ", ".join(f"{alias} {runner.state.value}"
+                                   for alias, runner in running.runners.items())
+                systemd.notify("READY=1", f"STATUS=running {len(running.runners)} "
+                               f"integration(s): {states or 'none'}; status page {url}")
+                await reloaded.wait()
+                systemd.notify("RELOADING=1", "STATUS=reloading the configuration")
+                await running.stop(STOP_GRACE)
+                generation.cancel_scope.cancel()
+            reloaded = trio.Event()
+            new = pending.pop("config")
+            new_store = store if new.database == running.config.database else Store(new.database)
+            current["daemon"] = Daemon(new, plugins=plugins, store=new_store)
+
+
+async def _watchdog(current: dict) -> None:
+    """Ping systemd's watchdog for whichever daemon generation is running."""
+    interval = systemd.watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        if current["daemon"].scheduler_alive():
+            systemd.notify("WATCHDOG=1")
+        await trio.sleep(interval)

@@ -132,7 +132,8 @@ def start_daemon(config: Path, notify: NotifySocket, log: Path) -> subprocess.Po
 
 def test_run_under_a_fake_systemd(simulator, tmp_path):
     """READY=1 once started and /healthz answers 200; SIGHUP with a broken file is refused
-    with the reason while the daemon goes on; SIGTERM sends STOPPING=1 and exits 0 fast."""
+    with the reason while the daemon goes on, with a good one the integrations restart on
+    it; SIGTERM sends STOPPING=1 and exits 0 fast."""
     http_port = free_port()
     config = write_config(tmp_path, simulator, http_port)
     notify = NotifySocket(tmp_path / "notify.sock")
@@ -157,7 +158,23 @@ def test_run_under_a_fake_systemd(simulator, tmp_path):
         assert re.search(r"marketsync\.yaml:\d+: integrations\[1\]\.marketplace", text), text
         assert httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5).status_code == 200
 
-        config.write_text(good)
+        # a valid file: the integrations restart on it in the same process (amazon-de gone)
+        config.write_text(good[:good.index("  - alias: amazon-de")])
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: notify.saw("RELOADING=1"), 30, "RELOADING=1")
+        def ready_again():
+            notify.receive()
+            return any("STATUS=running 1 integration(s)" in m for m in notify.messages)
+
+        wait_until(lambda: ready_again() or process.poll() is not None, 60,
+                   "READY=1 after the reload")
+        assert process.poll() is None, log.read_text()
+        status = httpx.get(f"http://127.0.0.1:{http_port}/", timeout=5,
+                           headers={"accept": "application/json"}).json()
+        states = {i["alias"]: i["state"] for i in status["integrations"]}
+        assert states["amazon-de"] == "DISABLED"  # removed from the file: kept, switched off
+        assert states["amazon-uk"] in ("CONNECTING", "LIVE")
+
         stopping_from = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = process.wait(10)
