@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import trio
 
+from marketsync.core.store import models
 from marketsync.core.store.engine import create_store_engine
 
 HERE = Path(__file__).resolve().parent
@@ -206,7 +207,9 @@ class Simulator:
 
 #: tables whose writes record that a channel call happened (shipment confirmed, push
 #: acknowledged, page imported); PostgreSQL locks them, SQLite has one lock for all
-RECORD_TABLES = ("shipments", "submissions", "listings", "cursors", "orders", "stock_movements")
+RECORD_TABLES = tuple(model.__tablename__ for model in (
+    models.ShipmentRow, models.SubmissionRow, models.Listing, models.JobCursor, models.Order,
+    models.StockMovement))
 
 
 @asynccontextmanager
