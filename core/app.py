@@ -43,6 +43,8 @@ TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
 #: Jobs every channel gets when it implements the hook, even if its channel_info does not
 #: list them: following submissions and confirming shipments are the core's duties.
 HEARTBEAT = 15.0
+#: share of every published rate the daemon leaves unused (see Governor)
+RATE_MARGIN = 0.02
 
 #: Pushes and polls are also triggered the moment there is work (a stock change, a
 #: submission's poll_after), so these periods only catch work from other processes (the
@@ -90,7 +92,7 @@ class Daemon:
         self.plugins = plugins or build_plugins(disabled=config.plugins.disabled)
         self.store = store or Store(config.database)
         self.rng = rng or random.Random()
-        self.governor = Governor()
+        self.governor = Governor(rate_margin=RATE_MARGIN)
         self.stats = Stats()
         self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome)
         self._transport_factory = transport_factory or (lambda account: httpx.AsyncHTTPTransport())

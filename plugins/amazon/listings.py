@@ -37,7 +37,14 @@ from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, csv_para
 
 ITEMS_PATH = "/listings/2021-08-01/items/{seller}"
 #: More SKUs than this in one push go as a feed (``settings["patch_limit"]`` overrides).
-PATCH_LIMIT = 20
+#: Issue 4 suggested 20; a feed takes minutes to process, and 60 patches at the usage
+#: plan's 5/s take 12 s, so up to 60 SKUs stay inside the 30-second target.
+PATCH_LIMIT = 60
+#: account_runtime key: per SKU, the quantity and handling time sent and accepted for the
+#: account (quantity is per seller and region, shared by its marketplaces) and when
+_STOCK_SENT = "amazon.stock_sent"
+#: how long an accepted quantity lets the account's other marketplaces skip the same push
+STOCK_SENT_TTL = 600.0
 SEARCH_CHUNK = 20  #: searchListingsItems takes at most 20 identifiers
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
 _PRODUCT_TYPES = "amazon.product_types"
@@ -114,7 +121,38 @@ def price_changes(integration: Integration, updates: Sequence[PriceUpdate]) -> l
 
 
 async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -> Submission:
-    return await push(integration, "stock", stock_changes(integration, updates))
+    """Quantity is per seller and region, not per marketplace: an update another
+    marketplace of the account already sent and had accepted is not sent again."""
+    sent = integration.account_runtime.setdefault(_STOCK_SENT, {})
+    now = clock.monotonic()
+    known, todo = [], []
+    for update in updates:
+        entry = sent.get(update.channel_sku)
+        if (update.price is None and entry is not None and now - entry[2] < STOCK_SENT_TTL
+                and entry[:2] == (update.quantity, update.handling_time_days)):
+            known.append(ItemResult(channel_sku=update.channel_sku, accepted=True,
+                                    message="already sent for this account"))
+        else:
+            todo.append(update)
+    if not todo:
+        return Submission(kind="stock", channel_id=f"shared-{clock.timestamp():.6f}",
+                          channel_skus=tuple(r.channel_sku for r in known),
+                          submitted_at=clock.now(), poll_after=0, results=tuple(known))
+    submission = await push(integration, "stock", stock_changes(integration, todo))
+    values = {u.channel_sku: (u.quantity, u.handling_time_days) for u in todo}
+    for result in submission.results:  # patches: Amazon's answer is known now
+        if result.accepted and result.channel_sku in values:
+            sent[result.channel_sku] = (*values[result.channel_sku], now)
+    if not known:
+        return submission
+    skus = (*submission.channel_skus, *(r.channel_sku for r in known))
+    results = (*submission.results, *known)
+    state = dict(submission.state)
+    if "patched" in state:  # a feed: results given now ride into its final report
+        state["patched"] = [*state["patched"], *([r.channel_sku, True, r.message] for r in known)]
+    return Submission(kind=submission.kind, channel_id=submission.channel_id,
+                      channel_skus=skus, submitted_at=submission.submitted_at,
+                      poll_after=submission.poll_after, state=state, results=results)
 
 
 async def push_prices(integration: Integration, updates: Sequence[PriceUpdate]) -> Submission:

@@ -35,7 +35,8 @@ CREDENTIAL_KEYS: Mapping[str, str] = MappingProxyType({
 })
 
 JOBS = (
-    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS),
+    # a backfill pages at searchOrders' one call per 3 min; each page commits on its own
+    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS, timeout=3600),
     JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
     JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
     JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),

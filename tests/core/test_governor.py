@@ -375,3 +375,13 @@ async def test_a_waiter_larger_than_a_shrunk_burst_fails_instead_of_waiting_fore
             await trio.sleep(1.0)
             governor.define(KEY, rate=1.0, burst=2)
     assert governor.state(KEY).waiting == 0
+
+
+async def test_a_rate_margin_keeps_calls_just_off_the_token_boundary(autojump_clock):
+    """With a 2 % margin, 100 calls past the burst take 2 % longer than the plan allows:
+    never on the exact boundary where the channel's own clock may disagree."""
+    governor = Governor(rate_margin=0.02)
+    governor.define(("c", "a", "op"), 1.0, 10)
+    for _ in range(110):
+        await governor.acquire(("c", "a", "op"))
+    assert trio.current_time() == pytest.approx(100 / 0.98, abs=1e-6)

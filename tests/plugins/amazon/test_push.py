@@ -184,3 +184,22 @@ async def test_a_feed_amazon_lost_is_failed_so_its_skus_go_again(make_integratio
                       state={"feed_id": "999", "skus": ["MUG-1"]})
     report = await feeds.poll_submission(make_integration("DE"), lost)
     assert report.done and "unknown" in report.failed_reason
+
+
+async def test_a_quantity_the_account_already_sent_is_not_sent_again(make_integration, world,
+                                                                      autojump_clock):
+    """Quantity is per seller and region: UK after DE with the same figure makes no call;
+    a different figure, or one older than the TTL, is sent."""
+    de, uk = make_integration("DE"), make_integration("UK")
+    await listings.push_stock(de, [StockUpdate(channel_sku="MUG-1", quantity=7, handling_time_days=1)])
+    assert len(calls(world, "patchListingsItem")) == 1
+    same = await listings.push_stock(uk, [StockUpdate(channel_sku="MUG-1", quantity=7,
+                                                      handling_time_days=1)])
+    assert len(calls(world, "patchListingsItem")) == 1
+    assert same.poll_after == 0 and [r.accepted for r in same.results] == [True]
+    await listings.push_stock(uk, [StockUpdate(channel_sku="MUG-1", quantity=6, handling_time_days=1)])
+    assert len(calls(world, "patchListingsItem")) == 2
+    await trio.sleep(listings.STOCK_SENT_TTL + 1)
+    await listings.push_stock(de, [StockUpdate(channel_sku="MUG-1", quantity=6, handling_time_days=1)])
+    assert len(calls(world, "patchListingsItem")) == 3
+    assert world.catalog.get(EU, "MUG-1").quantity == 6
