@@ -19,7 +19,7 @@ import httpx
 import trio
 from sqlalchemy import select
 
-from marketsync.core import clock, jobs
+from marketsync.core import clock, jobs, pii
 from marketsync.core.config import Config
 from marketsync.core.connect import stored_credentials
 from marketsync.core.governor import Governor, current_priority
@@ -43,6 +43,9 @@ TransportFactory = Callable[[str], httpx.AsyncBaseTransport]
 #: Jobs every channel gets when it implements the hook, even if its channel_info does not
 #: list them: following submissions and confirming shipments are the core's duties.
 HEARTBEAT = 15.0
+#: how often buyer data past its retention is purged (Amazon's Data Protection Policy:
+#: 30 days after delivery)
+HOUSEKEEPING_EVERY = 3600.0
 #: share of every published rate the daemon leaves unused (see Governor)
 RATE_MARGIN = 0.02
 
@@ -217,6 +220,7 @@ class Daemon:
                 await nursery.start(self.scheduler.run)
                 nursery.start_soon(self._handle_outcomes, receive)
                 nursery.start_soon(self._beat)
+                nursery.start_soon(self._housekeeping)
                 async with trio.open_nursery() as starting:
                     for runner in self.runners.values():
                         starting.start_soon(self._start_runner, nursery, runner)
@@ -233,6 +237,20 @@ class Daemon:
     def scheduler_alive(self, within: float = 4 * HEARTBEAT) -> bool:
         """The scheduler's heartbeat is fresh: the event loop turns and jobs can run."""
         return self.started.is_set() and clock.monotonic() - self._heartbeat < within
+
+    async def _housekeeping(self) -> None:
+        """Purge buyer data that is past its retention, hourly; a failure is logged and
+        tried again at the next hour, never fatal."""
+        while True:
+            try:
+                purged = await self.store.run(pii.purge_due, clock.now())
+            except Exception:  # noqa: BLE001 - logged, retried next hour
+                log.exception("purging expired buyer data failed; trying again in an hour")
+            else:
+                if purged:
+                    log.info("purged the buyer data of %d order(s) 30 days after delivery",
+                             purged)
+            await trio.sleep(HOUSEKEEPING_EVERY)
 
     async def _beat(self) -> None:
         while True:

@@ -174,3 +174,49 @@ async def test_a_channel_without_plugin_is_error_with_the_reason(tmp_path, mock_
     assert states["healthy-x"][0] is IntegrationState.LIVE
     assert states["ghost-x"][0] is IntegrationState.ERROR
     assert "import failed" in states["ghost-x"][1]
+
+
+async def test_buyer_data_is_purged_30_days_after_delivery(tmp_path, mock_clock):
+    """The daemon's hourly housekeeping empties the buyer columns of orders delivered more
+    than 30 days ago and keeps the rest of the order."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from marketsync.core import orders
+    from marketsync.core.pii import PiiCipher
+    from marketsync.core.store.models import Order
+    from marketsync.core.types import (
+        Address, Buyer, ChannelOrder, ChannelOrderItem, Fulfillment, OrderStatus)
+
+    clock.set_start(START)
+    channel = Scripted("shop")
+    daemon = make_daemon(tmp_path, channel)
+    cipher = PiiCipher([b"k" * 32])
+
+    def order(number: str, delivered_days_ago: int) -> ChannelOrder:
+        when = START - timedelta(days=delivered_days_ago + 2)
+        return ChannelOrder(
+            channel_order_id=number, marketplace="X", status=OrderStatus.SHIPPED,
+            channel_status="Shipped", fulfillment=Fulfillment.FBA, purchased_at=when,
+            updated_at=when, shipped_at=when,
+            delivered_at=START - timedelta(days=delivered_days_ago),
+            buyer=Buyer(name="Ada Lovelace", email="ada@example.com"),
+            shipping_address=Address(name="Ada Lovelace", line1="1 Street", country_code="GB"),
+            items=(ChannelOrderItem(channel_item_id="1", channel_sku="S", quantity=1),))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.serve)
+        integration_id = daemon.integration_ids["shop-x"]
+        await daemon.store.run(orders.apply_channel_orders, integration_id,
+                               [order("OLD", 31), order("NEW", 5)], cipher=cipher)
+        await trio.sleep(3700)  # the next hourly pass
+
+        def buyer_columns(session):
+            return {o.channel_order_id: (o.buyer_name, o.ship_to_address, o.status)
+                    for o in session.execute(select(Order)).scalars()}
+
+        stored = await daemon.store.read(buyer_columns)
+        nursery.cancel_scope.cancel()
+    assert stored["OLD"][:2] == (None, None) and stored["OLD"][2] is OrderStatus.SHIPPED
+    assert stored["NEW"][0] is not None and stored["NEW"][1] is not None
