@@ -206,7 +206,10 @@ async def test_metrics_parse_as_prometheus_text(make_daemon, world, e2e_clock):
         world.faults.error_share = {429: 0.5}
         world.faults.operations = {"searchOrders"}
         await trio.sleep(900)
-        world.faults.error_share = {503: 1.0}  # an outage: retries run out, the job fails
+        # an outage of every import's first call: retries run out, those jobs fail (the
+        # throttled searchOrders may be waiting for its slowed-down bucket meanwhile)
+        world.faults.operations = {"searchOrders", "getInventorySummaries", "createReport"}
+        world.faults.error_share = {503: 1.0}
         await trio.sleep(900)
         world.faults.error_share = {}
         daemon.stats.push_latency.observe("amazon-uk", 4.0)

@@ -57,6 +57,8 @@ def state_of(driver, alias: str) -> str:
 def click_retry_and_watch(url: str, profile: Path) -> dict:
     """Runs in a thread: selenium blocks, the daemon must keep serving meanwhile."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = open_browser(profile)
     try:
@@ -65,7 +67,9 @@ def click_retry_and_watch(url: str, profile: Path) -> dict:
         seen = {"before": state_of(driver, "amazon-uk"), "other_before": state_of(driver, "amazon-de")}
         driver.find_element(By.CSS_SELECTOR,
                             "tr[data-alias='amazon-uk'] form button[type='submit']").click()
-        seen["notice"] = driver.find_element(By.ID, "notice").text
+        # the click posts, then the browser follows the redirect: wait for the new page
+        seen["notice"] = WebDriverWait(driver, 20).until(
+            expected_conditions.presence_of_element_located((By.ID, "notice"))).text
         deadline = time.monotonic() + 30
         while state_of(driver, "amazon-uk") != "LIVE" and time.monotonic() < deadline:
             time.sleep(0.3)
