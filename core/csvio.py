@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketsync.core import inventory, orders, pii, products
+from marketsync.core.progress import track
 from marketsync.core.store.models import Product
 from marketsync.core.types import Buyer
 
@@ -152,7 +153,7 @@ def import_stock(session: Session, text: str, source: str = "stock.csv") -> int:
                 planned.append(lambda s=sku, d=delta, r=reason: inventory.adjust(
                     session, s, d, reason=r))
     _finish(source, errors)
-    for apply in planned:
+    for apply in track(planned, f"{source}: applying"):  # a bar only on a terminal
         apply()
     return len(planned)
 
@@ -172,7 +173,7 @@ def import_handling_times(session: Session, text: str, source: str = "handling.c
         if days is not None:
             planned.append((row.values["sku"], days))
     _finish(source, errors)
-    for sku, days in planned:
+    for sku, days in track(planned, f"{source}: applying"):
         products.set_handling_time(session, sku, days)
     return len(planned)
 
@@ -203,4 +204,4 @@ def import_manual_orders(session: Session, text: str, source: str = "orders.csv"
     _finish(source, errors)
     return [orders.add_manual_order(session, order_id, items, buyer=buyers.get(order_id),
                                     cipher=cipher)
-            for order_id, items in grouped.items()]
+            for order_id, items in track(list(grouped.items()), f"{source}: entering orders")]
