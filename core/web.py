@@ -78,6 +78,14 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         runner.retry()
         return RedirectResponse(f"/?retried={quote(alias)}", status_code=303)
 
+    async def stock_changed(request: Request) -> Response:
+        """The CLI changed stock in another process: push it now, not at the next backstop."""
+        if not allowed(request):
+            return PlainTextResponse("forbidden: a valid token (or loopback) is required",
+                                     status_code=403)
+        daemon.stock_changed()
+        return PlainTextResponse("push requested", status_code=202)
+
     async def healthz(request: Request) -> Response:
         problems = []
         if not daemon.scheduler_alive():
@@ -112,6 +120,7 @@ def create_web_app(daemon: "Daemon") -> Starlette:
     return Starlette(routes=[
         Route("/", status_page),
         Route("/integrations/{alias}/retry", retry, methods=["POST"]),
+        Route("/stock-changed", stock_changed, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/channels/{channel}/callback", callback),

@@ -94,3 +94,4 @@ def _groups() -> tuple[click.Command, ...]:
 
 
 GROUPS = _groups()
+

@@ -9,6 +9,7 @@ import click
 from marketsync.core import csvio, inventory
 
 from . import CliContext, pass_cli
+from .daemon_link import tell_daemon_stock_changed
 
 
 @click.group()
@@ -28,6 +29,7 @@ def _show(level: inventory.StockLevel) -> None:
 def set_(cli: CliContext, sku: str, quantity: int) -> None:
     """Set the on-hand quantity of SKU (a shelf count)."""
     _show(cli.store.run_blocking(inventory.set_on_hand, sku, quantity, note="cli"))
+    tell_daemon_stock_changed(cli)
 
 
 @stock.command(context_settings={"ignore_unknown_options": True})
@@ -38,6 +40,7 @@ def set_(cli: CliContext, sku: str, quantity: int) -> None:
 def adjust(cli: CliContext, sku: str, delta: int, reason: str) -> None:
     """Add (+N) or remove (-N) units of SKU."""
     _show(cli.store.run_blocking(inventory.adjust, sku, delta, reason=reason))
+    tell_daemon_stock_changed(cli)
 
 
 @stock.command("import")
@@ -47,6 +50,7 @@ def import_(cli: CliContext, file: Path) -> None:
     """Set (sku,quantity) or adjust (sku,delta,reason) many SKUs; all rows or none."""
     count = cli.store.run_blocking(csvio.import_stock, file.read_text("utf-8"), str(file))
     click.echo(f"{file}: {count} row(s) applied")
+    tell_daemon_stock_changed(cli)
 
 
 @stock.command()

@@ -279,3 +279,25 @@ async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clo
     new_tokens = set(world.accounts[EU].refresh_tokens) - tokens_before
     assert len(new_tokens) == 1
     assert daemon.integrations["amazon-uk"].credentials["refresh_token"] in new_tokens
+
+
+async def test_a_stock_change_from_the_cli_is_pushed_at_once(make_daemon, world, e2e_clock):
+    """POST /stock-changed (what `marketsync stock set` sends) triggers the push now, not
+    at the next periodic run; refused from a non-loopback address without a token."""
+    from marketsync.core import inventory
+
+    daemon = make_daemon()
+    async with trio.open_nursery() as nursery:
+        await running(nursery, daemon, settle=900)
+        await daemon.store.run(inventory.set_on_hand, "MUG-1", 321, note="another process")
+        level = await daemon.store.read(inventory.stock_level, "MUG-1")
+        async with web_client(daemon, client_host="203.0.113.9") as outsider:
+            refused = await outsider.post("/stock-changed")
+        async with web_client(daemon) as client:
+            answer = await client.post("/stock-changed")
+        await trio.sleep(4)  # 2 s debounce + one patch: far sooner than the 60 s backstop
+        quantity = world.catalog.view(EU)["MUG-1"]["quantity"]
+        await stop(nursery, daemon)
+    assert refused.status_code == 403
+    assert answer.status_code == 202
+    assert quantity == level.available
