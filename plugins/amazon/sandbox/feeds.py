@@ -284,7 +284,18 @@ async def cancel_feed(request: Request, call: Call) -> Response:
 
 @sp_api("getFeeds")
 async def get_feeds(request: Request, call: Call) -> Response:
-    store = call.world.catalog.feeds
+    return list_page(request, call, call.world.catalog.feeds, call.world.catalog.feeds.feeds,
+                     type_param="feedTypes", type_of=lambda f: f.feed_type,
+                     id_of=lambda f: f.feed_id, body_key="feeds")
+
+
+def list_page(request: Request, call: Call, store: Any, items: dict, *, type_param: str,
+              type_of, id_of, body_key: str) -> Response:
+    """getFeeds and getReports: the same filters and paging over the seller's own items.
+
+    A ``nextToken`` must come alone and is good once; the filters it stands for are kept
+    with it, so later pages are the same query.
+    """
     token = request.query_params.get("nextToken")
     try:
         if token is not None:
@@ -294,11 +305,11 @@ async def get_feeds(request: Request, call: Call) -> Response:
                 raise BadInput("nextToken is invalid")
             query, offset = store.page_tokens.pop(token)
         else:
-            feed_types = csv_param(request, "feedTypes", limit=10)
-            if feed_types is None:
-                raise BadInput("feedTypes or nextToken is required")
+            types = csv_param(request, type_param, limit=10)
+            if types is None:
+                raise BadInput(f"{type_param} or nextToken is required")
             query = {
-                "feedTypes": feed_types,
+                "types": types,
                 "marketplaceIds": csv_param(request, "marketplaceIds", limit=10),
                 "statuses": csv_param(request, "processingStatuses", allowed=STATUSES),
                 "since": parse_time(request.query_params.get("createdSince"), "createdSince")
@@ -310,15 +321,15 @@ async def get_feeds(request: Request, call: Call) -> Response:
             offset = 0
     except BadInput as exc:
         return invalid(str(exc))
-    found = [f for f in store.feeds.values()
-             if f.seller_id == call.account.seller_id and f.feed_type in query["feedTypes"]
-             and query["since"] <= f.created <= query["until"]
-             and (query["statuses"] is None or f.status in query["statuses"])
+    found = [x for x in items.values()
+             if x.seller_id == call.account.seller_id and type_of(x) in query["types"]
+             and query["since"] <= x.created <= query["until"]
+             and (query["statuses"] is None or x.status in query["statuses"])
              and (query["marketplaceIds"] is None
-                  or set(f.marketplace_ids) & set(query["marketplaceIds"]))]
-    found.sort(key=lambda f: (f.created, f.feed_id), reverse=True)
+                  or set(x.marketplace_ids) & set(query["marketplaceIds"]))]
+    found.sort(key=lambda x: (x.created, id_of(x)), reverse=True)
     page = found[offset:offset + query["size"]]
-    body: dict[str, Any] = {"feeds": [f.as_json() for f in page]}
+    body: dict[str, Any] = {body_key: [x.as_json() for x in page]}
     if offset + query["size"] < len(found):
         next_token = call.world.catalog.new_token()
         store.page_tokens[next_token] = (query, offset + query["size"])

@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Route
 
 from marketsync.core import clock
 
-from .feeds import (BadInput, STATUSES, check_marketplaces, csv_param, invalid, json_body,
-                    not_found, page_size, parse_time)
+from .feeds import (BadInput, check_marketplaces, invalid, json_body, list_page, not_found,
+                    parse_time)
 from .gateway import Call, json_response, sp_api
 
 if TYPE_CHECKING:
@@ -228,46 +228,10 @@ async def cancel_report(request: Request, call: Call) -> Response:
 
 @sp_api("getReports")
 async def get_reports(request: Request, call: Call) -> Response:
-    store = call.world.catalog.reports
-    token = request.query_params.get("nextToken")
-    try:
-        if token is not None:
-            if len(request.query_params) > 1:
-                raise BadInput("nextToken must be sent alone, without other parameters")
-            if token not in store.page_tokens:
-                raise BadInput("nextToken is invalid")
-            query, offset = store.page_tokens.pop(token)
-        else:
-            types = csv_param(request, "reportTypes", limit=10)
-            if types is None:
-                raise BadInput("reportTypes or nextToken is required")
-            query = {
-                "types": types,
-                "marketplaceIds": csv_param(request, "marketplaceIds", limit=10),
-                "statuses": csv_param(request, "processingStatuses", allowed=STATUSES),
-                "since": parse_time(request.query_params.get("createdSince"), "createdSince")
-                or call.now - RETENTION,
-                "until": parse_time(request.query_params.get("createdUntil"), "createdUntil")
-                or call.now,
-                "size": page_size(request, 10, 100),
-            }
-            offset = 0
-    except BadInput as exc:
-        return invalid(str(exc))
-    found = [r for r in store.reports.values()
-             if r.seller_id == call.account.seller_id and r.report_type in query["types"]
-             and query["since"] <= r.created <= query["until"]
-             and (query["statuses"] is None or r.status in query["statuses"])
-             and (query["marketplaceIds"] is None
-                  or set(r.marketplace_ids) & set(query["marketplaceIds"]))]
-    found.sort(key=lambda r: (r.created, r.report_id), reverse=True)
-    page = found[offset:offset + query["size"]]
-    body: dict[str, Any] = {"reports": [r.as_json() for r in page]}
-    if offset + query["size"] < len(found):
-        next_token = call.world.catalog.new_token()
-        store.page_tokens[next_token] = (query, offset + query["size"])
-        body["nextToken"] = next_token
-    return json_response(body)
+    reports = call.world.catalog.reports
+    return list_page(request, call, reports, reports.reports, type_param="reportTypes",
+                     type_of=lambda r: r.report_type, id_of=lambda r: r.report_id,
+                     body_key="reports")
 
 
 @sp_api("getReportDocument")
