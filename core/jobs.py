@@ -55,6 +55,10 @@ PRIORITIES = {
 
 #: Pages one import run commits before yielding to other jobs; the next run goes on.
 MAX_PAGES_PER_RUN = 200
+#: Seconds an import run pages for before it hands over to a follow-up run: a backfill at
+#: searchOrders' one call per 3 min would otherwise reach the job's timeout and be counted
+#: (and logged) as a failure although every page was committed.
+IMPORT_RUN_BUDGET = 900.0
 #: SKUs per push: larger sets are split over several submissions.
 MAX_PUSH_BATCH = 10_000
 #: seconds before asking again for channel work still in preparation (a report)
@@ -95,6 +99,7 @@ async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHoo
     cursor = await daemon.store.read(cursors.load, integration_id, kind)
     items = 0
     run_started = clock.now()
+    budget_ends = clock.monotonic() + IMPORT_RUN_BUDGET
     for _ in range(MAX_PAGES_PER_RUN):
         try:
             page: Page = await hooks.call(kind, integration=integration, cursor=cursor)
@@ -113,6 +118,9 @@ async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHoo
             break
         if not page.items:
             daemon.trigger(integration.alias, kind, delay=NOT_READY_DELAY)
+            break
+        if clock.monotonic() >= budget_ends:
+            daemon.trigger(integration.alias, kind)  # go on in a fresh run, after others
             break
     else:
         daemon.trigger(integration.alias, kind)  # more pages: go on soon, after others
