@@ -284,7 +284,12 @@ def retry(state: State, alias: str):
 @click.argument("kind")
 @pass_state
 def sync(state: State, alias: str, kind: str):
-    """Run one job (import_orders, push_stock, ...) of ALIAS now."""
+    """Run one job (import_orders, push_stock, ...) of ALIAS now.
+
+    An import goes on until the channel has nothing more to give — a whole backfill or a
+    first product import — with a progress line in a terminal; Ctrl-C stops it and loses
+    nothing (each page is committed with its cursor).
+    """
     from marketsync.core import oneshot
 
     click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -74,9 +75,31 @@ def wanted(kind: str, cfg: "IntegrationConfig") -> bool:
     return True
 
 
+IMPORTS = ("import_orders", "import_products", "import_stock")
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    """How one import run ended: what the command line needs to draw and to go on."""
+
+    items: int
+    done: bool  #: the channel has nothing more to give now (caught up)
+    waiting: bool  #: the channel is still preparing the data (a report): ask again later
+
+
+#: called after each committed page of an import, with the page
+PageObserver = Callable[[Page], None]
+
+
 async def run(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks", kind: str) -> None:
     job = _JOBS[kind]
     await job(daemon, integration, hooks)
+
+
+async def run_import(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks", kind: str,
+                     on_page: PageObserver | None = None) -> ImportRun:
+    """One run of an import job, telling how it ended (the scheduler's runs do not ask)."""
+    return await _import(daemon, integration, hooks, kind, _APPLY[kind], on_page)
 
 
 def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -> None:
@@ -89,7 +112,8 @@ def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -
 
 
 async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks",
-                  kind: str, apply: Callable[..., Any]) -> int:
+                  kind: str, apply: Callable[..., Any],
+                  on_page: PageObserver | None = None) -> ImportRun:
     """Page through an import; each page and its cursor are committed together.
 
     An empty page that is not done means "the channel is still preparing it" (a report):
@@ -98,6 +122,7 @@ async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHoo
     integration_id = daemon.integration_ids[integration.alias]
     cursor = await daemon.store.read(cursors.load, integration_id, kind)
     items = 0
+    done = waiting = False
     run_started = clock.now()
     budget_ends = clock.monotonic() + IMPORT_RUN_BUDGET
     for _ in range(MAX_PAGES_PER_RUN):
@@ -113,10 +138,14 @@ async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHoo
         items += len(page.items)
         if changed:
             daemon.stock_changed()
+        if on_page is not None:
+            on_page(page)
         cursor = page.next
         if page.done:
+            done = True
             break
         if not page.items:
+            waiting = True
             daemon.trigger(integration.alias, kind, delay=NOT_READY_DELAY)
             break
         if clock.monotonic() >= budget_ends:
@@ -127,7 +156,7 @@ async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHoo
     daemon.stats.records[(integration.alias, kind)] += items
     if items:
         log.info("%s: %s: %d record(s)", integration.alias, kind, items)
-    return items
+    return ImportRun(items=items, done=done, waiting=waiting)
 
 
 def _commit_page(session: Session, integration_id: int, kind: str, page: Page,
@@ -154,6 +183,13 @@ def _apply_listings(session: Session, integration_id: int, page: Page, *, cipher
 def _apply_stock(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
     inventory.apply_channel_stock(session, integration_id, page.items)
     return False
+
+
+_APPLY = {
+    "import_orders": _apply_orders,
+    "import_products": _apply_listings,
+    "import_stock": _apply_stock,
+}
 
 
 async def import_orders(daemon, integration, hooks) -> None:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import IO
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import trio
 
 from marketsync.core import connect, jobs
 from marketsync.core.app import Daemon
+from marketsync.core.progress import progress
 from marketsync.core.states import IntegrationState
 
 log = logging.getLogger(__name__)
+
+#: seconds between asks while the channel prepares an import's data (a report); the
+#: daemon waits a minute, but someone is watching this one
+PREPARING_POLL = 15.0
 
 
 async def prepared(daemon: Daemon, alias: str) -> None:
@@ -72,8 +79,13 @@ async def ask_running_daemon(daemon: Daemon, alias: str) -> bool:
     return response.status_code in (200, 303)
 
 
-async def sync(daemon: Daemon, alias: str, kind: str) -> str:
-    """Run one job of one integration now, after a credentials check."""
+async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None = None) -> str:
+    """Run one job of one integration now, after a credentials check.
+
+    An import goes on until the channel has nothing more to give (a whole backfill or a
+    first product import, however many of the daemon's runs that would take), with a
+    progress line on ``stream`` (stdout by default) when that is a terminal.
+    """
     state, reason = await check(daemon, alias)
     if state != IntegrationState.LIVE.value:
         return f"{alias} is {state}: {reason}"
@@ -82,5 +94,25 @@ async def sync(daemon: Daemon, alias: str, kind: str) -> str:
     if kind not in jobs.KINDS or not hooks.supports(kind):
         supported = ", ".join(k for k in jobs.KINDS if hooks.supports(k))
         return f"{alias}: no job {kind!r} (this channel runs: {supported})"
+    if kind in jobs.IMPORTS:
+        return await _import_all(daemon, alias, kind, stream)
     await jobs.run(daemon, integration, hooks, kind)
     return f"{alias}: {kind} done"
+
+
+async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | None) -> str:
+    integration = daemon.integrations[alias]
+    hooks = daemon.plugins.channel(integration.channel)
+    total = runs = 0
+    with progress(f"{alias} {kind}", stream=stream) as bar:
+        while True:
+            outcome = await jobs.run_import(daemon, integration, hooks, kind,
+                                            on_page=lambda page: bar.advance(len(page.items)))
+            total += outcome.items
+            runs += 1
+            if outcome.done:
+                break
+            if outcome.waiting:
+                bar.update(bar.done)  # redraw: the rate drops while the channel prepares
+                await trio.sleep(PREPARING_POLL)
+    return f"{alias}: {kind} done: {total:,} record(s) in {runs} run(s)"
