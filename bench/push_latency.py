@@ -15,7 +15,8 @@ Both include the daemon's debounce, scheduling, governor waits and, for large ba
 the feed's queue and processing time in the simulator (30 s + 2 min by default).
 The simulator generates no orders here, so nothing else moves the quantities.
 
-    .venv/bin/python bench/push_latency.py [--quick] [--database URL]
+    .venv/bin/python bench/push_latency.py [--quick] [--database URL] [--poll S]
+                                           [--sizes 10000x1,50x2] [--timeline]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from marketsync.core import inventory  # noqa: E402
+from marketsync.core import clock, inventory  # noqa: E402
 from marketsync.core.store.models import IntegrationRow  # noqa: E402
 from marketsync.core.store.models import Listing, Product  # noqa: E402
 
@@ -47,6 +48,8 @@ class Round:
     applied: list[float] = field(default_factory=list)
     acknowledged: list[float] = field(default_factory=list)
     missing: int = 0
+    started: object = None  #: the simulated wall time of the change (for the timeline)
+    ended: object = None
 
 
 def _set_many(session, quantities: dict[str, int]) -> dict[str, int]:
@@ -84,11 +87,12 @@ async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
     targets = await daemon.store.run(_set_many, quantities)
     daemon.stock_changed()
     changed_at = trio.current_time()
+    started = clock.now()
     sellers = {f"amazon-{code.lower()}": common.SELLERS[region]
                for region, codes in REGIONS.items() for code in codes}
     waiting_applied = {(alias, sku) for alias in sellers for sku in chosen}
     waiting_ack = set(waiting_applied)
-    result = Round(size=size)
+    result = Round(size=size, started=started)
     with trio.move_on_after(ROUND_LIMIT):
         while waiting_applied or waiting_ack:
             now = trio.current_time() - changed_at
@@ -104,7 +108,22 @@ async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
             if waiting_applied or waiting_ack:
                 await trio.sleep(poll)
     result.missing = len(waiting_applied) + len(waiting_ack)
+    result.ended = clock.now()
     return result
+
+
+PUSH_OPERATIONS = ("searchListingsItems", "patchListingsItem", "createFeedDocument",
+                   "createFeed", "getFeed", "getFeedDocument")
+
+
+def timeline(world, result: Round) -> str:
+    """Per push operation: calls, first and last second after the change (``--timeline``)."""
+    spans: dict[str, list[float]] = {}
+    for call in world.calls:
+        if call.operation in PUSH_OPERATIONS and result.started <= call.at <= result.ended:
+            spans.setdefault(call.operation, []).append((call.at - result.started).total_seconds())
+    return "; ".join(f"{op} {len(t)}× {min(t):.0f}–{max(t):.0f} s"
+                     for op, t in sorted(spans.items(), key=lambda item: min(item[1])))
 
 
 def summary(label: str, values: list[float]) -> str:
@@ -115,9 +134,18 @@ def summary(label: str, values: list[float]) -> str:
 
 
 def main() -> None:
-    args = common.arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--poll", type=float, default=1.0, help="simulated seconds between checks"))
-    shape = QUICK if args.quick else FULL
+    def options(parser):
+        parser.add_argument("--poll", type=float, default=1.0,
+                            help="simulated seconds between checks")
+        parser.add_argument("--timeline", action="store_true",
+                            help="print when each push operation was called in every round")
+        parser.add_argument("--sizes", help="rounds to run, e.g. 10000x1,50x2 (SIZExROUNDS)")
+
+    args = common.arguments(__doc__.splitlines()[0], options)
+    shape = dict(QUICK if args.quick else FULL)
+    if args.sizes:
+        shape["sizes"] = [tuple(int(n) for n in part.split("x")) for part in args.sizes.split(",")]
+        shape["skus"] = max(shape["skus"], max(size for size, _ in shape["sizes"]))
     common.header("push latency: stock change → accepted by the channel", args)
     log_counter = common.quiet_logging()
     timer = common.WallTimer()
@@ -148,6 +176,8 @@ def main() -> None:
                               f"{summary('acknowledged', result.acknowledged)}"
                               + (f"; {result.missing} NOT DONE" if result.missing else ""),
                               flush=True)
+                        if args.timeline:
+                            print(f"    {timeline(world, result)}", flush=True)
             print(f"daemon 429s seen: {sum(daemon.stats.throttled.values())}; "
                   f"simulator 429s: {sum(1 for c in world.calls if c.status == 429)}")
             print("calls by operation: " + ", ".join(

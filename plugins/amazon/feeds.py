@@ -29,7 +29,14 @@ BASE = "/feeds/2021-06-30"
 FEED_TYPE = "JSON_LISTINGS_FEED"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 FIRST_POLL = 60.0  #: seconds; Amazon rarely finishes a listings feed sooner
-POLL_EVERY = 60.0
+#: seconds between polls after the first, for the first ``YOUNG`` seconds: getFeed allows
+#: 2 calls a second, so asking every 15 s costs nothing and a finished feed is seen 7 s
+#: after Amazon is done on average, not 30 (docs/benchmarks.md: a 10,000-SKU push)
+POLL_EVERY = 15.0
+YOUNG = 300.0
+#: an older feed is asked less often (a fifth of its age), up to this: a stuck one is not
+#: polled 240 times before it is given up
+POLL_AT_MOST_EVERY = 300.0
 STUCK_AFTER = timedelta(hours=1)
 PENDING = ("IN_QUEUE", "IN_PROGRESS")
 
@@ -104,7 +111,7 @@ async def _poll_feed(integration: Integration, submission: Submission,
             minutes = int(waited.total_seconds() // 60)
             return SubmissionReport(done=True, failed_reason=(
                 f"stuck: feed {feed_id} still {status} after {minutes} min"))
-        return SubmissionReport(done=False, poll_after=POLL_EVERY)
+        return SubmissionReport(done=False, poll_after=next_poll(waited))
     if status == "CANCELLED":
         return SubmissionReport(done=True, failed_reason=f"feed {feed_id} was cancelled")
     document_id = feed.get("resultFeedDocumentId")
@@ -120,6 +127,12 @@ async def _poll_feed(integration: Integration, submission: Submission,
                            if "messageId" not in i) or "no reason given"
         return SubmissionReport(done=True, failed_reason=f"feed {feed_id} FATAL: {reason}")
     return SubmissionReport(done=True, results=tuple(item_results(report, skus)))
+
+
+def next_poll(waited: timedelta) -> float:
+    """Seconds until the next look at a feed that has been pending for ``waited``."""
+    age = waited.total_seconds()
+    return POLL_EVERY if age < YOUNG else min(max(POLL_EVERY, age / 5), POLL_AT_MOST_EVERY)
 
 
 def stuck_after(integration: Integration) -> timedelta:

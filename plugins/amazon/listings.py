@@ -46,6 +46,7 @@ _STOCK_SENT = "amazon.stock_sent"
 #: how long an accepted quantity lets the account's other marketplaces skip the same push
 STOCK_SENT_TTL = 600.0
 SEARCH_CHUNK = 20  #: searchListingsItems takes at most 20 identifiers
+SEARCH_IN_FLIGHT = 5  #: lookups at once: the operation's burst, more would only queue
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
 _PRODUCT_TYPES = "amazon.product_types"
 _NO_SEARCH = "amazon.no_search_listings"
@@ -223,30 +224,53 @@ async def patch_one(api: SpApi, change: Change, product_type: str) -> ItemResult
 
 
 async def product_types(api: SpApi, skus: Iterable[str]) -> dict[str, str]:
-    """The listing's productType per SKU (Amazon refuses a patch naming another one)."""
+    """The listing's productType per SKU (Amazon refuses a patch naming another one).
+
+    Up to ``SEARCH_IN_FLIGHT`` lookups run at once: one at a time, a 10,000-SKU first push
+    waited for 500 round trips in a row; several in flight let the governor, not the
+    latency, set the pace.
+    """
     cache: dict[str, str] = api.integration.account_runtime.setdefault(_PRODUCT_TYPES, {})
     skus = list(skus)
     missing = sorted({s for s in skus if s not in cache})
     if api.integration.account_runtime.get(_NO_SEARCH):
         missing = []
     path = ITEMS_PATH.format(seller=quote(api.seller_id, safe=""))
-    for start in range(0, len(missing), SEARCH_CHUNK):
-        chunk = missing[start:start + SEARCH_CHUNK]
-        try:
-            body = await api.get_json(path, "searchListingsItems", params={
-                "marketplaceIds": api.marketplace_id, "identifiers": csv_param(chunk),
-                "identifiersType": "SKU", "includedData": "summaries",
-                "pageSize": SEARCH_CHUNK,
-            })
-        except AmazonRequestError as exc:
-            api.log.warning("searchListingsItems failed (%s); assuming productType %s",
-                            exc, DEFAULT_PRODUCT_TYPE)
-            if exc.status == 404:  # the endpoint itself is missing (a simulator): stop asking
-                api.integration.account_runtime[_NO_SEARCH] = True
-            break
+    limiter = trio.CapacityLimiter(SEARCH_IN_FLIGHT)
+    failed: list[AmazonRequestError] = []  #: Amazon refused: fall back to the default
+    broken: list[Exception] = []  #: anything else (5xx after retries): the push fails
+
+    async def look_up(chunk: list[str], cancel: trio.CancelScope) -> None:
+        async with limiter:
+            if failed:  # one refusal says enough: the rest would be refused the same way
+                return
+            try:
+                body = await api.get_json(path, "searchListingsItems", params={
+                    "marketplaceIds": api.marketplace_id, "identifiers": csv_param(chunk),
+                    "identifiersType": "SKU", "includedData": "summaries",
+                    "pageSize": SEARCH_CHUNK,
+                })
+            except AmazonRequestError as exc:
+                failed.append(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - re-raised below, as itself
+                broken.append(exc)
+                cancel.cancel()
+                return
         for item in body.get("items") or ():
             summaries = item.get("summaries") or ()
             kind = next((s.get("productType") for s in summaries if s.get("productType")), None)
             if item.get("sku") and kind:
                 cache[item["sku"]] = kind
+
+    async with trio.open_nursery() as nursery:
+        for start in range(0, len(missing), SEARCH_CHUNK):
+            nursery.start_soon(look_up, missing[start:start + SEARCH_CHUNK], nursery.cancel_scope)
+    if broken:  # raised bare, not in an exception group: the job's error handling sees it
+        raise broken[0]
+    if failed:
+        api.log.warning("searchListingsItems failed (%s); assuming productType %s",
+                        failed[0], DEFAULT_PRODUCT_TYPE)
+        if any(exc.status == 404 for exc in failed):  # no such endpoint (a simulator)
+            api.integration.account_runtime[_NO_SEARCH] = True
     return {sku: cache.get(sku, DEFAULT_PRODUCT_TYPE) for sku in skus}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -124,6 +125,14 @@ async def test_a_stuck_feed_is_reported_so_the_core_resends(make_integration, wo
     assert 30 * 60 <= trio.current_time() - start <= 35 * 60
     polls = len(calls(world, "getFeed"))
     assert polls <= 35, f"{polls} getFeed calls in 30 minutes is a tight loop"
+
+
+def test_a_young_feed_is_polled_often_and_an_old_one_less():
+    """Seen soon after Amazon finishes; a feed that hangs is not asked every 15 s for an hour."""
+    assert feeds.next_poll(timedelta(seconds=90)) == 15
+    assert feeds.next_poll(timedelta(minutes=4)) == 15
+    assert feeds.next_poll(timedelta(minutes=10)) == 120
+    assert feeds.next_poll(timedelta(hours=2)) == 300
 
 
 async def test_a_fatal_feed_fails_as_a_whole(make_integration, world, autojump_clock):

@@ -1,0 +1,62 @@
+"""The productType every listing patch must name: looked up in chunks, several at once."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from marketsync.core.errors import TransientError
+from marketsync.plugins.amazon import listings
+from marketsync.plugins.amazon.client import SpApi
+
+from .conftest import EU, SCENARIO, calls
+
+SKUS = [f"BULK-{n:04d}" for n in range(400)]  # 20 searchListingsItems chunks
+
+
+@pytest.fixture
+def scenario_changes():
+    bulk = [{"sku": sku, "asin": f"B0BULK{n:04d}", "title": f"Bulk {n}", "mfn_quantity": 10,
+             "handling_time": 1, "prices": {"DE": "5.00"}} for n, sku in enumerate(SKUS)]
+    return {"catalog": [*SCENARIO["catalog"], *bulk]}
+
+
+async def test_lookups_overlap_so_a_slow_amazon_does_not_add_up(make_integration, world,
+                                                                 autojump_clock):
+    """20 chunks against 2 s of latency each: one at a time that is 40 s and more; with
+    lookups in flight together the operation's rate (5/s) and the latency overlap."""
+    for n, sku in enumerate(SKUS):
+        world.catalog.get(EU, sku).product_type = "KITCHEN" if n % 2 else "HOME"
+    world.faults.latency, world.faults.operations = 2.0, {"searchListingsItems"}
+    api = SpApi(make_integration("DE"))
+
+    started = trio.current_time()
+    types = await listings.product_types(api, SKUS)
+    took = trio.current_time() - started
+
+    assert types == {sku: "KITCHEN" if n % 2 else "HOME" for n, sku in enumerate(SKUS)}
+    assert len(calls(world, "searchListingsItems", 200)) == len(SKUS) // listings.SEARCH_CHUNK
+    assert took <= 12, took  # 20 calls / 5 in flight × 2 s, plus the rate's pacing
+
+
+async def test_a_refused_search_stops_the_lookups_and_falls_back(make_integration, world,
+                                                                 autojump_clock, caplog):
+    world.faults.error_share, world.faults.operations = {404: 1.0}, {"searchListingsItems"}
+    api = SpApi(make_integration("DE"))
+
+    types = await listings.product_types(api, SKUS)
+
+    assert set(types.values()) == {listings.DEFAULT_PRODUCT_TYPE}
+    # one refusal says enough: the chunks still waiting do not ask
+    assert len(calls(world, "searchListingsItems")) < len(SKUS) // listings.SEARCH_CHUNK
+    assert "searchListingsItems failed" in caplog.text
+
+
+async def test_amazon_failing_fails_the_push_with_the_error_itself(make_integration, world,
+                                                                   autojump_clock):
+    """Not an exception group: the job's error handling must see what it knows."""
+    world.faults.error_share, world.faults.operations = {503: 1.0}, {"searchListingsItems"}
+    api = SpApi(make_integration("DE"))
+
+    with pytest.raises(TransientError, match="searchListingsItems: HTTP 503"):
+        await listings.product_types(api, SKUS)
