@@ -242,7 +242,8 @@ class Scheduler:
         """Ask for a run within ``delay`` seconds (default: the debounce window).
 
         Triggers within the window collapse into one run; one during a run queues exactly
-        one more run after it. While the job is backing off after failures the trigger
+        one more run after it. A run answers the triggers due by its start; one asked for
+        a later time (``delay``) still gets its run then. While the job is backing off after failures the trigger
         waits for the backoff, unless ``force`` (a user's explicit "sync now").
         """
         job = self._jobs.get((integration, kind))
@@ -352,10 +353,13 @@ class Scheduler:
 
     async def _run_once(self, job: _Job) -> None:
         spec = job.spec
-        job.trigger_due, job.trigger_forced = None, False  # this run answers them
+        started = trio.current_time()
+        if job.trigger_due is not None and job.trigger_due <= started:
+            job.trigger_due, job.trigger_forced = None, False  # this run answers it
+        # else a trigger asked for later ("poll that feed in 60 s") stays: a run that
+        # happens earlier for another reason must not swallow it
         job.running = True
         job.runs += 1
-        started = trio.current_time()
         job.last_started = clock.now()
         error: Exception | None = None
         token = current_job.set(spec)
