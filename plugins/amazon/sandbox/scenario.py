@@ -288,7 +288,9 @@ class OrderGenerator:
         if not offers:
             return
         offer = offers[int(pick * len(offers))]
-        if kind < 0.5 and offer.marketplaces:
+        # Seller Central edits an MFN quantity only: FBA stock is Amazon's (it moves by
+        # itself, see Catalog._drift_fba). An FBA offer's edit is a price edit.
+        if (kind < 0.5 or offer.is_fba) and offer.marketplaces:
             mid = sorted(offer.marketplaces)[int(pick * 997) % len(offer.marketplaces)]
             old = offer.marketplaces[mid].price or Decimal("10")
             price = (old * Decimal(str(round(factor, 2)))).quantize(Decimal("0.01"))

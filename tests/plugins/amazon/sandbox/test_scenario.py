@@ -103,6 +103,26 @@ def test_channel_edits_change_the_catalog():
     assert world.catalog.view(NA) != before
 
 
+def test_channel_edits_never_set_an_fba_quantity():
+    """Seller Central edits MFN quantities only; FBA stock is Amazon's. (Edits that set it
+    to 0–40 emptied the demo's FBA shelf, and its MCF order came back Invalid.)"""
+    world, fake = build(small_scenario(generator={"orders_per_day": {},
+                                                  "channel_edits_per_day": 200}))
+    edits = []
+    original = world.catalog.channel_edit
+
+    def recording(seller_id, sku, **change):
+        edits.append((sku, change))
+        return original(seller_id, sku, **change)
+
+    world.catalog.channel_edit = recording
+    fake.at = START + timedelta(days=2)
+    world.advance()
+    quantity_edits = {sku for sku, change in edits if change.get("quantity") is not None}
+    assert quantity_edits and "SPORK-FBA" not in quantity_edits
+    assert any(sku == "SPORK-FBA" for sku, _ in edits)  # its edits are price edits
+
+
 def test_shipped_scenarios_are_valid():
     default = load_scenario(SCENARIOS / "default.yaml")
     codes = {a.seller_id: a for a in default.accounts}
