@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 #: seconds between asks while the channel prepares an import's data (a report); the
 #: daemon waits a minute, but someone is watching this one
 PREPARING_POLL = 15.0
+#: seconds of "still preparing" after which a command-line import stops waiting (the
+#: daemon, or the next ``sync``, goes on following the same report: its id is stored)
+PREPARING_LIMIT = 3600.0
 
 
 async def prepared(daemon: Daemon, alias: str) -> None:
@@ -104,6 +107,7 @@ async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | N
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
     total = runs = 0
+    waited = 0.0
     with progress(f"{alias} {kind}", stream=stream) as bar:
         while True:
             outcome = await jobs.run_import(daemon, integration, hooks, kind,
@@ -113,6 +117,11 @@ async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | N
             if outcome.done:
                 break
             if outcome.waiting:
+                if waited >= PREPARING_LIMIT:
+                    return (f"{alias}: {kind} stopped after {total:,} record(s): the channel "
+                            f"has been preparing the data for {waited / 60:.0f} min; the "
+                            "daemon (or the next sync) goes on following it")
                 bar.update(bar.done)  # redraw: the rate drops while the channel prepares
                 await trio.sleep(PREPARING_POLL)
+                waited += PREPARING_POLL
     return f"{alias}: {kind} done: {total:,} record(s) in {runs} run(s)"

@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+import trio
 from sqlalchemy import func, select
 
 from marketsync.core import jobs, oneshot
@@ -82,3 +83,21 @@ async def test_a_job_the_channel_does_not_run_is_named(make_daemon, world, e2e_c
     message = await oneshot.sync(daemon, "amazon-de", "import_everything")
     assert message.startswith("amazon-de: no job 'import_everything'")
     assert "import_orders" in message
+
+
+async def test_a_report_that_never_comes_ends_the_wait_with_a_clear_line(
+        make_daemon, world, e2e_clock, monkeypatch):
+    async def never_ready(*args, **kwargs):
+        return jobs.ImportRun(items=0, done=False, waiting=True)
+
+    monkeypatch.setattr(jobs, "run_import", never_ready)
+    daemon = make_daemon(integrations=[("amazon-de", "eu", "DE")])
+    started = trio.current_time()
+
+    message = await oneshot.sync(daemon, "amazon-de", "import_products")
+
+    waited = trio.current_time() - started
+    assert oneshot.PREPARING_LIMIT <= waited < oneshot.PREPARING_LIMIT + 60
+    assert message == ("amazon-de: import_products stopped after 0 record(s): the channel has "
+                       "been preparing the data for 60 min; the daemon (or the next sync) goes "
+                       "on following it")
