@@ -18,8 +18,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,11 @@ from marketsync.core.types import (
 
 #: handling time when neither the integration nor the product says otherwise
 DEFAULT_HANDLING_TIME_DAYS = 1
+#: seconds a listing the channel refused waits before it is sent again; doubled per
+#: refusal in a row, up to ``REFUSED_RETRY_CAP`` (a listing deleted on the channel was
+#: re-sent every two seconds until the next product import noticed it was gone)
+REFUSED_RETRY_FIRST = 60.0
+REFUSED_RETRY_CAP = 3600.0
 
 
 class UnknownSku(LookupError):
@@ -256,6 +262,7 @@ def pending_stock_updates(
             Listing.on_channel.is_(True),
             Listing.wanted_quantity.is_not(None),
             Listing.push_generation > Listing.pushed_generation,
+            or_(Listing.push_retry_at.is_(None), Listing.push_retry_at <= transaction_now()),
         )
         .order_by(Listing.updated_at, Listing.id)
     )
@@ -314,6 +321,9 @@ def apply_push_results(
     quantities = payload.get("quantities", {})
     handling = payload.get("handling", {})
     accepted = {r.channel_sku for r in results if r.accepted}
+    refused = {r.channel_sku: r.message or "refused by the channel"
+               for r in results if not r.accepted}
+    now = transaction_now()
     still_pending: list[str] = []
     for listing in _listings(session, stored.integration_id, stored.channel_skus):
         sku = listing.channel_sku
@@ -324,9 +334,23 @@ def apply_push_results(
                 listing.acknowledged_quantity = quantities.get(sku)
                 listing.channel_quantity = quantities.get(sku)
                 listing.acknowledged_handling_time = handling.get(sku)
+            listing.push_error, listing.push_refusals, listing.push_retry_at = None, 0, None
+        elif sku in refused and sent is not None:
+            _refused(listing, refused[sku], now)
         if listing.push_generation > listing.pushed_generation:
             still_pending.append(sku)
     return still_pending
+
+
+def _refused(listing: Listing, reason: str, now) -> None:
+    """Keep the channel's reason and hold the listing back, longer after each refusal.
+
+    SKUs missing from a report (a feed that failed as a whole, or never finished) are not
+    refusals: they go out again with the next push."""
+    listing.push_refusals = (listing.push_refusals or 0) + 1
+    listing.push_error = reason[:2000]
+    delay = min(REFUSED_RETRY_FIRST * 2 ** (listing.push_refusals - 1), REFUSED_RETRY_CAP)
+    listing.push_retry_at = now + timedelta(seconds=delay)
 
 
 def _listings(session: Session, integration_id: int, skus: Iterable[str]) -> list[Listing]:

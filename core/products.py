@@ -399,6 +399,7 @@ def list_listings(session: Session, sku: str | None = None) -> list[dict[str, ob
          "price": listing.price, "wanted_price": listing.wanted_price,
          "currency": listing.currency, "channel_quantity": listing.channel_quantity,
          "wanted_quantity": listing.wanted_quantity, "on_channel": listing.on_channel,
-         "pending": listing.push_generation > listing.pushed_generation}
+         "pending": listing.push_generation > listing.pushed_generation,
+         "push_error": listing.push_error, "push_retry_at": listing.push_retry_at}
         for listing, alias, product_sku in session.execute(query)
     ]

@@ -25,6 +25,10 @@ def collect(session: Session) -> dict[str, Any]:
         select(Listing.integration_id, func.count())
         .where(Listing.push_generation > Listing.pushed_generation)
         .group_by(Listing.integration_id)).all())
+    refused = dict(session.execute(
+        select(Listing.integration_id, func.count())
+        .where(Listing.push_error.is_not(None))
+        .group_by(Listing.integration_id)).all())
     in_flight = dict(session.execute(
         select(Submission.integration_id, func.count())
         .where(Submission.state == "in_flight").group_by(Submission.integration_id)).all())
@@ -52,6 +56,7 @@ def collect(session: Session) -> dict[str, Any]:
             "since": status.state_changed_at,
             "last_error": status.last_error,
             "pending_pushes": pending.get(status.id, 0),
+            "refused_pushes": refused.get(status.id, 0),
             "submissions_in_flight": in_flight.get(status.id, 0),
             "jobs": jobs,
         })
@@ -81,6 +86,9 @@ def render(report: dict[str, Any]) -> str:
         if item["pending_pushes"] or item["submissions_in_flight"]:
             lines.append(f"{'':<22}pending pushes: {item['pending_pushes']}, "
                          f"submissions in flight: {item['submissions_in_flight']}")
+        if item["refused_pushes"]:
+            lines.append(f"{'':<22}refused by the channel: {item['refused_pushes']} listing(s),"
+                         " retried with growing delays (reasons: `marketsync products list`)")
         for job in item["jobs"]:
             error = f"  error: {job['last_error']}" if job["failures"] and job["last_error"] else ""
             lines.append(f"{'':<22}{job['kind']:<18} last {_ago(job['last_finished'], now):<10} "

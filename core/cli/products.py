@@ -27,7 +27,11 @@ def list_(cli: CliContext, sku: str | None) -> None:
         click.echo("no listings yet")
     for row in rows:
         flags = [] if row["on_channel"] else ["off channel"]
-        if row["pending"]:
+        if row["push_error"]:
+            retry = row["push_retry_at"]
+            flags.append(f"refused by the channel: {row['push_error']}"
+                         + (f"; next try {retry:%Y-%m-%d %H:%M} UTC" if retry else ""))
+        elif row["pending"]:
             flags.append("push pending")
         price = f"{row['price']} {row['currency'] or ''}".strip() if row["price"] else "-"
         if row["wanted_price"] is not None and row["wanted_price"] != row["price"]:

@@ -230,6 +230,12 @@ class Listing(Base):
     acknowledged_price: Mapped[Decimal | None] = mapped_column(Money)
     push_generation: Mapped[int] = mapped_column(Integer, default=0)
     pushed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    #: why the channel refused the last stock push of this listing (None once accepted);
+    #: the listing waits until ``push_retry_at`` before it is sent again, with a delay
+    #: that doubles per refusal in a row (``push_refusals``)
+    push_error: Mapped[str | None] = mapped_column(Text)
+    push_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    push_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_channel: Mapped[bool] = mapped_column(Boolean, default=True)
     channel_status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()

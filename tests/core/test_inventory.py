@@ -4,6 +4,7 @@ generation so that a change made while a push is in flight is pushed again."""
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from marketsync.core import inventory, products
 from marketsync.core.store import submissions
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Listing, StockMovement
+from marketsync.core.store.timing import pinned_now
 from marketsync.core.types import (
     ChannelListing,
     ChannelStock,
@@ -105,14 +107,49 @@ def test_every_mfn_listing_of_the_product_follows_availability(sqlite_store):
     sqlite_store.run_blocking(work)
 
 
-def test_rejected_sku_stays_pending(sqlite_store):
+def test_a_refused_sku_stays_pending_and_waits_longer_after_each_refusal(sqlite_store):
+    """Refused (deleted on the channel, say): still pending, with the channel's reason, but
+    not sent again for 60 s, then 120 s, ...; accepted at last, it is clean again."""
+    start = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+
+    def at(seconds: float):
+        return pinned_now(start + timedelta(seconds=seconds))
+
+    def work(session):
+        de, _ = world(session)
+        inventory.set_on_hand(session, "MUG", 2)
+        with at(0):
+            submission_id = sent(session, de, inventory.pending_stock_updates(session, de))
+            assert finish(session, submission_id, "MUG", accepted=False) == ["MUG"]
+        listing = session.execute(select(Listing).where(Listing.channel_sku == "MUG",
+                                                        Listing.integration_id == de)).scalar_one()
+        assert (listing.push_error, listing.push_refusals) == ("refused by the channel", 1)
+        with at(59):
+            assert not inventory.pending_stock_updates(session, de).updates
+        with at(60):
+            batch = inventory.pending_stock_updates(session, de)
+            assert [u.quantity for u in batch.updates] == [2]
+            submission_id = sent(session, de, batch, "feed-2")
+            finish(session, submission_id, "MUG", accepted=False)
+        with at(60 + 119):
+            assert not inventory.pending_stock_updates(session, de).updates
+        with at(60 + 120):
+            submission_id = sent(session, de, inventory.pending_stock_updates(session, de), "feed-3")
+            assert finish(session, submission_id, "MUG", accepted=True) == []
+        assert (listing.push_error, listing.push_refusals, listing.push_retry_at) == (None, 0, None)
+    sqlite_store.run_blocking(work)
+
+
+def test_a_sku_missing_from_a_failed_feed_goes_out_with_the_next_push(sqlite_store):
+    """A feed that failed as a whole (FATAL, stuck) refused nobody: no waiting."""
     def work(session):
         de, _ = world(session)
         inventory.set_on_hand(session, "MUG", 2)
         submission_id = sent(session, de, inventory.pending_stock_updates(session, de))
-        assert finish(session, submission_id, "MUG", accepted=False) == ["MUG"]
-        assert [u.quantity for u in inventory.pending_stock_updates(session, de).updates] \
-            == [2]
+        submissions.apply_report(session, submission_id, SubmissionReport(
+            done=True, failed_reason="feed 1 FATAL: no reason given"))
+        assert inventory.apply_push_results(session, submission_id) == ["MUG"]
+        assert [u.quantity for u in inventory.pending_stock_updates(session, de).updates] == [2]
     sqlite_store.run_blocking(work)
 
 

@@ -242,7 +242,7 @@ async def test_render_escapes_channel_text(make_daemon, e2e_clock):
     daemon = make_daemon()
     report = {"time": clock.now(), "integrations": [{
         "alias": "amazon-uk", "channel": "amazon", "marketplace": "UK", "state": "ERROR",
-        "reason": "<script>alert(1)</script>", "pending_pushes": 0, "submissions_in_flight": 0,
+        "reason": "<script>alert(1)</script>", "pending_pushes": 0, "refused_pushes": 0, "submissions_in_flight": 0,
         "jobs": [{"kind": "import_orders", "last_finished": None, "next_run": None,
                   "failures": 2, "last_error": "<b>bad</b>"}]}]}
     html = render_status(daemon, report, ask_token=False)
