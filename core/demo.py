@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import httpx
 import trio
 
 from sqlalchemy import func, select

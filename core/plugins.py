@@ -63,7 +63,6 @@ class Plugins:
         try:
             return self.channels[name]
         except KeyError:
-            known = ", ".join(sorted(self.channels)) or "none"
             raise ChannelNotSupported(name, "channel_info") from None
 
     def infos(self) -> dict[str, ChannelInfo]:

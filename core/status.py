@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketsync.core import clock
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs
 from marketsync.core.store.models import Listing, SubmissionRow as Submission
