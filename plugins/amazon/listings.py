@@ -11,7 +11,9 @@ marketplace; a price is per marketplace. When a SKU's quantity and price are bot
 they travel in the same message, as two patches.
 
 Both APIs need the listing's real ``productType``; it is looked up once per SKU with
-``searchListingsItems`` (20 SKUs a call) and cached for the account.
+``searchListingsItems`` (20 SKUs a call, five calls in flight) and cached for the
+account. The product import fills the cache right after each listings report, so the
+first large push rarely has to wait for it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from marketsync.core import clock
+from marketsync.core.errors import MarketsyncError
 from marketsync.core.types import (
     ChannelListing,
     Cursor,
@@ -25,7 +26,7 @@ from marketsync.core.types import (
     Page,
     RejectedRecord,
 )
-from marketsync.plugins.amazon import marketplaces
+from marketsync.plugins.amazon import listings, marketplaces
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
 
 BASE = "/reports/2021-06-30"
@@ -64,8 +65,22 @@ async def import_products(integration: Integration, cursor: Cursor) -> Page[Chan
     content = await api.download(document["url"], document.get("compressionAlgorithm"))
     currency = marketplaces.MARKETPLACES[integration.marketplace].currency
     items, rejected = parse_listings(content, currency)
+    await _learn_product_types(api, items)
     return Page(items=items, rejected=rejected, done=True,
                 next=Cursor(since=clock.now(), state={"complete": True}))
+
+
+async def _learn_product_types(api: SpApi, items: list[ChannelListing]) -> None:
+    """Look up the productType of merchant-fulfilled listings now, at the import's
+    priority, so that the first large stock push does not wait for 500 lookups per 10,000
+    SKUs (the cache lives with the account for the daemon's lifetime). Best effort: a
+    failure here leaves the lookup to the push and does not fail the import."""
+    skus = [item.channel_sku for item in items if item.fulfillment is Fulfillment.MFN]
+    try:
+        await listings.product_types(api, skus)
+    except MarketsyncError as exc:
+        api.log.info("productType lookup after the listings report failed (%s); the next "
+                     "push looks them up", exc)
 
 
 def decode(content: bytes) -> str:

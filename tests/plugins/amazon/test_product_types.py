@@ -6,7 +6,8 @@ import pytest
 import trio
 
 from marketsync.core.errors import TransientError
-from marketsync.plugins.amazon import listings
+from marketsync.core.types import Cursor, StockUpdate
+from marketsync.plugins.amazon import listings, reports
 from marketsync.plugins.amazon.client import SpApi
 
 from .conftest import EU, SCENARIO, calls
@@ -60,3 +61,26 @@ async def test_amazon_failing_fails_the_push_with_the_error_itself(make_integrat
 
     with pytest.raises(TransientError, match="searchListingsItems: HTTP 503"):
         await listings.product_types(api, SKUS)
+
+
+async def test_the_product_import_learns_the_types_before_the_first_push(make_integration, world,
+                                                                         autojump_clock):
+    for sku in SKUS:
+        world.catalog.get(EU, sku).product_type = "KITCHEN"
+    integration = make_integration("DE")
+    cursor = Cursor()
+    for _ in range(20):  # the report: requested, then followed until done
+        page = await reports.import_products(integration, cursor)
+        cursor = page.next
+        if page.done:
+            break
+        await trio.sleep(30)
+    assert page.done and {i.channel_sku for i in page.items} >= set(SKUS)
+    looked_up = len(calls(world, "searchListingsItems", 200))
+    assert looked_up >= len(SKUS) // listings.SEARCH_CHUNK
+
+    submission = await listings.push_stock(integration, [StockUpdate(channel_sku=sku, quantity=3)
+                                                         for sku in SKUS[:40]])
+
+    assert all(r.accepted for r in submission.results)  # the real productType was named
+    assert len(calls(world, "searchListingsItems", 200)) == looked_up  # nothing left to ask
