@@ -141,6 +141,8 @@ async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -
         return Submission(kind="stock", channel_id=f"shared-{clock.timestamp():.6f}",
                           channel_skus=tuple(r.channel_sku for r in known),
                           submitted_at=clock.now(), poll_after=0, results=tuple(known))
+    for update in todo:  # what Amazon holds is about to change: the old entry is stale
+        sent.pop(update.channel_sku, None)
     submission = await push(integration, "stock", stock_changes(integration, todo))
     values = {u.channel_sku: (u.quantity, u.handling_time_days) for u in todo}
     for result in submission.results:  # patches: Amazon's answer is known now

@@ -212,3 +212,23 @@ async def test_a_quantity_the_account_already_sent_is_not_sent_again(make_integr
     await listings.push_stock(de, [StockUpdate(channel_sku="MUG-1", quantity=6, handling_time_days=1)])
     assert len(calls(world, "patchListingsItem")) == 3
     assert world.catalog.get(EU, "MUG-1").quantity == 6
+
+
+async def test_a_quantity_sent_since_by_feed_makes_the_remembered_one_stale(make_integration,
+                                                                           world, autojump_clock):
+    """7 patched, then 9 by feed, then 7 again: Amazon holds 9, so 7 must go out. (It was
+    skipped as "already sent": Amazon kept showing 9 units while 7 were on the shelf.)"""
+    de = make_integration("DE", patch_limit=1)
+    await listings.push_stock(de, [StockUpdate(channel_sku="MUG-1", quantity=7, handling_time_days=1)])
+    by_feed = await listings.push_stock(de, [
+        StockUpdate(channel_sku="MUG-1", quantity=9, handling_time_days=1),
+        StockUpdate(channel_sku="KETTLE-1", quantity=4, handling_time_days=1)])
+    assert by_feed.state.get("feed_id")
+    assert all(r.accepted for r in (await follow(de, by_feed)).results)
+    assert world.catalog.get(EU, "MUG-1").quantity == 9
+
+    again = await listings.push_stock(de, [StockUpdate(channel_sku="MUG-1", quantity=7,
+                                                       handling_time_days=1)])
+
+    assert [r.message for r in again.results] != ["already sent for this account"]
+    assert world.catalog.get(EU, "MUG-1").quantity == 7
