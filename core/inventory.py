@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -334,23 +334,32 @@ def apply_push_results(
                 listing.acknowledged_quantity = quantities.get(sku)
                 listing.channel_quantity = quantities.get(sku)
                 listing.acknowledged_handling_time = handling.get(sku)
-            listing.push_error, listing.push_refusals, listing.push_retry_at = None, 0, None
+            accepted_now(listing, "push")
         elif sku in refused and sent is not None:
-            _refused(listing, refused[sku], now)
+            refused_now(listing, "push", refused[sku], now)
         if listing.push_generation > listing.pushed_generation:
             still_pending.append(sku)
     return still_pending
 
 
-def _refused(listing: Listing, reason: str, now) -> None:
-    """Keep the channel's reason and hold the listing back, longer after each refusal.
+def refused_now(listing: Listing, what: str, reason: str, now: datetime) -> None:
+    """Keep the channel's reason and hold the listing's ``what`` ("push" for stock,
+    "price") back, longer after each refusal in a row.
 
     SKUs missing from a report (a feed that failed as a whole, or never finished) are not
     refusals: they go out again with the next push."""
-    listing.push_refusals = (listing.push_refusals or 0) + 1
-    listing.push_error = reason[:2000]
-    delay = min(REFUSED_RETRY_FIRST * 2 ** (listing.push_refusals - 1), REFUSED_RETRY_CAP)
-    listing.push_retry_at = now + timedelta(seconds=delay)
+    refusals = (getattr(listing, f"{what}_refusals") or 0) + 1
+    delay = min(REFUSED_RETRY_FIRST * 2 ** (refusals - 1), REFUSED_RETRY_CAP)
+    setattr(listing, f"{what}_refusals", refusals)
+    setattr(listing, f"{what}_error", reason[:2000])
+    setattr(listing, f"{what}_retry_at", now + timedelta(seconds=delay))
+
+
+def accepted_now(listing: Listing, what: str) -> None:
+    """The channel took it: no reason to keep, nothing to wait for."""
+    setattr(listing, f"{what}_error", None)
+    setattr(listing, f"{what}_refusals", 0)
+    setattr(listing, f"{what}_retry_at", None)
 
 
 def _listings(session: Session, integration_id: int, skus: Iterable[str]) -> list[Listing]:

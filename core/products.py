@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from marketsync.core import inventory
@@ -328,7 +328,9 @@ def pending_price_updates(session: Session, integration_id: int,
             busy.update(stored.channel_skus)
     query = select(Listing).where(
         Listing.integration_id == integration_id, Listing.on_channel.is_(True),
-        Listing.wanted_price.is_not(None)).order_by(Listing.id)
+        Listing.wanted_price.is_not(None),
+        or_(Listing.price_retry_at.is_(None), Listing.price_retry_at <= transaction_now()),
+    ).order_by(Listing.id)
     updates = []
     for listing in session.execute(query).scalars():
         if listing.wanted_price == listing.acknowledged_price or listing.channel_sku in busy:
@@ -371,6 +373,9 @@ def apply_price_results(session: Session, submission_id: int,
     row = session.get(SubmissionRow, submission_id)
     prices = (row.payload if row is not None else {}).get("prices", {})
     accepted = {r.channel_sku for r in results if r.accepted}
+    refused = {r.channel_sku: r.message or "refused by the channel"
+               for r in results if not r.accepted}
+    now = transaction_now()
     pending = []
     for sku in stored.channel_skus:
         listing = _listing(session, stored.integration_id, sku)
@@ -378,6 +383,9 @@ def apply_price_results(session: Session, submission_id: int,
             continue
         if sku in accepted and sku in prices:
             listing.acknowledged_price = listing.price = Decimal(prices[sku])
+            inventory.accepted_now(listing, "price")
+        elif sku in refused and sku in prices:
+            inventory.refused_now(listing, "price", refused[sku], now)
         if listing.wanted_price is not None and listing.wanted_price != listing.acknowledged_price:
             pending.append(sku)
     return pending
@@ -400,6 +408,7 @@ def list_listings(session: Session, sku: str | None = None) -> list[dict[str, ob
          "currency": listing.currency, "channel_quantity": listing.channel_quantity,
          "wanted_quantity": listing.wanted_quantity, "on_channel": listing.on_channel,
          "pending": listing.push_generation > listing.pushed_generation,
-         "push_error": listing.push_error, "push_retry_at": listing.push_retry_at}
+         "push_error": listing.push_error, "push_retry_at": listing.push_retry_at,
+         "price_error": listing.price_error, "price_retry_at": listing.price_retry_at}
         for listing, alias, product_sku in session.execute(query)
     ]

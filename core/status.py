@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketsync.core.store import integrations as store_integrations
@@ -26,7 +26,7 @@ def collect(session: Session) -> dict[str, Any]:
         .group_by(Listing.integration_id)).all())
     refused = dict(session.execute(
         select(Listing.integration_id, func.count())
-        .where(Listing.push_error.is_not(None))
+        .where(or_(Listing.push_error.is_not(None), Listing.price_error.is_not(None)))
         .group_by(Listing.integration_id)).all())
     in_flight = dict(session.execute(
         select(Submission.integration_id, func.count())

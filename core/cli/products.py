@@ -33,6 +33,10 @@ def list_(cli: CliContext, sku: str | None) -> None:
                          + (f"; next try {retry:%Y-%m-%d %H:%M} UTC" if retry else ""))
         elif row["pending"]:
             flags.append("push pending")
+        if row["price_error"]:
+            retry = row["price_retry_at"]
+            flags.append(f"price refused by the channel: {row['price_error']}"
+                         + (f"; next try {retry:%Y-%m-%d %H:%M} UTC" if retry else ""))
         price = f"{row['price']} {row['currency'] or ''}".strip() if row["price"] else "-"
         if row["wanted_price"] is not None and row["wanted_price"] != row["price"]:
             price += f" -> {row['wanted_price']}"

@@ -14,7 +14,7 @@ from marketsync.core import inventory, products
 from marketsync.core.store import Store, submissions
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Listing, Product
-from marketsync.core.store.timing import transaction_now
+from marketsync.core.store.timing import pinned_now, transaction_now
 from marketsync.core.types import (
     ChannelListing,
     Fulfillment,
@@ -195,6 +195,38 @@ def test_price_set_again_while_in_flight_is_pushed_again(sqlite_store):
         assert inventory.apply_push_results(session, submission_id) == ["MUG"]
         assert [u.price.amount for u in products.pending_price_updates(session, de)] \
             == [Decimal("12.00")]
+    sqlite_store.run_blocking(work)
+
+
+def test_a_refused_price_waits_and_does_not_hold_back_the_stock(sqlite_store):
+    """Amazon refuses 0.50 (below the listing's minimum, say): the reason is kept, the price
+    waits 60 s before it goes again, and the listing's stock pushes are not affected."""
+    start = transaction_now()
+
+    def work(session):
+        de, _ = integrations(session)
+        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
+                                                                     price=eur("9.99"))])
+        products.set_price(session, "MUG", Decimal("0.50"), de)
+        with pinned_now(start):
+            updates = products.pending_price_updates(session, de)
+            submission_id = products.record_price_push(session, de, updates, Submission(
+                kind="prices", channel_id="p-1", channel_skus=["MUG"], poll_after=30))
+            submissions.apply_report(session, submission_id, SubmissionReport(
+                done=True, results=[ItemResult(channel_sku="MUG", accepted=False,
+                                               message="8541: price below the minimum")]))
+            assert inventory.apply_push_results(session, submission_id) == ["MUG"]
+        row = listing(session, de, "MUG")
+        assert (row.price_error, row.price_refusals) == ("8541: price below the minimum", 1)
+        assert row.push_error is None  # stock is another matter
+        with pinned_now(start + timedelta(seconds=59)):
+            assert products.pending_price_updates(session, de) == []
+            inventory.set_on_hand(session, "MUG", 4)
+            assert [u.quantity for u in inventory.pending_stock_updates(session, de).updates] \
+                == [4]
+        with pinned_now(start + timedelta(seconds=60)):
+            assert [u.price.amount for u in products.pending_price_updates(session, de)] \
+                == [Decimal("0.50")]
     sqlite_store.run_blocking(work)
 
 
