@@ -321,8 +321,7 @@ def apply_push_results(
     quantities = payload.get("quantities", {})
     handling = payload.get("handling", {})
     accepted = {r.channel_sku for r in results if r.accepted}
-    refused = {r.channel_sku: r.message or "refused by the channel"
-               for r in results if not r.accepted}
+    refused = refusals(results)
     now = transaction_now()
     still_pending: list[str] = []
     for listing in _listings(session, stored.integration_id, stored.channel_skus):
@@ -340,6 +339,12 @@ def apply_push_results(
         if listing.push_generation > listing.pushed_generation:
             still_pending.append(sku)
     return still_pending
+
+
+def refusals(results: Iterable[ItemResult]) -> dict[str, str]:
+    """SKU -> the channel's reason, for every result that is a refusal."""
+    return {r.channel_sku: r.message or "refused by the channel"
+            for r in results if not r.accepted}
 
 
 def refused_now(listing: Listing, what: str, reason: str, now: datetime) -> None:

@@ -373,8 +373,7 @@ def apply_price_results(session: Session, submission_id: int,
     row = session.get(SubmissionRow, submission_id)
     prices = (row.payload if row is not None else {}).get("prices", {})
     accepted = {r.channel_sku for r in results if r.accepted}
-    refused = {r.channel_sku: r.message or "refused by the channel"
-               for r in results if not r.accepted}
+    refused = inventory.refusals(results)
     now = transaction_now()
     pending = []
     for sku in stored.channel_skus:
