@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +27,8 @@ from marketsync.plugins.amazon.sandbox import World, create_app
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
 
 START = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+#: when the one-seller worlds of the feeds, reports and listings tests begin
+ONE_SELLER_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 #: Amazon's official models: ../shared/spapi beside the repository (as CI lays it out), or
 #: wherever MARKETSYNC_SPAPI points.
 SPAPI = Path(os.environ.get("MARKETSYNC_SPAPI")
@@ -152,3 +156,17 @@ def assert_matches_model(response: httpx.Response, model_file: str, operation_id
 @pytest.fixture
 async def contract() -> Callable[[httpx.Response, str, str], None]:
     return assert_matches_model
+
+
+@asynccontextmanager
+async def signed_in(scenario: dict[str, Any], seller: str,
+                    client_id: str) -> AsyncIterator[tuple[World, httpx.AsyncClient]]:
+    """A world from ``scenario`` and a client holding a valid access token for ``seller``:
+    what a test of one operation needs, without going through the LWA exchange."""
+    clock.set_start(ONE_SELLER_START)
+    world = World(parse_scenario(scenario))
+    token, _ = world.issue_access_token(seller, client_id, world.now())
+    transport = httpx.ASGITransport(app=create_app(world))
+    async with httpx.AsyncClient(transport=transport, base_url=world.base_url,
+                                 headers={"x-amz-access-token": token}) as client:
+        yield world, client

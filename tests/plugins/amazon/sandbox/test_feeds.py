@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import httpx
 import jsonschema
 import pytest
 import trio
 
-from marketsync.core import clock
-from marketsync.plugins.amazon.sandbox import World, create_app
 from marketsync.plugins.amazon.sandbox import listings_feed as listings_feed_module
-from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
+
+from .conftest import signed_in
 
 SELLER, CLIENT = "A2CATALOGEU01", "amzn1.application-oa2-client.catalogtest"
 DE, FR, UK = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P"
@@ -36,13 +35,8 @@ SCENARIO = {
 
 @pytest.fixture
 async def sim():
-    clock.set_start(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc))
-    world = World(parse_scenario(SCENARIO))
-    token, _ = world.issue_access_token(SELLER, CLIENT, world.now())
-    transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url=world.base_url,
-                                 headers={"x-amz-access-token": token}) as client:
-        yield world, client
+    async with signed_in(SCENARIO, SELLER, CLIENT) as pair:
+        yield pair
 
 
 def listings_feed(*messages: dict, seller: str = SELLER, **header) -> bytes:

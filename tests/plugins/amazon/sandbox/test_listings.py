@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 
-import httpx
 import pytest
 import trio
 
-from marketsync.core import clock
-from marketsync.plugins.amazon.sandbox import World, create_app
-from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
+from .conftest import signed_in
 
 SELLER, CLIENT = "A2LISTINGSEU1", "amzn1.application-oa2-client.listingstest"
 DE, UK = "A1PA6795UKMFR9", "A1F83G8C2ARO7P"
@@ -36,13 +32,8 @@ QUANTITY_PATCH = {"productType": "PRODUCT", "patches": [
 
 @pytest.fixture
 async def sim():
-    clock.set_start(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc))
-    world = World(parse_scenario(SCENARIO))
-    token, _ = world.issue_access_token(SELLER, CLIENT, world.now())
-    transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url=world.base_url,
-                                 headers={"x-amz-access-token": token}) as client:
-        yield world, client
+    async with signed_in(SCENARIO, SELLER, CLIENT) as pair:
+        yield pair
 
 
 def item_path(sku: str = "MUG%2F1", seller: str = SELLER) -> str:

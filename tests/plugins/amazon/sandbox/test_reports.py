@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 
 import httpx
 import pytest
 import trio
 
-from marketsync.core import clock
-from marketsync.plugins.amazon.sandbox import World, create_app
-from marketsync.plugins.amazon.sandbox.scenario import parse_scenario
+from .conftest import signed_in
 
 SELLER, CLIENT = "A1REPORTSNA1", "amzn1.application-oa2-client.reportstest"
 US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
@@ -50,13 +47,8 @@ FBA_COLUMNS = (
 
 @pytest.fixture
 async def sim():
-    clock.set_start(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc))
-    world = World(parse_scenario(SCENARIO))
-    token, _ = world.issue_access_token(SELLER, CLIENT, world.now())
-    transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url=world.base_url,
-                                 headers={"x-amz-access-token": token}) as client:
-        yield world, client
+    async with signed_in(SCENARIO, SELLER, CLIENT) as pair:
+        yield pair
 
 
 async def create(client: httpx.AsyncClient, report_type: str, *marketplaces: str) -> str:
