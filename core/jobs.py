@@ -75,6 +75,7 @@ def wanted(kind: str, cfg: "IntegrationConfig") -> bool:
     return True
 
 
+#: the import kinds; what each applies to the store is ``_APPLY[kind]``
 IMPORTS = ("import_orders", "import_products", "import_stock")
 
 
@@ -193,15 +194,15 @@ _APPLY = {
 
 
 async def import_orders(daemon, integration, hooks) -> None:
-    await _import(daemon, integration, hooks, "import_orders", _apply_orders)
+    await run_import(daemon, integration, hooks, "import_orders")
 
 
 async def import_products(daemon, integration, hooks) -> None:
-    await _import(daemon, integration, hooks, "import_products", _apply_listings)
+    await run_import(daemon, integration, hooks, "import_products")
 
 
 async def import_stock(daemon, integration, hooks) -> None:
-    await _import(daemon, integration, hooks, "import_stock", _apply_stock)
+    await run_import(daemon, integration, hooks, "import_stock")
 
 
 # --- pushes and submissions ------------------------------------------------------------------
