@@ -15,10 +15,10 @@ import click
 import trio
 
 from marketsync import __version__
-from marketsync.core import logs
-from marketsync.core.config import Config, load_config, mask_url
+from marketsync.core.runtime import logs
+from marketsync.core.config.schema import Config, load_config, mask_url
 from marketsync.core.errors import ConfigError
-from marketsync.core.plugins import Plugins, build as build_plugins
+from marketsync.core.runtime.plugins import Plugins, build as build_plugins
 
 log = logging.getLogger("marketsync")
 
@@ -57,7 +57,7 @@ class State:
             for failure in self.plugins.failures:
                 click.echo(f"warning: plugin {failure.name}: {failure.reason}", err=True)
         if config.pii.key:
-            from marketsync.core.pii import PiiCipher, PiiKeyError
+            from marketsync.core.domain.pii import PiiCipher, PiiKeyError
 
             try:
                 PiiCipher.from_text(config.pii.key.reveal())
@@ -117,7 +117,7 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str, log_level:
 def check_config(state: State, file: str | None, explain: bool):
     """Validate a configuration file and list every problem (exit 2 when invalid)."""
     if explain:
-        from marketsync.core.config import explain as explain_settings
+        from marketsync.core.config.schema import explain as explain_settings
 
         click.echo(explain_settings(state.plugins.infos()))
         return
@@ -135,8 +135,8 @@ def check_config(state: State, file: str | None, explain: bool):
 
 def _document_problems(config: Config) -> list[str]:
     """Templates named in the configuration must parse (WeasyPrint is only loaded to print)."""
-    from marketsync.core.document_pdf import check_seller
-    from marketsync.core.documents import Seller
+    from marketsync.core.documents.pdf import check_seller
+    from marketsync.core.documents.content import Seller
 
     problems = []
     for integration in config.integrations:
@@ -150,7 +150,7 @@ def _document_problems(config: Config) -> list[str]:
 @pass_state
 def run(state: State):
     """Run the daemon until SIGTERM or SIGINT (Ctrl-C)."""
-    from marketsync.core.service import run_service
+    from marketsync.core.cli.service import run_service
 
     config = state.config()
     store = state.store(config)
@@ -188,7 +188,7 @@ def db_current(state: State):
 @pass_state
 def status(state: State, as_json: bool):
     """Integrations with their state, and each job's last and next run and last error."""
-    from marketsync.core.status import collect, render
+    from marketsync.core.runtime.status import collect, render
 
     config = state.config()
     store = state.store(config)
@@ -201,7 +201,7 @@ def status(state: State, as_json: bool):
 
 def _one_shot(state: "State", work):
     """Run ``work(daemon)`` in trio with the configured daemon (not serving)."""
-    from marketsync.core.app import Daemon
+    from marketsync.core.runtime.daemon import Daemon
 
     config = state.config()
     store = state.store(config)
@@ -238,7 +238,7 @@ def connect(state: State, alias: str, pasted: str | None):
     is not running, copy the address the browser shows and run this command again with
     --redirect 'ADDRESS'.
     """
-    from marketsync.core import oneshot
+    from marketsync.core.cli import oneshot
 
     if pasted is None:
         url = _one_shot(state, lambda daemon: oneshot.consent_url(daemon, alias))
@@ -261,7 +261,7 @@ def connect(state: State, alias: str, pasted: str | None):
 @pass_state
 def retry(state: State, alias: str):
     """Check ALIAS's credentials again now (the status page's Retry button)."""
-    from marketsync.core import oneshot
+    from marketsync.core.cli import oneshot
 
     async def work(daemon):
         if await oneshot.ask_running_daemon(daemon, alias):
@@ -289,7 +289,7 @@ def sync(state: State, alias: str, kind: str):
     first product import — with a progress line in a terminal; Ctrl-C stops it and loses
     nothing (each page is committed with its cursor).
     """
-    from marketsync.core import oneshot
+    from marketsync.core.cli import oneshot
 
     click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))
 
@@ -308,7 +308,7 @@ def list_plugins(state: State):
 def _add_core_groups() -> None:
     from marketsync.core.cli import GROUPS
     from marketsync.core.cli.documents import documents
-    from marketsync.core.demo import demo
+    from marketsync.core.cli.demo import demo
 
     for group in (*GROUPS, documents, demo):
         cli.add_command(group)

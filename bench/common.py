@@ -1,6 +1,6 @@
 """What every benchmark shares: a scenario, a configuration, a daemon on the simulator, a clock.
 
-The benchmarks run the whole daemon (``core.app.Daemon`` with the Amazon plugin, the
+The benchmarks run the whole daemon (``core.runtime.daemon.Daemon`` with the Amazon plugin, the
 scheduler, the governor and a real database) against the in-process SP-API simulator,
 exactly as ``tests/e2e`` does, under trio's ``MockClock``: simulated time is exact and a
 simulated day passes in minutes. The clock jumps only after the run loop has been idle for
@@ -33,9 +33,9 @@ import trio
 import trio.testing
 
 from marketsync.core import clock
-from marketsync.core import plugins as plugin_loading
-from marketsync.core.app import Daemon
-from marketsync.core.config import parse_config
+from marketsync.core.runtime import plugins as plugin_loading
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.config.schema import parse_config
 from marketsync.core.store import Store
 from marketsync.plugins.amazon.sandbox import World, create_app
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario

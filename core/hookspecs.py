@@ -7,7 +7,7 @@ There are two kinds of hooks.
 
 **Channel hooks** (``firstresult=True``) are answered by exactly one plugin: the one that
 serves the integration's channel. The core routes each call to that plugin only (a
-per-channel ``subset_hook_caller``, see ``core/plugins.py``), so a plugin never has to
+per-channel ``subset_hook_caller``, see ``core/runtime/plugins.py``), so a plugin never has to
 check whether an integration is its own, and two plugins claiming one channel is an
 error at start-up. A channel hook may be implemented as ``async def`` or as a plain
 function; the core awaits the answer when it is awaitable. The specs below are written
@@ -96,7 +96,7 @@ def channel_info() -> ChannelInfo:
     :returns: a :class:`~marketsync.core.types.ChannelInfo`; must not do I/O.
     :raises: nothing; an exception here disables the plugin's channel with the reason.
 
-    Called by: plugin loading (``core/plugins.py``), once per process.
+    Called by: plugin loading (``core/runtime/plugins.py``), once per process.
     """
 
 
@@ -121,7 +121,7 @@ async def check_credentials(integration: Integration) -> AccountInfo:
     :raises IntegrationError: a permanent problem, e.g. "this account does not sell in
         SE" → ``ERROR``.
 
-    Called by: the integration runner (``core/runner.py``) and the ``retry`` command.
+    Called by: the integration runner (``core/runtime/runner.py``) and the ``retry`` command.
     """
 
 
@@ -185,7 +185,7 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
     :raises IntegrationAuthFailed: the integration goes ``INCOMPLETE``.
 
     Idempotency: calling twice with the same cursor must be safe.
-    Called by: the ``import_orders`` job (``core/jobs.py``).
+    Called by: the ``import_orders`` job (``core/runtime/jobs.py``).
     """
 
 

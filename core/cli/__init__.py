@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from marketsync.core import pii
+from marketsync.core.domain import pii
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,7 +28,7 @@ PII_KEY_ENV = "MARKETSYNC_PII_KEY"
 @dataclass(slots=True)
 class CliContext:
     store: Any  #: marketsync.core.store.Store
-    config: Any = None  #: marketsync.core.config.Config, or None (tests, no config)
+    config: Any = None  #: marketsync.core.config.schema.Config, or None (tests, no config)
     _cipher: pii.PiiCipher | None = field(default=None, repr=False)
     cipher_given: bool = False
 
@@ -68,7 +68,8 @@ def current() -> CliContext:
 
 def pass_cli(fn: F) -> F:
     """Pass the CliContext first; turn the errors people can fix into ClickExceptions."""
-    from marketsync.core import csvio, inventory, orders, products
+    from marketsync.core.cli import csvio
+    from marketsync.core.domain import inventory, orders, products
 
     fixable = (inventory.UnknownSku, orders.UnknownOrder, orders.OrderStateError,
                products.UnknownListing, products.UnknownIntegrationAlias, csvio.CsvError,

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketsync.core import inventory, orders, pii, products
-from marketsync.core.progress import track
+from marketsync.core.domain import inventory, orders, pii, products
+from marketsync.core.cli.progress import track
 from marketsync.core.store.models import Product
 from marketsync.core.types import Buyer
 

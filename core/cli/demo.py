@@ -33,7 +33,9 @@ import trio
 
 from sqlalchemy import func, select
 
-from marketsync.core import clock, logs
+from marketsync.core import clock
+
+from marketsync.core.runtime import logs
 from marketsync.core.store import Store
 from marketsync.core.store.models import FulfillmentOrder, Listing, Order, OrderItem
 from marketsync.core.types import Fulfillment
@@ -291,7 +293,7 @@ class Watcher:
 async def place_mcf_order(daemon, world) -> str | None:
     """Enter an order by hand and ask for it to be shipped from FBA stock (MCF); the
     daemon's fetch_tracking job sends it to Amazon and follows it to a tracking number."""
-    from marketsync.core import orders
+    from marketsync.core.domain import orders
     from marketsync.core.types import Address
 
     fba = next((item.sku for item in world.scenario.catalog if getattr(item, "fba_quantity", 0)),
@@ -317,10 +319,10 @@ async def place_mcf_order(daemon, world) -> str | None:
 async def run_demo(scenario: str, duration: float, speed: float, directory: Path,
                    echo=click.echo) -> dict:
     """The demo inside trio (whose clock runs ``speed`` times faster); returns the summary."""
-    from marketsync.core.app import Daemon
-    from marketsync.core.config import load_config
-    from marketsync.core.plugins import build as build_plugins
-    from marketsync.core.web import serve_web
+    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.config.schema import load_config
+    from marketsync.core.runtime.plugins import build as build_plugins
+    from marketsync.core.web.server import serve_web
     from marketsync.plugins.amazon.sandbox.serve import serve as serve_simulator
 
     plugins = build_plugins()

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from marketsync.core import products
-from marketsync.core.document_pdf import render_pdf
-from marketsync.core.documents import Kind, Selection, Seller, load_document, select_orders
+from marketsync.core.domain import products
+from marketsync.core.documents.pdf import render_pdf
+from marketsync.core.documents.content import Kind, Selection, Seller, load_document, select_orders
 from marketsync.core.types import OrderStatus
 
 from . import CliContext, pass_cli

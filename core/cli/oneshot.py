@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import trio
 
-from marketsync.core import connect, jobs
-from marketsync.core.app import Daemon
-from marketsync.core.progress import progress
-from marketsync.core.states import IntegrationState
+from marketsync.core.runtime import connect, jobs
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.cli.progress import progress
+from marketsync.core.runtime.states import IntegrationState
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,9 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from marketsync.core import csvio, orders as book, pii, products
+from marketsync.core.cli import csvio
+
+from marketsync.core.domain import orders as book, pii, products
 from marketsync.core.store.models import IntegrationRow, Order
 from marketsync.core.types import Buyer
 

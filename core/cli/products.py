@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from marketsync.core import csvio, products as catalog
+from marketsync.core.cli import csvio
+
+from marketsync.core.domain import products as catalog
 
 from . import CliContext, pass_cli
 

@@ -15,14 +15,14 @@ from functools import partial
 
 import trio
 
-from marketsync.core import systemd
-from marketsync.core.app import Daemon
-from marketsync.core.config import Config, load_config
+from marketsync.core.runtime import systemd
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.config.schema import Config, load_config
 from marketsync.core.errors import ConfigError
-from marketsync.core.plugins import Plugins
-from marketsync.core.scheduler import watch_signals
+from marketsync.core.runtime.plugins import Plugins
+from marketsync.core.runtime.scheduler import watch_signals
 from marketsync.core.store import Store
-from marketsync.core.web import serve_web
+from marketsync.core.web.server import serve_web
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from marketsync.core import csvio, inventory
+from marketsync.core.cli import csvio
+
+from marketsync.core.domain import inventory
 
 from . import CliContext, pass_cli
 from .daemon_link import tell_daemon_stock_changed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from marketsync.core import clock, orders
+from marketsync.core import clock
+
+from marketsync.core.domain import orders
 
 from . import CliContext, pass_cli
 

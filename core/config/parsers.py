@@ -1,4 +1,4 @@
-"""How core/config.py declares a YAML key and parses its value.
+"""How core/config/schema.py declares a YAML key and parses its value.
 
 Each parser turns one YAML value into its typed form or raises ``Invalid`` with a
 message that names what is wrong (never what a secret contained); ``build`` walks a
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from marketsync.core.types import ChannelInfo
-from marketsync.core.yamlsource import YamlMapping, join_path
+from marketsync.core.config.yamlsource import YamlMapping, join_path
 
 
 class FrozenDict(dict):

@@ -23,11 +23,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from marketsync.core import configparse as parse
-from marketsync.core.configparse import FrozenDict, Secret, mask_url, setting
+from marketsync.core.config import parsers as parse
+from marketsync.core.config.parsers import FrozenDict, Secret, mask_url, setting
 from marketsync.core.errors import ConfigError
 from marketsync.core.types import Address, ChannelInfo, Integration
-from marketsync.core.yamlsource import YamlMapping, YamlSequence, join_path, load_yaml, read_yaml
+from marketsync.core.config.yamlsource import YamlMapping, YamlSequence, join_path, load_yaml, read_yaml
 
 __all__ = [
     "AccountConfig",

@@ -20,9 +20,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketsync.core import pii
-from marketsync.core.invoices import DEFAULT_NUMBER_FORMAT, assign_invoice_number
-from marketsync.core.orders import get_order
+from marketsync.core.domain import pii
+from marketsync.core.domain.invoices import DEFAULT_NUMBER_FORMAT, assign_invoice_number
+from marketsync.core.domain.orders import get_order
 from marketsync.core.store.models import IntegrationRow, Order
 from marketsync.core.types import Address, OrderStatus
 

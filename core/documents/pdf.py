@@ -1,7 +1,7 @@
 """Invoices and packing slips as PDF: a Jinja2 HTML template, laid out by WeasyPrint.
 
 HTML and CSS because that is what a seller (or whoever they ask) can edit: the shipped
-templates in ``core/templates/`` are the starting point, and the configuration may name
+templates in ``core/documents/templates/`` are the starting point, and the configuration may name
 a file of the seller's own instead (docs/documents.md). The template sees plain values
 only (``template_context``), in a sandbox, with autoescaping on (a buyer called
 ``<b>`` stays text) and strict undefined names, so a typo is an error naming its line
@@ -24,9 +24,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from marketsync.core import pii
-from marketsync.core.documents import DocumentError, Kind, OrderDocument, Seller
-from marketsync.core.invoices import InvoiceNumberFormatError, check_number_format
+from marketsync.core.domain import pii
+from marketsync.core.documents.content import DocumentError, Kind, OrderDocument, Seller
+from marketsync.core.domain.invoices import InvoiceNumberFormatError, check_number_format
 from marketsync.core.types import Address
 
 TEMPLATE_NAMES: dict[str, str] = {"invoice": "invoice.html",
@@ -48,7 +48,7 @@ class RendererUnavailable(DocumentError):
 
 def default_template(kind: Kind) -> Path:
     """The shipped template for ``kind``; copy it to start your own."""
-    return Path(str(resources.files("marketsync.core") / "templates" / TEMPLATE_NAMES[kind]))
+    return Path(str(resources.files("marketsync.core.documents") / "templates" / TEMPLATE_NAMES[kind]))
 
 
 def _environment(directory: Path) -> SandboxedEnvironment:

@@ -12,7 +12,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketsync.core import pii
+from marketsync.core.domain import pii
 from marketsync.core.store.models import FulfillmentOrder, IntegrationRow, Listing, Order, OrderItem
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import Address, Fulfillment, FulfillmentLine, FulfillmentRequest

@@ -313,7 +313,7 @@ def apply_push_results(
     if results is None:
         results = stored.item_results
     if stored.kind == "prices":
-        from marketsync.core import products
+        from marketsync.core.domain import products
 
         return products.apply_price_results(session, submission_id, results)
     row = session.get(SubmissionRow, submission_id)
@@ -382,7 +382,7 @@ def apply_channel_stock(
 ) -> int:
     """Record channel-owned (FBA) quantities on the integration's FBA listings, creating
     the listing when the product import has not seen it yet. Never touches local stock."""
-    from marketsync.core import products
+    from marketsync.core.domain import products
 
     updated = 0
     for stock in stocks:

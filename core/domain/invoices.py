@@ -17,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from marketsync.core.orders import get_order
+from marketsync.core.domain.orders import get_order
 from marketsync.core.store.models import IntegrationRow, InvoiceCounter
 from marketsync.core.store.upsert import insert_or_update
 

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketsync.core import inventory, pii
+from marketsync.core.domain import inventory, pii
 from marketsync.core.store.models import (
     FulfillmentOrder,
     IntegrationRow,

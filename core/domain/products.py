@@ -21,8 +21,8 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from marketsync.core import inventory
-from marketsync.core.listing_identity import identify
+from marketsync.core.domain import inventory
+from marketsync.core.domain.listing_identity import identify
 from marketsync.core.store import submissions
 from marketsync.core.store.models import IntegrationRow, Listing, Product, SubmissionRow
 from marketsync.core.store.timing import transaction_now
@@ -206,7 +206,7 @@ def new_listing(
             session, product.id, f"listing-import:{integration_id}:{channel_sku}",
             reason="initial", on_hand=quantity, integration_id=integration_id,
             note="stock taken from the channel when the product was first imported")
-    from marketsync.core import orders
+    from marketsync.core.domain import orders
 
     orders.link_items(session, integration_id, channel_sku, product.id)
     return listing
@@ -248,7 +248,7 @@ def map_listing(session: Session, integration_id: int, channel_sku: str, sku: st
     if listing.fulfillment is Fulfillment.MFN:
         inventory.want(listing, max(product.on_hand - product.reserved, 0),
                        product.handling_time_days)
-    from marketsync.core import orders
+    from marketsync.core.domain import orders
 
     orders.link_items(session, integration_id, channel_sku, product.id)
 

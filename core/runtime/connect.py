@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from marketsync.core.errors import IntegrationAuthFailed, MarketsyncError
-from marketsync.core.pii import PiiCipher
+from marketsync.core.domain.pii import PiiCipher
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import oauth
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.app import Daemon
+    from marketsync.core.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 

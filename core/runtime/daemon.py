@@ -19,17 +19,21 @@ import httpx
 import trio
 from sqlalchemy import select
 
-from marketsync.core import clock, jobs, pii
-from marketsync.core.config import Config
-from marketsync.core.connect import stored_credentials
-from marketsync.core.governor import Governor, current_priority
-from marketsync.core.http import CallRecord, make_client
-from marketsync.core.metrics import PushLatency
-from marketsync.core.pii import PiiCipher
-from marketsync.core.plugins import Plugins, build as build_plugins
-from marketsync.core.runner import IntegrationRunner
-from marketsync.core.scheduler import JobOutcome, JobSpec, Scheduler
-from marketsync.core.states import IntegrationState
+from marketsync.core import clock
+
+from marketsync.core.runtime import jobs
+
+from marketsync.core.domain import pii
+from marketsync.core.config.schema import Config
+from marketsync.core.runtime.connect import stored_credentials
+from marketsync.core.runtime.governor import Governor, current_priority
+from marketsync.core.runtime.http import CallRecord, make_client
+from marketsync.core.web.metrics import PushLatency
+from marketsync.core.domain.pii import PiiCipher
+from marketsync.core.runtime.plugins import Plugins, build as build_plugins
+from marketsync.core.runtime.runner import IntegrationRunner
+from marketsync.core.runtime.scheduler import JobOutcome, JobSpec, Scheduler
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store.models import Account

@@ -5,7 +5,7 @@ Plugins do plain httpx calls and only say which operation a request is::
     await integration.http.get(url, extensions={OPERATION: "searchOrders"})
 
 The transport turns that into policy the host owns (STYLE.md): acquire a token from the
-:class:`~marketsync.core.governor.Governor` at the running job's priority, send, let the
+:class:`~marketsync.core.runtime.governor.Governor` at the running job's priority, send, let the
 governor learn from the response, retry 429s (the emptied bucket makes the retry wait) and
 5xx / timeouts (exponential back-off with jitter), and finally raise the typed errors the
 scheduler understands. Untagged requests (the LWA token endpoint, presigned document
@@ -28,7 +28,7 @@ import trio
 
 from marketsync.core import clock
 from marketsync.core.errors import Throttled, TransientError
-from marketsync.core.governor import Governor
+from marketsync.core.runtime.governor import Governor
 from marketsync.core.types import UsagePlan
 
 log = logging.getLogger("marketsync.http")

@@ -16,18 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from marketsync.core import clock, fulfillment, inventory, orders, products
+from marketsync.core import clock
+
+from marketsync.core.domain import fulfillment, inventory, orders, products
 from marketsync.core.errors import CursorExpired, RecordRejected
-from marketsync.core.scheduler import JobOutcome
+from marketsync.core.runtime.scheduler import JobOutcome
 from marketsync.core.store import cursors, job_runs, quarantine
 from marketsync.core.store import submissions as store_submissions
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import Cursor, Integration, Page, Priority, SubmissionReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.app import Daemon
-    from marketsync.core.config import IntegrationConfig
-    from marketsync.core.plugins import ChannelHooks
+    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.config.schema import IntegrationConfig
+    from marketsync.core.runtime.plugins import ChannelHooks
 
 log = logging.getLogger(__name__)
 

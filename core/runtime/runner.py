@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from marketsync.core.backoff import Backoff
+from marketsync.core.runtime.backoff import Backoff
 from marketsync.core.errors import (
     IntegrationAuthFailed,
     IntegrationError,
     IntegrationNotReady,
     TransientError,
 )
-from marketsync.core.states import IntegrationState
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.types import AccountInfo, Integration
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.app import Daemon
-    from marketsync.core.plugins import ChannelHooks
-    from marketsync.core.scheduler import JobOutcome
+    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.runtime.plugins import ChannelHooks
+    from marketsync.core.runtime.scheduler import JobOutcome
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ from typing import Any
 
 import trio
 
-from . import clock
-from .backoff import Backoff, jittered
-from .errors import MarketsyncError, Throttled
-from .types import JobDefault, Priority
+from marketsync.core import clock
+from marketsync.core.errors import MarketsyncError, Throttled
+from marketsync.core.runtime.backoff import Backoff, jittered
+from marketsync.core.types import JobDefault, Priority
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.app import Daemon
+    from marketsync.core.runtime.daemon import Daemon
 
 #: Push latency buckets in seconds: the target is p95 ≤ 30 s.
 LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)

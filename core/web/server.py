@@ -26,11 +26,11 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from marketsync.core import clock
-from marketsync.core.metrics import DaemonCollector
-from marketsync.core.status import collect
+from marketsync.core.web.metrics import DaemonCollector
+from marketsync.core.runtime.status import collect
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.app import Daemon
+    from marketsync.core.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def create_web_app(daemon: "Daemon") -> Starlette:
 
     async def callback(request: Request) -> Response:
         try:
-            from marketsync.core.connect import finish_connect
+            from marketsync.core.runtime.connect import finish_connect
         except ImportError:  # the connect flow ships separately; say so instead of a 500
             return PlainTextResponse("the connect flow is not available in this build; use "
                                      "`marketsync connect ALIAS`", status_code=501)

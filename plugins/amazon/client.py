@@ -16,7 +16,7 @@ everywhere:
   status and Amazon's error code, never a URL query, a header or a body we sent.
 
 Rate limiting is not here: requests are tagged with their operation and the governed
-transport (``core/http.py``) waits for the bucket.
+transport (``core/runtime/http.py``) waits for the bucket.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from marketsync.core.errors import (
     MarketsyncError,
     TransientError,
 )
-from marketsync.core.http import OPERATION
+from marketsync.core.runtime.http import OPERATION
 from marketsync.core.types import Integration
 from marketsync.plugins.amazon import marketplaces
 

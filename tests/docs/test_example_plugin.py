@@ -15,11 +15,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from marketsync.core import clock
-from marketsync.core import plugins as plugin_loading
-from marketsync.core.config import parse_config
+from marketsync.core.runtime import plugins as plugin_loading
+from marketsync.core.config.schema import parse_config
 from marketsync.core.errors import IntegrationAuthFailed
-from marketsync.core.governor import Governor
-from marketsync.core.http import make_client
+from marketsync.core.runtime.governor import Governor
+from marketsync.core.runtime.http import make_client
 from marketsync.core.types import Cursor, Integration, OrderStatus, StockUpdate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "marketsync_shopfront.py"

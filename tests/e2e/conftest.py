@@ -19,9 +19,9 @@ import trio
 import trio.testing
 
 from marketsync.core import clock
-from marketsync.core import plugins as plugin_loading
-from marketsync.core.app import Daemon
-from marketsync.core.config import parse_config
+from marketsync.core.runtime import plugins as plugin_loading
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.config.schema import parse_config
 from marketsync.core.store import Store
 from marketsync.plugins.amazon.sandbox import World, create_app
 from marketsync.plugins.amazon.sandbox.scenario import parse_scenario

@@ -10,7 +10,9 @@ import pytest
 import trio
 from sqlalchemy import func, select
 
-from marketsync.core import jobs, oneshot
+from marketsync.core.runtime import jobs
+
+from marketsync.core.cli import oneshot
 from marketsync.core.store.models import Listing, Order
 
 from .conftest import SCENARIO

@@ -8,8 +8,10 @@ import httpx
 import pytest
 import trio
 
-from marketsync.core import connect, oneshot
-from marketsync.core.states import IntegrationState
+from marketsync.core.runtime import connect
+
+from marketsync.core.cli import oneshot
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store import integrations as store_integrations
 from marketsync.plugins.amazon.sandbox import create_app
 

@@ -33,7 +33,7 @@ import pytest
 import trio
 from sqlalchemy import func, select
 
-from marketsync.core import inventory, orders
+from marketsync.core.domain import inventory, orders
 from marketsync.core.store import Store
 from marketsync.core.store.models import (
     IntegrationRow,

@@ -7,8 +7,10 @@ from datetime import timedelta
 import trio
 from sqlalchemy import func, select
 
-from marketsync.core import clock, inventory
-from marketsync.core.states import IntegrationState
+from marketsync.core import clock
+
+from marketsync.core.domain import inventory
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store.models import Listing, Order, Product
 
 from .conftest import EU, NA

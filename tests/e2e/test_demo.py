@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 import pytest
 
-from marketsync.core.demo import parse_duration
+from marketsync.core.cli.demo import parse_duration
 
-DEMO = [sys.executable, "-c", "from marketsync.core.demo import demo; demo()"]
+DEMO = [sys.executable, "-c", "from marketsync.core.cli.demo import demo; demo()"]
 SECRETS = ("amzn1.oa2-cs.v1.demosecret", "Atzr|demo-eu", "Atza|")
 
 

@@ -16,8 +16,10 @@ import re
 import pytest
 import trio
 
-from marketsync.core import inventory, logs
-from marketsync.core.states import IntegrationState
+from marketsync.core.domain import inventory
+
+from marketsync.core.runtime import logs
+from marketsync.core.runtime.states import IntegrationState
 
 from .conftest import CLIENT_SECRET, EU, REFRESH
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from sqlalchemy import select
 
-from marketsync.core import orders
+from marketsync.core.domain import orders
 from marketsync.core.store.models import FulfillmentOrder, Order
 from marketsync.core.types import Address, OrderStatus
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import trio
 
-from marketsync.core import inventory, products, status
+from marketsync.core.domain import inventory, products
+
+from marketsync.core.runtime import status
 
 from .conftest import EU
 

@@ -7,7 +7,7 @@ import logging
 import trio
 from sqlalchemy import func, select
 
-from marketsync.core import jobs
+from marketsync.core.runtime import jobs
 from marketsync.core.store.models import Listing, Product
 
 from .conftest import EU
@@ -33,7 +33,7 @@ async def test_a_sku_renamed_on_amazon_keeps_its_listing_product_and_history(
         world.catalog.rename_sku(EU, "MUG-1", "MUG-1-NEW")
         integration = daemon.integrations["amazon-de"]
         hooks = daemon.plugins.channel("amazon")
-        with caplog.at_level(logging.INFO, logger="marketsync.core.products"):
+        with caplog.at_level(logging.INFO, logger="marketsync.core.domain.products"):
             for _ in range(5):  # a report: requested, then followed until done
                 await jobs.run(daemon, integration, hooks, "import_products")
                 await trio.sleep(120)

@@ -18,8 +18,8 @@ import pytest
 import trio
 import trio.testing
 
-from marketsync.core.states import IntegrationState
-from marketsync.core.web import serve_web
+from marketsync.core.runtime.states import IntegrationState
+from marketsync.core.web.server import serve_web
 
 from .conftest import EU
 

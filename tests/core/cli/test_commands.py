@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from marketsync.core import inventory, orders, pii
+from marketsync.core.domain import inventory, orders, pii
 from marketsync.core.cli import GROUPS, CliContext
 from marketsync.core.store import Store
 from marketsync.core.store.integrations import ensure_integration
@@ -128,7 +128,7 @@ def test_orders_import_csv(invoke, tmp_path):
 
 
 def test_products_price_map_handling_time(invoke, store, tmp_path):
-    from marketsync.core import products
+    from marketsync.core.domain import products
     from marketsync.core.types import ChannelListing, Money
     from decimal import Decimal
 

@@ -6,7 +6,9 @@ import shutil
 
 import pytest
 
-from marketsync.core import csvio, inventory
+from marketsync.core.cli import csvio
+
+from marketsync.core.domain import inventory
 from marketsync.core.store import Store
 from marketsync.core.store.models import Product
 

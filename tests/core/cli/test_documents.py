@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from marketsync.core import orders, pii
+from marketsync.core.domain import orders, pii
 from marketsync.core.cli import CliContext
 from marketsync.core.cli.documents import documents
-from marketsync.core.config import ContactConfig, IntegrationConfig, ReturnAddressConfig
+from marketsync.core.config.schema import ContactConfig, IntegrationConfig, ReturnAddressConfig
 from marketsync.core.store import Store
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.types import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from marketsync.core import progress as progress_module
-from marketsync.core.progress import progress, track
+from marketsync.core.cli import progress as progress_module
+from marketsync.core.cli.progress import progress, track
 
 
 class Terminal(io.StringIO):

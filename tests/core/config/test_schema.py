@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from marketsync.core.config import (
+from marketsync.core.config.schema import (
     Config,
     Secret,
     describe,
@@ -29,10 +29,10 @@ from marketsync.core.config import (
 )
 from marketsync.core.errors import ConfigError
 from marketsync.core.types import ChannelInfo, JobDefault, Marketplace
-from marketsync.core.yamlsource import Position, load_yaml
+from marketsync.core.config.yamlsource import Position, load_yaml
 from marketsync.plugins.amazon import marketplaces
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "example.yaml"
 KNOWN = ", ".join(sorted(marketplaces.MARKETPLACES))
 
 AMAZON = ChannelInfo(
@@ -657,7 +657,7 @@ def test_parse_config_resolves_paths_next_to_the_named_file(tmp_path):
 
 def test_documents_section_checks_templates_and_number_format(tmp_path):
     """A missing template and a number format without {number} are named with their lines."""
-    from marketsync.core.config import parse_config
+    from marketsync.core.config.schema import parse_config
     from marketsync.plugins.amazon import manifest
 
     (tmp_path / "invoice.html").write_text("<p>{{ order.number }}</p>")

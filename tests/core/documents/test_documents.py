@@ -14,21 +14,21 @@ import pytest
 import trio
 from PIL import Image
 
-from marketsync.core import orders, pii
-from marketsync.core.document_pdf import (
+from marketsync.core.domain import orders, pii
+from marketsync.core.documents.pdf import (
     TemplateError,
     default_template,
     load_template,
     render_pdf,
 )
-from marketsync.core.documents import (
+from marketsync.core.documents.content import (
     DocumentError,
     Selection,
     Seller,
     load_document,
     select_orders,
 )
-from marketsync.core.invoices import (
+from marketsync.core.domain.invoices import (
     InvoiceNumberFormatError,
     assign_invoice_number,
     peek_next_number,
@@ -298,7 +298,7 @@ def test_missing_template_and_remote_urls_are_refused(sqlite_store, tmp_path):
 
 def test_check_seller_reports_every_problem(tmp_path):
     """What check-config can print: a broken template by line, and a bad number format."""
-    from marketsync.core.document_pdf import check_seller
+    from marketsync.core.documents.pdf import check_seller
 
     broken = tmp_path / "broken.html"
     broken.write_text("<p>\n{% if order.number %}\n")
@@ -396,14 +396,14 @@ def test_docs_list_every_template_value(sqlite_store):
     """docs/documents.md names each value a template can use, and no other."""
     import re
 
-    from marketsync.core.document_pdf import template_context
+    from marketsync.core.documents.pdf import template_context
 
     [oid] = add_orders(sqlite_store, channel_order("D-1"))
     [doc] = documents(sqlite_store, [oid])
     context = template_context(doc, "invoice")
     offered = {"kind"} | {f"{group}.{key}" for group in ("seller", "order")
                           for key in context[group]}
-    text = (Path(__file__).resolve().parents[2] / "docs" / "documents.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "docs" / "documents.md").read_text()
     rows = re.findall(r"^\| (`[^|]+`) \|", text, flags=re.M)
     documented = {name for row in rows for name in re.findall(r"`([a-z_.]+)`", row)}
     assert documented == offered

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from marketsync.core import inventory, products
+from marketsync.core.domain import inventory, products
 from marketsync.core.store import submissions
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Listing, StockMovement

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketsync.core.listing_identity import identify, same_listing
+from marketsync.core.domain.listing_identity import identify, same_listing
 from marketsync.core.store.models import Listing
 from marketsync.core.types import ChannelListing, Fulfillment
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import func, select
 
-from marketsync.core import inventory, orders
+from marketsync.core.domain import inventory, orders
 from marketsync.core.store import Store
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Order, Product, StockMovement

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from marketsync.core import inventory, orders
+from marketsync.core.domain import inventory, orders
 from marketsync.core.store import Store
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Order, ShipmentRow, StockMovement
@@ -254,7 +254,7 @@ def test_fba_orders_never_touch_local_stock(sqlite_store):
 
 def test_unmapped_item_waits_for_its_product(sqlite_store):
     """An item of an unknown SKU has no effect until a product with it appears (mapping)."""
-    from marketsync.core import products
+    from marketsync.core.domain import products
     from marketsync.core.types import ChannelListing
 
     def work(session):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from marketsync.core import inventory, orders, pii
+from marketsync.core.domain import inventory, orders, pii
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Order
 from marketsync.core.types import Address, Buyer, ChannelOrder, ChannelOrderItem, Fulfillment, \

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from marketsync.core import inventory, products
+from marketsync.core.domain import inventory, products
 from marketsync.core.store import Store, submissions
 from marketsync.core.store.integrations import ensure_integration
 from marketsync.core.store.models import Listing, Product

@@ -8,12 +8,12 @@ import pytest
 import trio
 
 from marketsync.core import clock, hookimpl
-from marketsync.core import plugins as plugin_loading
-from marketsync.core.app import Daemon
-from marketsync.core.config import parse_config
+from marketsync.core.runtime import plugins as plugin_loading
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.config.schema import parse_config
 from marketsync.core.errors import IntegrationAuthFailed, IntegrationNotReady
-from marketsync.core.runner import SETUP_BACKOFF
-from marketsync.core.states import IntegrationState
+from marketsync.core.runtime.runner import SETUP_BACKOFF
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.types import (
@@ -183,8 +183,8 @@ async def test_buyer_data_is_purged_30_days_after_delivery(tmp_path, mock_clock)
 
     from sqlalchemy import select
 
-    from marketsync.core import orders
-    from marketsync.core.pii import PiiCipher
+    from marketsync.core.domain import orders
+    from marketsync.core.domain.pii import PiiCipher
     from marketsync.core.store.models import Order
     from marketsync.core.types import (
         Address, Buyer, ChannelOrder, ChannelOrderItem, Fulfillment, OrderStatus)

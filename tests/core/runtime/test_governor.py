@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from marketsync.core.governor import (
+from marketsync.core.runtime.governor import (
     MAX_PENALTY,
     Governor,
     InProcessBuckets,

@@ -15,8 +15,8 @@ import trio
 import trio.testing
 
 from marketsync.core.errors import Throttled, TransientError
-from marketsync.core.governor import Governor, current_priority
-from marketsync.core.http import OPERATION, CallRecord, GovernedTransport, make_client
+from marketsync.core.runtime.governor import Governor, current_priority
+from marketsync.core.runtime.http import OPERATION, CallRecord, GovernedTransport, make_client
 from marketsync.core.types import Priority, UsagePlan
 
 RATE_HEADER = "x-amzn-RateLimit-Limit"

@@ -1,4 +1,4 @@
-"""Logs never carry tokens, secrets or buyer e-mail addresses (core/logs.py)."""
+"""Logs never carry tokens, secrets or buyer e-mail addresses (core/runtime/logs.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from marketsync.core import logs
+from marketsync.core.runtime import logs
 
 
 def _emit(fmt: str, message: str, *args) -> str:

@@ -1,4 +1,4 @@
-"""Plugin loading, channel routing and isolation (core/plugins.py)."""
+"""Plugin loading, channel routing and isolation (core/runtime/plugins.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from marketsync.core import plugins as plugin_loading
+from marketsync.core.runtime import plugins as plugin_loading
 from marketsync.core import hookimpl
 from marketsync.core.errors import ChannelNotSupported
 from marketsync.core.types import ChannelInfo, Cursor, Integration, Page

@@ -1,4 +1,4 @@
-"""The scheduler (core/scheduler.py) and its backoff policy (core/backoff.py).
+"""The scheduler (core/runtime/scheduler.py) and its backoff policy (core/runtime/backoff.py).
 
 Everything but the signal tests runs under trio's MockClock (``autojump_clock``), so due
 times are asserted exactly and a simulated day passes in about a second.
@@ -21,9 +21,9 @@ import pytest
 import trio
 
 from marketsync.core import clock
-from marketsync.core.backoff import Backoff, jittered
+from marketsync.core.runtime.backoff import Backoff, jittered
 from marketsync.core.errors import Throttled, TransientError
-from marketsync.core.scheduler import (
+from marketsync.core.runtime.scheduler import (
     JobOutcome,
     JobSpec,
     Scheduler,
@@ -338,14 +338,14 @@ async def test_a_failing_job_does_not_delay_another(autojump_clock):
 
 async def test_failures_log_once_when_they_start_and_once_when_they_recover(autojump_clock, caplog):
     """Five failures in a row then a success: one "failing" line and one "recovered" line."""
-    caplog.set_level(logging.DEBUG, logger="marketsync.core.scheduler")
+    caplog.set_level(logging.DEBUG, logger="marketsync.core.runtime.scheduler")
     rec = Recorder(trio.current_time())
     rec.behaviour[("amazon-de", "import_orders")] = fails_on({1, 2, 3, 4, 5})
     scheduler = Scheduler(rec)
     scheduler.add(spec(every=600.0, backoff_base=1.0))
     async with running(scheduler):
         await trio.sleep_until(rec.t0 + 100.0)
-    messages = [r.getMessage() for r in caplog.records if r.name == "marketsync.core.scheduler"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "marketsync.core.runtime.scheduler"]
     assert len(rec.starts[("amazon-de", "import_orders")]) == 6
     assert len([m for m in messages if "failing" in m]) == 1
     assert len([m for m in messages if "recovered" in m]) == 1

@@ -1,4 +1,4 @@
-"""The systemd notify protocol against a fake notify socket (core/systemd.py)."""
+"""The systemd notify protocol against a fake notify socket (core/runtime/systemd.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from marketsync.core import systemd
+from marketsync.core.runtime import systemd
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketsync.core import clock
-from marketsync.core.app import Daemon
-from marketsync.core.config import parse_config
-from marketsync.core.states import IntegrationState
+from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.config.schema import parse_config
+from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.store import Store
-from marketsync.core.web import create_web_app, render_status
+from marketsync.core.web.server import create_web_app, render_status
 from marketsync.plugins.amazon.sandbox import World, create_app
 
-from ..e2e.conftest import ENV, EU, START, config_text, scenario
+from ...e2e.conftest import ENV, EU, START, config_text, scenario
 
 EU_ONLY = [("amazon-uk", "eu", "UK"), ("amazon-de", "eu", "DE")]
 TOKEN_ENV = {**ENV, "WEB_TOKEN": "s3cret-web-token"}
@@ -37,7 +37,7 @@ async def world() -> World:
 
 @pytest.fixture
 def make_daemon(world, tmp_path):
-    from marketsync.core import plugins as plugin_loading
+    from marketsync.core.runtime import plugins as plugin_loading
 
     plugins = plugin_loading.build(load_entry_points=False)
     app = create_app(world)
@@ -256,7 +256,7 @@ async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clo
     another address (no http.token) the callback is refused; a replayed state fails."""
     from urllib.parse import urlsplit
 
-    from marketsync.core import connect
+    from marketsync.core.runtime import connect
 
     daemon = make_daemon()  # the harness's configuration sets pii.key
     await daemon.prepare()
@@ -284,7 +284,7 @@ async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clo
 async def test_a_stock_change_from_the_cli_is_pushed_at_once(make_daemon, world, e2e_clock):
     """POST /stock-changed (what `marketsync stock set` sends) triggers the push now, not
     at the next periodic run; refused from a non-loopback address without a token."""
-    from marketsync.core import inventory
+    from marketsync.core.domain import inventory
 
     daemon = make_daemon()
     async with trio.open_nursery() as nursery:

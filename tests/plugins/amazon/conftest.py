@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from marketsync.core import clock
-from marketsync.core.governor import Governor
-from marketsync.core.http import make_client
+from marketsync.core.runtime.governor import Governor
+from marketsync.core.runtime.http import make_client
 from marketsync.core.types import Integration
 from marketsync.plugins.amazon import manifest
 from marketsync.plugins.amazon.sandbox import World, create_app

@@ -10,7 +10,9 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from marketsync.core import clock, plugins
+from marketsync.core import clock
+
+from marketsync.core.runtime import plugins
 from marketsync.core.errors import RecordRejected
 from marketsync.core.types import (
     Cursor,

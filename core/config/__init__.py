@@ -1,0 +1,2 @@
+"""The YAML configuration: its schema (``schema``), the value parsers (``parsers``) and the
+reader that remembers where every key came from (``yamlsource``)."""

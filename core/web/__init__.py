@@ -1,0 +1,1 @@
+"""The daemon's HTTP surface: status page, OAuth callback, /healthz and /metrics."""
