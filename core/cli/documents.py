@@ -20,7 +20,7 @@ from marketsync.core.documents.pdf import render_pdf
 from marketsync.core.documents.content import Kind, Selection, Seller, load_document, select_orders
 from marketsync.core.types import OrderStatus
 
-from . import CliContext, pass_cli
+from marketsync.core.cli.context import CliContext, pass_cli
 
 
 @click.group()

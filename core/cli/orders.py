@@ -15,7 +15,7 @@ from marketsync.core.domain import orders as book, pii, products
 from marketsync.core.store.models import IntegrationRow, Order
 from marketsync.core.types import Buyer
 
-from . import CliContext, pass_cli
+from marketsync.core.cli.context import CliContext, pass_cli
 
 
 @click.group()

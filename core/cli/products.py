@@ -11,7 +11,7 @@ from marketsync.core.cli import csvio
 
 from marketsync.core.domain import products as catalog
 
-from . import CliContext, pass_cli
+from marketsync.core.cli.context import CliContext, pass_cli
 
 
 @click.group()

@@ -10,7 +10,7 @@ from marketsync.core.cli import csvio
 
 from marketsync.core.domain import inventory
 
-from . import CliContext, pass_cli
+from marketsync.core.cli.context import CliContext, pass_cli
 from .daemon_link import tell_daemon_stock_changed
 
 

@@ -8,7 +8,7 @@ from marketsync.core import clock
 
 from marketsync.core.domain import orders
 
-from . import CliContext, pass_cli
+from marketsync.core.cli.context import CliContext, pass_cli
 
 
 @click.command()
