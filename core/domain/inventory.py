@@ -10,7 +10,7 @@ listing keeps the quantity it should have (``wanted_quantity``) and a ``push_gen
 that moves on whenever that changes; a push records the generation it sent, and only that
 generation counts as acknowledged when the channel accepts it. A change made while a push
 is in flight therefore leaves the listing pending and it is pushed again afterwards.
-FBA listings are never pushed: their quantity is the channel's (``apply_channel_stock``).
+FBA listings are never pushed: their quantity is the channel's (``products.apply_channel_stock``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from marketsync.core.store import submissions
 from marketsync.core.store.models import Listing, Product, StockMovement, SubmissionRow
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
-    ChannelStock,
     Fulfillment,
     ItemResult,
     StockUpdate,
@@ -308,14 +307,11 @@ def apply_push_results(
 ) -> list[str]:
     """Acknowledge what the channel accepted: for each accepted SKU, the generation and the
     quantity that were *sent* (not the current wish). Rejected or missing SKUs stay pending
-    and go out with the next push. Returns the SKUs still pending afterwards."""
+    and go out with the next push. Returns the SKUs still pending afterwards. Price
+    submissions are ``products.apply_submission_results``'s to route."""
     stored = submissions.get(session, submission_id)
     if results is None:
         results = stored.item_results
-    if stored.kind == "prices":
-        from marketsync.core.domain import products
-
-        return products.apply_price_results(session, submission_id, results)
     row = session.get(SubmissionRow, submission_id)
     payload = row.payload if row is not None else {}
     quantities = payload.get("quantities", {})
@@ -375,30 +371,6 @@ def _listings(session: Session, integration_id: int, skus: Iterable[str]) -> lis
         select(Listing).where(Listing.integration_id == integration_id,
                               Listing.channel_sku.in_(skus))
     ).scalars())
-
-
-def apply_channel_stock(
-    session: Session, integration_id: int, stocks: Sequence[ChannelStock]
-) -> int:
-    """Record channel-owned (FBA) quantities on the integration's FBA listings, creating
-    the listing when the product import has not seen it yet. Never touches local stock."""
-    from marketsync.core.domain import products
-
-    updated = 0
-    for stock in stocks:
-        listing = session.execute(
-            select(Listing).where(Listing.integration_id == integration_id,
-                                  Listing.channel_sku == stock.channel_sku)
-        ).scalar_one_or_none()
-        if listing is None:
-            listing = products.new_listing(session, integration_id, stock.channel_sku,
-                                           fulfillment=Fulfillment.FBA, asin=stock.asin)
-        listing.fulfillment = Fulfillment.FBA
-        listing.channel_quantity = stock.quantity
-        listing.acknowledged_quantity = stock.quantity
-        listing.wanted_quantity = None
-        updated += 1
-    return updated
 
 
 def fba_quantity(session: Session, product_id: int) -> int:

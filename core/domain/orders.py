@@ -40,6 +40,7 @@ from marketsync.core.store.models import (
     ShipmentRow,
     StockMovement,
 )
+from marketsync.core.store import integrations
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
     Address,
@@ -518,8 +519,6 @@ MANUAL_ALIAS = "manual"
 def manual_integration_id(session: Session) -> int:
     """The built-in ``manual`` integration (created on first use): orders typed in or
     imported from CSV, no remote side."""
-    from marketsync.core.store import integrations
-
     found = session.execute(select(IntegrationRow.id).where(
         IntegrationRow.alias == MANUAL_ALIAS)).scalar()
     if found is not None:

@@ -21,13 +21,14 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from marketsync.core.domain import inventory
+from marketsync.core.domain import inventory, orders
 from marketsync.core.domain.listing_identity import identify
 from marketsync.core.store import submissions
 from marketsync.core.store.models import IntegrationRow, Listing, Product, SubmissionRow
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
     ChannelListing,
+    ChannelStock,
     Fulfillment,
     ItemResult,
     Money,
@@ -206,8 +207,6 @@ def new_listing(
             session, product.id, f"listing-import:{integration_id}:{channel_sku}",
             reason="initial", on_hand=quantity, integration_id=integration_id,
             note="stock taken from the channel when the product was first imported")
-    from marketsync.core.domain import orders
-
     orders.link_items(session, integration_id, channel_sku, product.id)
     return listing
 
@@ -248,8 +247,6 @@ def map_listing(session: Session, integration_id: int, channel_sku: str, sku: st
     if listing.fulfillment is Fulfillment.MFN:
         inventory.want(listing, max(product.on_hand - product.reserved, 0),
                        product.handling_time_days)
-    from marketsync.core.domain import orders
-
     orders.link_items(session, integration_id, channel_sku, product.id)
 
 
@@ -363,6 +360,38 @@ def record_price_push(session: Session, integration_id: int, updates: Sequence[P
                                  SubmissionReport(done=True, results=submission.results))
         apply_price_results(session, submission_id, submission.results)
     return submission_id
+
+
+def apply_submission_results(session: Session, submission_id: int,
+                             results: Sequence[ItemResult] | None = None) -> list[str]:
+    """Acknowledge a finished submission, stock or prices: the SKUs still pending after it."""
+    stored = submissions.get(session, submission_id)
+    if stored.kind == "prices":
+        return apply_price_results(session, submission_id,
+                                   stored.item_results if results is None else results)
+    return inventory.apply_push_results(session, submission_id, results)
+
+
+def apply_channel_stock(
+    session: Session, integration_id: int, stocks: Sequence[ChannelStock]
+) -> int:
+    """Record channel-owned (FBA) quantities on the integration's FBA listings, creating
+    the listing when the product import has not seen it yet. Never touches local stock."""
+    updated = 0
+    for stock in stocks:
+        listing = session.execute(
+            select(Listing).where(Listing.integration_id == integration_id,
+                                  Listing.channel_sku == stock.channel_sku)
+        ).scalar_one_or_none()
+        if listing is None:
+            listing = new_listing(session, integration_id, stock.channel_sku,
+                                           fulfillment=Fulfillment.FBA, asin=stock.asin)
+        listing.fulfillment = Fulfillment.FBA
+        listing.channel_quantity = stock.quantity
+        listing.acknowledged_quantity = stock.quantity
+        listing.wanted_quantity = None
+        updated += 1
+    return updated
 
 
 def apply_price_results(session: Session, submission_id: int,

@@ -3,7 +3,7 @@
 The scheduler decides *when*; these functions decide *what* to ask and commit each page
 or result in one transaction with the cursor it belongs to (Meltano's "furthest
 confirmed progress"), so a crash between two pages loses nothing and repeats nothing
-that matters. Stock arithmetic stays in ``core.inventory``/``core.orders``; this module
+that matters. Stock arithmetic stays in ``core.domain``; this module
 only moves values between the plugin and those functions.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,30 @@ from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import Cursor, Integration, Page, Priority, SubmissionReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.runtime.daemon import Daemon
     from marketsync.core.config.schema import IntegrationConfig
+    from marketsync.core.domain.pii import PiiCipher
     from marketsync.core.runtime.plugins import ChannelHooks
+    from marketsync.core.runtime.stats import Stats
+    from marketsync.core.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class JobContext(Protocol):
+    """What a job may use of the running daemon, and nothing more: the store, the PII key,
+    integration ids, counters and a way to ask for another run. ``Daemon`` provides it;
+    a test or a one-off command can provide it without building a whole daemon."""
+
+    store: "Store"
+    cipher: "PiiCipher | None"
+    integration_ids: dict[str, int]
+    stats: "Stats"
+
+    def integration_config(self, alias: str) -> "IntegrationConfig": ...
+
+    def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None: ...
+
+    def stock_changed(self) -> None: ...
 
 KINDS = (
     "import_orders",
@@ -94,12 +113,12 @@ class ImportRun:
 PageObserver = Callable[[Page], None]
 
 
-async def run(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks", kind: str) -> None:
+async def run(daemon: JobContext, integration: Integration, hooks: "ChannelHooks", kind: str) -> None:
     job = _JOBS[kind]
     await job(daemon, integration, hooks)
 
 
-async def run_import(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks", kind: str,
+async def run_import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks", kind: str,
                      on_page: PageObserver | None = None) -> ImportRun:
     """One run of an import job, telling how it ended (the scheduler's runs do not ask)."""
     return await _import(daemon, integration, hooks, kind, _APPLY[kind], on_page)
@@ -114,7 +133,7 @@ def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -
 # --- imports -----------------------------------------------------------------------------------
 
 
-async def _import(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks",
+async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
                   kind: str, apply: Callable[..., Any],
                   on_page: PageObserver | None = None) -> ImportRun:
     """Page through an import; each page and its cursor are committed together.
@@ -184,7 +203,7 @@ def _apply_listings(session: Session, integration_id: int, page: Page, *, cipher
 
 
 def _apply_stock(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
-    inventory.apply_channel_stock(session, integration_id, page.items)
+    products.apply_channel_stock(session, integration_id, page.items)
     return False
 
 
@@ -210,9 +229,9 @@ async def import_stock(daemon, integration, hooks) -> None:
 # --- pushes and submissions ------------------------------------------------------------------
 
 
-async def push_stock(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+async def push_stock(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
-    handling = daemon.config.integration(integration.alias).handling_time_days
+    handling = daemon.integration_config(integration.alias).handling_time_days
     batch = await daemon.store.run(inventory.pending_stock_updates, integration_id,
                                    MAX_PUSH_BATCH, default_handling_time_days=handling)
     if not batch.updates:
@@ -232,7 +251,7 @@ async def push_stock(daemon: "Daemon", integration: Integration, hooks: "Channel
         daemon.trigger(integration.alias, "push_stock")  # rejected SKUs or newer changes
 
 
-async def push_prices(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+async def push_prices(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
     updates = await daemon.store.run(products.pending_price_updates, integration_id, MAX_PUSH_BATCH)
     if not updates:
@@ -251,11 +270,11 @@ def _due_submissions(session: Session, integration_id: int):
 def _finish(session: Session, submission_id: int, report: SubmissionReport) -> list[str]:
     store_submissions.apply_report(session, submission_id, report)
     if report.done:
-        return inventory.apply_push_results(session, submission_id, report.results)
+        return products.apply_submission_results(session, submission_id, report.results)
     return []
 
 
-async def poll_submission(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+async def poll_submission(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
     for stored in await daemon.store.read(_due_submissions, integration_id):
         report = await hooks.call("poll_submission", integration=integration,
@@ -277,7 +296,7 @@ async def poll_submission(daemon: "Daemon", integration: Integration, hooks: "Ch
 # --- shipments and tracking -------------------------------------------------------------------
 
 
-async def confirm_shipment(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+async def confirm_shipment(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
     for pending in await daemon.store.read(orders.pending_shipments, integration_id):
         key = pending.shipment.key
@@ -294,7 +313,7 @@ async def confirm_shipment(daemon: "Daemon", integration: Integration, hooks: "C
                  " (already confirmed)" if confirmation.already_confirmed else "")
 
 
-async def fetch_tracking(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks") -> None:
+async def fetch_tracking(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
     if hooks.supports("create_fulfillment"):
         await _send_fulfillments(daemon, integration, hooks, integration_id)
@@ -305,7 +324,7 @@ async def fetch_tracking(daemon: "Daemon", integration: Integration, hooks: "Cha
     await daemon.store.run(orders.apply_tracking, integration_id, list(infos))
 
 
-async def _send_fulfillments(daemon: "Daemon", integration: Integration, hooks: "ChannelHooks",
+async def _send_fulfillments(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
                              integration_id: int) -> None:
     """MCF orders recorded locally go to the channel first (idempotent by our id)."""
     requests, problems = await daemon.store.read(fulfillment.unsent, integration_id, daemon.cipher)

@@ -197,7 +197,7 @@ def test_channel_side_edit_is_overwritten(sqlite_store):
 def test_fba_is_imported_never_pushed_and_never_local(sqlite_store):
     def work(session):
         de, fr = world(session)
-        inventory.apply_channel_stock(session, de, [
+        products.apply_channel_stock(session, de, [
             ChannelStock(channel_sku="MUG-FBA", quantity=3),
             ChannelStock(channel_sku="NEW-FBA", quantity=2, asin="B0NEW")])
         inventory.adjust(session, "MUG", -1, reason="x")

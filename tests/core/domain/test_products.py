@@ -171,7 +171,7 @@ def test_prices_come_back_and_local_prices_are_pushed(sqlite_store):
         assert listing(session, de, "MUG").wanted_price == Decimal("12.50")
         submissions.apply_report(session, submission_id, SubmissionReport(
             done=True, results=[ItemResult(channel_sku="MUG", accepted=True)]))
-        assert inventory.apply_push_results(session, submission_id) == []
+        assert products.apply_submission_results(session, submission_id) == []
         assert listing(session, de, "MUG").price == Decimal("12.50")
         with pytest.raises(products.UnknownListing):
             products.set_price(session, "MUG", Decimal("1"), fr)
@@ -192,7 +192,7 @@ def test_price_set_again_while_in_flight_is_pushed_again(sqlite_store):
         products.set_price(session, "MUG", Decimal("12"), de)
         submissions.apply_report(session, submission_id, SubmissionReport(
             done=True, results=[ItemResult(channel_sku="MUG", accepted=True)]))
-        assert inventory.apply_push_results(session, submission_id) == ["MUG"]
+        assert products.apply_submission_results(session, submission_id) == ["MUG"]
         assert [u.price.amount for u in products.pending_price_updates(session, de)] \
             == [Decimal("12.00")]
     sqlite_store.run_blocking(work)
@@ -215,7 +215,7 @@ def test_a_refused_price_waits_and_does_not_hold_back_the_stock(sqlite_store):
             submissions.apply_report(session, submission_id, SubmissionReport(
                 done=True, results=[ItemResult(channel_sku="MUG", accepted=False,
                                                message="8541: price below the minimum")]))
-            assert inventory.apply_push_results(session, submission_id) == ["MUG"]
+            assert products.apply_submission_results(session, submission_id) == ["MUG"]
         row = listing(session, de, "MUG")
         assert (row.price_error, row.price_refusals) == ("8541: price below the minimum", 1)
         assert row.push_error is None  # stock is another matter
