@@ -116,7 +116,7 @@ class Integration:
     marketplace: str  #: marketplace code, e.g. "DE"
     settings: Mapping[str, Any]  #: the validated integration section of the YAML
     credentials: Mapping[str, str]  #: the account's credentials, secrets resolved
-    http: "httpx.AsyncClient | None" = None  #: governed client (core.http)
+    http: "httpx.AsyncClient | None" = None  #: governed client (core.runtime.http)
     log: logging.LoggerAdapter | logging.Logger = field(
         default_factory=lambda: logging.getLogger("marketsync.integration")
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from marketsync.core.errors import IntegrationAuthFailed, MarketsyncError
 from marketsync.core.domain.pii import PiiCipher
@@ -22,16 +22,34 @@ from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import oauth
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.config.schema import Config
+    from marketsync.core.runtime.plugins import Plugins
+    from marketsync.core.runtime.runner import IntegrationRunner
+    from marketsync.core.store import Store
+    from marketsync.core.types import Integration
 
 log = logging.getLogger(__name__)
+
+
+class ConnectHost(Protocol):
+    """What the consent flow needs of the daemon: the integrations and their plugins, the
+    PII key that seals the credentials, and a way to use new credentials at once."""
+
+    config: "Config"
+    store: "Store"
+    cipher: PiiCipher | None
+    plugins: "Plugins"
+    integrations: "dict[str, Integration]"
+    runners: "dict[str, IntegrationRunner]"
+
+    def use_credentials(self, account: str, credentials: dict[str, str]) -> None: ...
 
 
 class ConnectError(MarketsyncError):
     """The connect flow cannot go on; the message says what to do."""
 
 
-def redirect_uri(daemon: "Daemon", channel: str) -> str:
+def redirect_uri(daemon: ConnectHost, channel: str) -> str:
     """Where the channel sends the seller back: the daemon's own callback."""
     return f"http://{daemon.config.http.listen}/channels/{channel}/callback"
 
@@ -63,7 +81,7 @@ def stored_credentials(session, cipher: PiiCipher | None) -> dict[str, dict[str,
     return {name: open_credentials(cipher, name, blob) for name, blob in rows if blob}
 
 
-async def start(daemon: "Daemon", alias: str) -> str:
+async def start(daemon: ConnectHost, alias: str) -> str:
     """Create a one-time state and return the consent URL for ``alias``."""
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
@@ -78,7 +96,7 @@ async def start(daemon: "Daemon", alias: str) -> str:
                            redirect_uri=redirect_uri(daemon, integration.channel))
 
 
-async def finish(daemon: "Daemon", params: Mapping[str, str], *, channel: str | None = None,
+async def finish(daemon: ConnectHost, params: Mapping[str, str], *, channel: str | None = None,
                  alias: str | None = None) -> str:
     """Complete a connect from the redirect's parameters (or a pasted code).
 
@@ -121,7 +139,7 @@ def _store(session, account: str, cipher: PiiCipher, credentials: dict[str, Any]
         store_integrations.set_seller_id(session, account, merged["seller_id"])
 
 
-async def finish_connect(daemon: "Daemon", channel: str, params: Mapping[str, str]) -> str:
+async def finish_connect(daemon: ConnectHost, channel: str, params: Mapping[str, str]) -> str:
     """The HTTP callback: finish, re-check the integration, say what happened (for people)."""
     try:
         alias = await finish(daemon, params, channel=channel)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,13 +25,13 @@ from marketsync.core.domain import pii
 from marketsync.core.config.schema import Config
 from marketsync.core.runtime.connect import stored_credentials
 from marketsync.core.runtime.governor import Governor, current_priority
-from marketsync.core.runtime.http import CallRecord, make_client
-from marketsync.core.web.metrics import PushLatency
+from marketsync.core.runtime.http import make_client
 from marketsync.core.domain.pii import PiiCipher
 from marketsync.core.runtime.plugins import Plugins, build as build_plugins
 from marketsync.core.runtime.runner import IntegrationRunner
 from marketsync.core.runtime.scheduler import JobOutcome, JobSpec, Scheduler
 from marketsync.core.runtime.states import IntegrationState
+from marketsync.core.runtime.stats import Stats
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store.models import Account
@@ -61,22 +59,6 @@ CORE_JOBS = {"poll_submission": 300.0, "confirm_shipment": 120.0, "push_stock": 
 #: Job health is written at most this often per job while nothing changes (status shows
 #: it to the minute); failures and recoveries are written at once.
 HEALTH_WRITE_EVERY = 60.0
-
-
-@dataclass
-class Stats:
-    """Counters for status and /metrics, kept in process (prometheus-client reads them)."""
-
-    calls: Counter = field(default_factory=Counter)  #: (operation, status) -> count
-    throttled: Counter = field(default_factory=Counter)  #: operation -> 429s seen
-    jobs: Counter = field(default_factory=Counter)  #: (alias, kind, ok) -> count
-    records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
-    push_latency: PushLatency = field(default_factory=PushLatency)
-
-    def on_call(self, record: CallRecord) -> None:
-        self.calls[(record.operation or "-", record.status)] += 1
-        if record.throttled:
-            self.throttled[record.operation or "-"] += 1
 
 
 def _seller_ids(session) -> dict[str, str | None]:
@@ -144,6 +126,10 @@ class Daemon:
                 rng=self.rng,
             )
         return integration
+
+    def integration_config(self, alias: str):
+        """The YAML settings of integration ``alias`` (``jobs.JobContext``)."""
+        return self.config.integration(alias)
 
     def use_credentials(self, account: str, credentials: dict[str, str]) -> None:
         """Stored credentials (from a connect) win over the YAML's; cached tokens of the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -26,8 +26,9 @@ from marketsync.core.store import integrations as store_integrations
 from marketsync.core.types import AccountInfo, Integration
 
 if TYPE_CHECKING:  # pragma: no cover
-    from marketsync.core.runtime.daemon import Daemon
-    from marketsync.core.runtime.plugins import ChannelHooks
+    from marketsync.core.runtime.scheduler import JobSpec, Scheduler
+    from marketsync.core.store import Store
+    from marketsync.core.runtime.plugins import ChannelHooks, Plugins
     from marketsync.core.runtime.scheduler import JobOutcome
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,25 @@ def describe(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+class RunnerHost(Protocol):
+    """What a runner needs of the daemon: where to record its state, whom to tell, and
+    the scheduler that runs (or pauses) its jobs."""
+
+    store: "Store"
+    plugins: "Plugins"
+    scheduler: "Scheduler"
+
+    def job_specs(self, alias: str) -> "list[JobSpec]": ...
+
+    def learn_seller_id(self, account: str, seller_id: str) -> None: ...
+
+
 class IntegrationRunner:
     """Keeps one integration LIVE when it can, and says why when it cannot."""
 
     def __init__(
         self,
-        daemon: "Daemon",
+        daemon: RunnerHost,
         integration: Integration,
         hooks: "ChannelHooks | None",
         *,

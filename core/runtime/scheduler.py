@@ -8,7 +8,7 @@ stock; it calls ``run_job(spec)`` and keeps the job healthy around it:
 - a run never overlaps itself, and is cut off after ``spec.timeout`` (counted as a failure);
 - on success the next run is ``every ± jitter`` after the previous one *started*, so the
   run's own duration does not stretch the period; an overrun starts the next run at once;
-- on failure the job backs off exponentially (``core.backoff``) from when the run ended,
+- on failure the job backs off exponentially (``core.runtime.backoff``) from when the run ended,
   and the streak is logged once when it starts and once when it ends (Home Assistant's
   coordinator), not on every failed poll;
 - any ordinary exception is caught inside the job's own task, so one broken job never

@@ -12,28 +12,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from marketsync.core.runtime.stats import LATENCY_BUCKETS
+
 if TYPE_CHECKING:  # pragma: no cover
     from marketsync.core.runtime.daemon import Daemon
-
-#: Push latency buckets in seconds: the target is p95 ≤ 30 s.
-LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
-
-
-class PushLatency:
-    """A histogram of "stock changed → accepted by the channel", per integration."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, list[int]] = {}
-        self.sums: dict[str, float] = {}
-
-    def observe(self, alias: str, seconds: float) -> None:
-        counts = self.counts.setdefault(alias, [0] * (len(LATENCY_BUCKETS) + 1))
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-        counts[-1] += 1
-        self.sums[alias] = self.sums.get(alias, 0.0) + seconds
-
 
 class DaemonCollector:
     def __init__(self, daemon: "Daemon"):

@@ -1,0 +1,48 @@
+"""What the daemon counts while it runs: calls, throttles, job runs, records, push latency.
+
+Kept in process and read at scrape time by ``core.web.metrics`` and by ``status``; one
+instance per Daemon, so tests can run several daemons in one process.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from marketsync.core.runtime.http import CallRecord
+
+#: Push latency buckets in seconds: the target is p95 ≤ 30 s.
+LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class PushLatency:
+    """A histogram of "stock changed → accepted by the channel", per integration."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, alias: str, seconds: float) -> None:
+        counts = self.counts.setdefault(alias, [0] * (len(LATENCY_BUCKETS) + 1))
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+        counts[-1] += 1
+        self.sums[alias] = self.sums.get(alias, 0.0) + seconds
+
+
+
+@dataclass
+class Stats:
+    """Counters for status and /metrics, kept in process (prometheus-client reads them)."""
+
+    calls: Counter = field(default_factory=Counter)  #: (operation, status) -> count
+    throttled: Counter = field(default_factory=Counter)  #: operation -> 429s seen
+    jobs: Counter = field(default_factory=Counter)  #: (alias, kind, ok) -> count
+    records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
+    push_latency: PushLatency = field(default_factory=PushLatency)
+
+    def on_call(self, record: CallRecord) -> None:
+        self.calls[(record.operation or "-", record.status)] += 1
+        if record.throttled:
+            self.throttled[record.operation or "-"] += 1
