@@ -23,7 +23,7 @@ from marketsync.core.types import Integration, ItemResult, Submission, Submissio
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
 
 if TYPE_CHECKING:
-    from marketsync.plugins.amazon.listings import Change
+    from marketsync.plugins.amazon.changes import Change
 
 BASE = "/feeds/2021-06-30"
 FEED_TYPE = "JSON_LISTINGS_FEED"

@@ -19,8 +19,6 @@ first large push rarely has to wait for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote
 
 import trio
@@ -29,12 +27,12 @@ from marketsync.core import clock
 from marketsync.core.types import (
     Integration,
     ItemResult,
-    Money,
     PriceUpdate,
     StockUpdate,
     Submission,
 )
 from marketsync.plugins.amazon import feeds, marketplaces
+from marketsync.plugins.amazon.changes import Change
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, csv_param
 
 ITEMS_PATH = "/listings/2021-08-01/items/{seller}"
@@ -52,48 +50,6 @@ SEARCH_IN_FLIGHT = 5  #: lookups at once: the operation's burst, more would only
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
 _PRODUCT_TYPES = "amazon.product_types"
 _NO_SEARCH = "amazon.no_search_listings"
-
-
-@dataclass
-class Change:
-    """Everything due for one SKU: becomes one patch request or one feed message."""
-
-    sku: str
-    quantity: int | None = None
-    handling_time_days: int | None = None
-    #: marketplace id -> price
-    prices: dict[str, Money] = field(default_factory=dict)
-
-    def patches(self) -> list[dict[str, Any]]:
-        patches: list[dict[str, Any]] = []
-        if self.quantity is not None:
-            availability: dict[str, Any] = {
-                "fulfillment_channel_code": "DEFAULT",
-                "quantity": self.quantity,
-            }
-            if self.handling_time_days is not None:
-                availability["lead_time_to_ship_max_days"] = self.handling_time_days
-            # merge: only the sub-fields sent change (restock_date etc. stay)
-            patches.append({"op": "merge", "path": "/attributes/fulfillment_availability",
-                            "value": [availability]})
-        if self.prices:
-            offers = [
-                {
-                    "marketplace_id": marketplace_id,
-                    "currency": price.currency,
-                    "audience": "ALL",
-                    "our_price": [{"schedule": [{"value_with_tax": float(price.amount)}]}],
-                }
-                for marketplace_id, price in sorted(self.prices.items())
-            ]
-            # merge keeps the seller's minimum/maximum prices that a replace would clear
-            patches.append({"op": "merge", "path": "/attributes/purchasable_offer",
-                            "value": offers})
-        return patches
-
-    @property
-    def marketplace_ids(self) -> list[str]:
-        return sorted(self.prices)
 
 
 def stock_changes(integration: Integration, updates: Sequence[StockUpdate]) -> list[Change]:
