@@ -1,6 +1,6 @@
 """What an invoice or packing slip says, gathered from the store and the configuration.
 
-Rendering (``core.document_pdf``) only ever sees the plain values built here, so a
+Rendering (``core.documents.pdf``) only ever sees the plain values built here, so a
 seller's template cannot reach the database or the cipher, and the same values can be
 tested without drawing a page. Buyer data is opened here, for the document alone, and
 never logged; an order without buyer data (purged, or withheld by the channel as for
