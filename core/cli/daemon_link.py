@@ -17,7 +17,7 @@ def tell_daemon_stock_changed(cli: Any) -> bool:
         return False
     headers = {"authorization": f"Bearer {http.token.reveal()}"} if http.token else {}
     try:
-        response = httpx.post(f"http://{http.listen}/stock-changed", headers=headers, timeout=3)
+        response = httpx.post(f"{http.local_url}/stock-changed", headers=headers, timeout=3)
     except httpx.HTTPError:
         return False
     return response.status_code == 202

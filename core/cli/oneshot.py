@@ -75,7 +75,7 @@ async def ask_running_daemon(daemon: Daemon, alias: str) -> bool:
     headers = {"authorization": f"Bearer {http.token.reveal()}"} if http.token else {}
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.post(f"http://{http.listen}/integrations/{alias}/retry",
+            response = await client.post(f"{http.local_url}/integrations/{alias}/retry",
                                          headers=headers, follow_redirects=False)
     except httpx.HTTPError:
         return False

@@ -69,6 +69,15 @@ class HttpConfig:
                           "127.0.0.1:8470")
     token: Secret | None = setting("bearer token the HTTP API requires (secret)", parse.secret,
                                    None)
+    token_for_reads: bool = setting("require the token for the status page and /metrics too "
+                                    "(/healthz stays open)", parse.boolean, False)
+    public_url: str | None = setting(
+        "base URL people and Amazon's consent redirect reach the daemon at, e.g. "
+        "https://shop.example.com:8470", parse.http_url, None, shown="http://LISTEN, loopback "
+        "if listening on all addresses")
+    allowed_hosts: tuple[str, ...] = setting(
+        "Host names the HTTP surface answers to (DNS rebinding guard)", parse.names, (),
+        shown="loopback names, the listen host and public_url's host")
 
     @property
     def host(self) -> str:
@@ -77,6 +86,35 @@ class HttpConfig:
     @property
     def port(self) -> int:
         return int(parse.split_listen(self.listen)[1])
+
+    @property
+    def local_url(self) -> str:
+        """Where a process on this machine reaches the daemon: a wildcard bind address
+        (``0.0.0.0``, ``::``) is no address to connect to or to hand a browser."""
+        host = self.host
+        if host in ("0.0.0.0", "", "*"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The address the outside world is told about (the OAuth redirect)."""
+        return self.public_url or self.local_url
+
+    def host_names(self) -> frozenset[str]:
+        """Every Host (without port) the surface answers to, lower-cased."""
+        from urllib.parse import urlsplit
+
+        names = {"localhost", "127.0.0.1", "::1", *(n.lower() for n in self.allowed_hosts)}
+        if self.host not in ("0.0.0.0", "::", "", "*"):
+            names.add(self.host.lower())
+        if self.public_url:
+            names.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(names)
 
 
 @frozen

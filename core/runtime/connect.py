@@ -51,7 +51,7 @@ class ConnectError(MarketsyncError):
 
 def redirect_uri(daemon: ConnectHost, channel: str) -> str:
     """Where the channel sends the seller back: the daemon's own callback."""
-    return f"http://{daemon.config.http.listen}/channels/{channel}/callback"
+    return f"{daemon.config.http.base_url}/channels/{channel}/callback"
 
 
 def _aad(account: str) -> str:

@@ -1,21 +1,19 @@
 """The daemon's small HTTP surface: status page with Retry, OAuth callback, /healthz, /metrics.
 
-Served by hypercorn's trio worker inside the daemon's nursery. Anything that changes
-state (Retry, Connect) needs the configured bearer token, or — when no token is set — a
-request from loopback; binding beyond loopback without a token is warned about at start.
-The consent callback cannot carry a bearer token (Amazon redirects the seller's browser
-to it), so with a token configured it is guarded by the one-time ``state`` the connect
+Served by hypercorn's trio worker inside the daemon's nursery. Who may read and change
+what is decided before routing, in ``guard.py`` (Host names, token, same origin, CSRF,
+body size); binding beyond loopback without a token is warned about at start. The
+consent callback cannot carry a bearer token (Amazon redirects the seller's browser to
+it), so with a token configured it is guarded by the one-time ``state`` the connect
 command created, which the callback consumes.
 """
 
 from __future__ import annotations
 
 import html
-import ipaddress
 import logging
-import secrets
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -26,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from marketsync.core import clock
+from marketsync.core.web.guard import Guard, is_loopback, public_origin
 from marketsync.core.web.metrics import DaemonCollector
 from marketsync.core.runtime.status import collect
 
@@ -35,23 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def create_web_app(daemon: "Daemon") -> Starlette:
-    token = daemon.config.http.token
+def create_web_app(daemon: "Daemon") -> Guard:
+    """The routes behind the guard; ``app.csrf`` is the token the page's forms carry."""
+    http = daemon.config.http
+    token = http.token
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
-
-    def allowed(request: Request, form_token: str | None = None) -> bool:
-        if token:
-            given = form_token or request.headers.get("authorization", "").removeprefix("Bearer ")
-            return secrets.compare_digest(given.encode(), token.reveal().encode())
-        return _is_loopback(request.client.host if request.client else None)
+    guard: Guard
 
     async def status_page(request: Request) -> Response:
         report = await daemon.store.read(collect)
@@ -61,15 +50,10 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(_jsonable(report))
         return HTMLResponse(render_status(daemon, report, ask_token=bool(token),
-                                          notice=request.query_params.get("retried")))
+                                          notice=request.query_params.get("retried"),
+                                          csrf=guard.csrf))
 
     async def retry(request: Request) -> Response:
-        form = await _form(request)
-        if not allowed(request, form.get("token")):
-            why = ("a valid token is required" if token else
-                   "requests that change state are accepted from loopback only "
-                   "(set http.token to allow others)")
-            return PlainTextResponse(f"forbidden: {why}", status_code=403)
         alias = request.path_params["alias"]
         runner = daemon.runners.get(alias)
         if runner is None:
@@ -80,9 +64,6 @@ def create_web_app(daemon: "Daemon") -> Starlette:
 
     async def stock_changed(request: Request) -> Response:
         """The CLI changed stock in another process: push it now, not at the next backstop."""
-        if not allowed(request):
-            return PlainTextResponse("forbidden: a valid token (or loopback) is required",
-                                     status_code=403)
         daemon.stock_changed()
         return PlainTextResponse("push requested", status_code=202)
 
@@ -108,7 +89,8 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         except ImportError:  # the connect flow ships separately; say so instead of a 500
             return PlainTextResponse("the connect flow is not available in this build; use "
                                      "`marketsync connect ALIAS`", status_code=501)
-        if not token and not allowed(request):  # with a token, the one-time state guards it
+        client = request.client.host if request.client else None
+        if not token and not is_loopback(client):  # with a token, the one-time state guards it
             return PlainTextResponse("forbidden: the consent callback is accepted from loopback "
                                      "only (set http.token to connect from elsewhere)",
                                      status_code=403)
@@ -117,23 +99,16 @@ def create_web_app(daemon: "Daemon") -> Starlette:
         return HTMLResponse(f"<p>{html.escape(outcome)}</p><p><a href='/'>status</a></p>",
                             status_code=200 if outcome.startswith("connected") else 400)
 
-    return Starlette(routes=[
+    guard = Guard(Starlette(routes=[
         Route("/", status_page),
         Route("/integrations/{alias}/retry", retry, methods=["POST"]),
         Route("/stock-changed", stock_changed, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/channels/{channel}/callback", callback),
-    ])
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form body; starlette's ``request.form()`` needs python-multipart,
-    a dependency for nothing more than this."""
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return {}
-    body = (await request.body())[:65536].decode("utf-8", "replace")
-    return {key: values[0] for key, values in parse_qs(body).items()}
+    ]), token=token.reveal() if token else None, host_names=http.host_names(),
+        public_origin=public_origin(http.public_url), token_for_reads=http.token_for_reads)
+    return guard
 
 
 def _jsonable(value):
@@ -164,7 +139,7 @@ def _next(moment, now) -> str:
 
 
 def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
-                  notice: str | None = None) -> str:
+                  notice: str | None = None, csrf: str = "") -> str:
     esc = html.escape
     now = report["time"]
     rows = []
@@ -176,7 +151,9 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
             + (f"<b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
                if job["failures"] else "ok") + "</td></tr>"
             for job in item["jobs"])
-        token_field = "<input name='token' type='password' placeholder='token'>" if ask_token else ""
+        token_field = (f"<input type='hidden' name='csrf' value='{esc(csrf)}'>"
+                       + ("<input name='token' type='password' placeholder='token'>"
+                          if ask_token else ""))
         state = esc(item["state"])
         rows.append(
             f"<tr data-alias='{esc(item['alias'])}'><td>{esc(item['alias'])}</td>"
@@ -223,7 +200,7 @@ async def serve_web(daemon: "Daemon", *, listen: str | None = None,
 
     listen = listen or daemon.config.http.listen
     host = listen.rpartition(":")[0].strip("[]")
-    if not daemon.config.http.token and not _is_loopback("127.0.0.1" if host == "localhost" else host):
+    if not daemon.config.http.token and not is_loopback("127.0.0.1" if host == "localhost" else host):
         log.warning("HTTP surface on %s without http.token: state-changing requests are "
                     "accepted from loopback only; set http.token to use them remotely", listen)
     config = HypercornConfig()

@@ -60,7 +60,7 @@ def closed_port() -> int:
 
 def web_client(daemon: Daemon, client_host: str = "127.0.0.1") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_web_app(daemon), client=(client_host, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://marketsync.local")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8470")
 
 
 async def running(nursery: trio.Nursery, daemon: Daemon, settle: float = 600) -> None:
