@@ -200,6 +200,9 @@ async def import_products(integration: Integration, cursor: Cursor) -> Page[Chan
     the work again. A listing the channel no longer has is returned with
     ``status="Deleted"`` or simply omitted from a complete snapshot (``page.next.state``
     may say ``{"complete": true}``, then the core marks missing listings off-channel).
+    ``page.next.state["snapshot_at"]`` (ISO 8601), when given, is the moment the quantities
+    were read on the channel: orders purchased before it count as already missing from
+    them when the core works out a new product's opening stock (default: the run's start).
 
     :param integration: the integration whose listings to read.
     :param cursor: the last committed cursor.

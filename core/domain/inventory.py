@@ -25,7 +25,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from marketsync.core.store import submissions
-from marketsync.core.store.models import Listing, Product, StockMovement, SubmissionRow
+from marketsync.core.store.models import (
+    IntegrationRow,
+    Listing,
+    Order,
+    OrderItem,
+    Product,
+    StockMovement,
+    SubmissionRow,
+)
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
     Fulfillment,
@@ -56,7 +64,14 @@ class StockLevel:
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        """What the channels are offered: never below zero (see ``short``)."""
+        return max(self.on_hand - self.reserved, 0)
+
+    @property
+    def short(self) -> int:
+        """Units open orders hold beyond what is on hand (a count below the open orders,
+        or a channel that oversold): the product is flagged until someone looks."""
+        return max(self.reserved - self.on_hand, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +120,12 @@ def apply_movement(
     order_id: int | None = None,
     order_item_id: int | None = None,
     note: str | None = None,
+    refresh: bool = True,
 ) -> bool:
     """Apply one stock effect once. Returns False (and changes nothing) when ``key`` was
     applied before: the database's unique key decides, so two replicas racing on the same
-    effect cannot both win."""
+    effect cannot both win. ``refresh=False`` leaves the listings' wishes alone, for a
+    caller that applies a second effect at once and must not ask for a push in between."""
     values = {
         "product_id": product_id,
         "key": key,
@@ -135,7 +152,8 @@ def apply_movement(
     product.on_hand += on_hand
     product.reserved += reserved
     session.flush()
-    refresh_wanted(session, product)
+    if refresh:
+        refresh_wanted(session, product)
     return True
 
 
@@ -182,6 +200,112 @@ def ledger_totals(session: Session, product_id: int) -> tuple[int, int]:
         .where(StockMovement.product_id == product_id)
     ).one()
     return int(on_hand), int(reserved)
+
+
+# --- opening stock from the channels ----------------------------------------------------------
+
+#: ledger reasons that make up a product's opening stock ("initial" is the older, single
+#: movement written before openings were reconciled with open orders)
+OPENING_REASONS = ("initial", "opening")
+
+
+def reconcile_opening(session: Session, product_id: int, *, refresh: bool = True) -> bool:
+    """Raise the product's opening stock to what its channels justify; True if it moved.
+
+    A merchant-fulfilled quantity on Amazon already excludes the units of orders not yet
+    shipped, so the shelf held the channel's quantity *plus* those units when the listing
+    was first imported. Orders of that time may arrive before the listing, after it, or
+    across a crash in between; whichever comes last calls this, and the opening becomes
+
+        max over stock pools of (pool's opening quantity + units its orders reserved
+                                 that were purchased before the pool's snapshot)
+
+    where a pool is the listings of one regional account and channel SKU (Amazon keeps
+    one MFN quantity for all marketplaces of a region; the first snapshot of the pool
+    counts). Several regions disagreeing: the largest figure wins, so no region is ever
+    offered less than it showed because of our arithmetic, and the differences the
+    others would see are what ``stock plan`` lists before the first push.
+
+    The ledger key carries the target (``opening:<product>:<units>``), so replaying it
+    adds nothing, and the opening only ever grows. Products the seller counts locally
+    (``stock set``, or stock entered before the first listing arrived) keep their count.
+    """
+    product = session.execute(
+        select(Product).where(Product.id == product_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    pools = _opening_pools(session, product_id)
+    if not pools or _counted_locally(session, product_id, min(at for at, _ in pools.values())):
+        return False
+    target = max(quantity + _held_before(session, product_id, account_id, sku, at)
+                 for (account_id, sku), (at, quantity) in pools.items())
+    current = session.execute(
+        select(func.coalesce(func.sum(StockMovement.delta_on_hand), 0)).where(
+            StockMovement.product_id == product.id,
+            StockMovement.reason.in_(OPENING_REASONS))
+    ).scalar_one()
+    if target <= current:
+        return False
+    return apply_movement(
+        session, product.id, f"opening:{product.id}:{target}", reason="opening",
+        on_hand=target - int(current), refresh=refresh,
+        note="opening stock: the channel's quantity plus the units its open orders held")
+
+
+def opening_due(session: Session, product_id: int, purchased_at: datetime | None) -> bool:
+    """Whether an order purchased at ``purchased_at`` predates a snapshot of one of the
+    product's listings (its units were already missing from that channel quantity)."""
+    if purchased_at is None:
+        return False
+    return session.execute(
+        select(Listing.id).where(Listing.product_id == product_id,
+                                 Listing.opening_at.is_not(None),
+                                 Listing.opening_at > purchased_at).limit(1)
+    ).first() is not None
+
+
+def _opening_pools(session: Session, product_id: int) -> dict[tuple[int, str],
+                                                                 tuple[datetime, int]]:
+    """(account, channel SKU) -> (first snapshot time, the quantity it showed)."""
+    rows = session.execute(
+        select(IntegrationRow.account_id, Listing.channel_sku, Listing.opening_at,
+               Listing.opening_quantity)
+        .join(IntegrationRow, IntegrationRow.id == Listing.integration_id)
+        .where(Listing.product_id == product_id, Listing.fulfillment == Fulfillment.MFN,
+               Listing.opening_at.is_not(None), Listing.opening_quantity.is_not(None))
+        .order_by(Listing.opening_at, Listing.id)
+    ).all()
+    pools: dict[tuple[int, str], tuple[datetime, int]] = {}
+    for account_id, sku, at, quantity in rows:
+        pools.setdefault((account_id, sku), (at, max(int(quantity), 0)))
+    return pools
+
+
+def _held_before(session: Session, product_id: int, account_id: int, channel_sku: str,
+                 snapshot: datetime) -> int:
+    """Units reserved for the pool's orders purchased before its snapshot."""
+    held = session.execute(
+        select(func.coalesce(func.sum(StockMovement.delta_reserved), 0))
+        .join(OrderItem, OrderItem.id == StockMovement.order_item_id)
+        .join(Order, Order.id == OrderItem.order_id)
+        .join(IntegrationRow, IntegrationRow.id == Order.integration_id)
+        .where(StockMovement.product_id == product_id, StockMovement.reason == "reserve",
+               IntegrationRow.account_id == account_id, OrderItem.channel_sku == channel_sku,
+               Order.purchased_at < snapshot)
+    ).scalar_one()
+    return int(held)
+
+
+def _counted_locally(session: Session, product_id: int, first_snapshot: datetime) -> bool:
+    """A count (``stock set``) at any time, or stock entered before the first listing was
+    imported: the seller's figure rules and the channels' openings stay out of it."""
+    return session.execute(
+        select(StockMovement.id).where(
+            StockMovement.product_id == product_id,
+            or_(StockMovement.reason == "set",
+                (StockMovement.reason == "adjust")
+                & (StockMovement.created_at < first_snapshot))).limit(1)
+    ).first() is not None
 
 
 # --- what channels should have --------------------------------------------------------------

@@ -261,8 +261,15 @@ def _reconcile_item(session: Session, order: Order, item: OrderItem) -> bool:
     if f"{base}:reserve" not in applied:
         if order.status is OrderStatus.CANCELED:
             return False  # never open while we knew it: nothing to reserve or restock
+        # an order older than a listing's snapshot: its units were missing from that
+        # channel quantity, so the opening stock grows with the reservation (no push
+        # is asked for in between)
+        opening = inventory.opening_due(session, item.product_id, order.purchased_at)
         changed |= inventory.apply_movement(session, item.product_id, f"{base}:reserve",
-                                            reason="reserve", reserved=item.quantity, **common)
+                                            reason="reserve", reserved=item.quantity,
+                                            refresh=not opening, **common)
+        if opening and not inventory.reconcile_opening(session, item.product_id):
+            inventory.refresh_wanted(session, session.get(Product, item.product_id))
     shipped = -sum(delta for key, delta in applied.items() if key.startswith(f"{base}:ship:"))
     if order.status is OrderStatus.SHIPPED:
         target = item.quantity

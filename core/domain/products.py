@@ -5,8 +5,10 @@ same SKU first, then a product or another channel's listing with the same ASIN, 
 same EAN; failing all three the listing creates its product. Later imports never remap,
 so ``products unmap`` sticks and ``products map`` is the only way to change a mapping.
 
-A product created from an MFN listing starts with the channel's quantity as its stock
-(one ledger movement), so importing a catalogue never pushes zero to a selling channel.
+A product first seen on a merchant-fulfilled listing opens with the stock the channel
+justifies: its quantity plus the units its open orders hold (``inventory.reconcile_opening``,
+whichever of the listing and the orders arrives first), so connecting a shop never pushes
+a difference we invented.
 Nothing here deletes rows: a listing gone from the channel is marked off-channel, a
 product deleted locally comes back with the next import that still lists it.
 """
@@ -69,15 +71,19 @@ def apply_channel_listings(
     complete: bool = False,
     *,
     snapshot_started: datetime | None = None,
+    snapshot_at: datetime | None = None,
 ) -> dict[str, int]:
     """Upsert the integration's listings as the channel reports them.
 
     ``complete`` says the channel's snapshot is whole: listings not seen since
     ``snapshot_started`` (or, without it, not in ``listings``) are marked off-channel.
-    Returns counts: created, updated, off_channel.
+    ``snapshot_at`` is when the channel's quantities were read (default: now); a new
+    MFN listing's opening stock counts the orders purchased before it.
+    Returns counts: created, updated, renamed, off_channel, opened (products whose
+    opening stock moved).
     """
     now = transaction_now()
-    counts = {"created": 0, "updated": 0, "renamed": 0, "off_channel": 0}
+    counts = {"created": 0, "updated": 0, "renamed": 0, "off_channel": 0, "opened": 0}
     seen: set[str] = set()
     in_page = {channel.channel_sku for channel in listings}
     known: list[Listing] | None = None  # the integration's listings, loaded on first need
@@ -100,9 +106,10 @@ def apply_channel_listings(
                 listing = new_listing(session, integration_id, channel.channel_sku,
                                       fulfillment=channel.fulfillment, asin=channel.asin,
                                       ean=channel.ean, title=channel.title,
-                                      quantity=channel.quantity)
+                                      quantity=channel.quantity, snapshot_at=snapshot_at)
                 known.append(listing)
                 counts["created"] += 1
+                counts["opened"] += bool(listing.opening_at is not None)
         else:
             counts["updated"] += 1
         _update_from_channel(session, listing, channel, now)
@@ -188,26 +195,28 @@ def new_listing(
     ean: str | None = None,
     title: str | None = None,
     quantity: int | None = None,
+    snapshot_at: datetime | None = None,
 ) -> Listing:
-    """Create a listing and map it automatically (see the module doc)."""
+    """Create a listing and map it automatically (see the module doc). An MFN listing
+    with a quantity remembers it and ``snapshot_at`` as its opening (see
+    ``inventory.reconcile_opening``)."""
     product = find_match(session, channel_sku, asin=asin, ean=ean)
-    created = product is None
     if product is None:
         product = inventory.ensure_product(session, channel_sku, title=title, asin=asin, ean=ean)
+    opening = fulfillment is Fulfillment.MFN and quantity is not None
     listing = Listing(
         integration_id=integration_id, channel_sku=channel_sku, product_id=product.id,
         asin=asin, ean=ean, title=title, fulfillment=fulfillment, on_channel=True,
         push_generation=0, pushed_generation=0, channel_quantity=quantity,
         acknowledged_quantity=quantity,
+        opening_quantity=quantity if opening else None,
+        opening_at=(snapshot_at or transaction_now()) if opening else None,
     )
     session.add(listing)
     session.flush()
-    if created and fulfillment is Fulfillment.MFN and quantity:
-        inventory.apply_movement(
-            session, product.id, f"listing-import:{integration_id}:{channel_sku}",
-            reason="initial", on_hand=quantity, integration_id=integration_id,
-            note="stock taken from the channel when the product was first imported")
     orders.link_items(session, integration_id, channel_sku, product.id)
+    if opening:
+        inventory.reconcile_opening(session, product.id)
     return listing
 
 

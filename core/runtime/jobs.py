@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -197,9 +198,24 @@ def _apply_orders(session: Session, integration_id: int, page: Page, *, cipher, 
 
 def _apply_listings(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
     complete = bool(page.done and page.next.state.get("complete"))
-    products.apply_channel_listings(session, integration_id, page.items, complete,
-                                    snapshot_started=run_started if complete else None)
-    return False
+    counts = products.apply_channel_listings(
+        session, integration_id, page.items, complete,
+        snapshot_started=run_started if complete else None,
+        snapshot_at=_snapshot_at(page.next.state.get("snapshot_at"), run_started))
+    return counts.get("opened", 0) > 0
+
+
+def _snapshot_at(value: object, default: datetime) -> datetime:
+    """The plugin's ``snapshot_at``, capped at ``default`` (the run's start): a moment
+    later than the data really is would count later orders as already excluded."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return default
+        if parsed.tzinfo is not None:
+            return min(parsed, default)
+    return default
 
 
 def _apply_stock(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:

@@ -240,6 +240,11 @@ class Listing(Base):
     price_error: Mapped[str | None] = mapped_column(Text)
     price_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     price_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the channel's quantity when the listing was first imported and when that snapshot
+    #: was taken: with the units its open orders held then, the product's opening stock
+    #: (``inventory.reconcile_opening``); NULL for FBA listings and listings from before
+    opening_quantity: Mapped[int | None] = mapped_column(Integer)
+    opening_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_channel: Mapped[bool] = mapped_column(Boolean, default=True)
     channel_status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()

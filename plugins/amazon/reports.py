@@ -66,8 +66,12 @@ async def import_products(integration: Integration, cursor: Cursor) -> Page[Chan
     currency = marketplaces.MARKETPLACES[integration.marketplace].currency
     items, rejected = parse_listings(content, currency)
     await _learn_product_types(api, items)
+    # the quantities are Amazon's as of the report's processing: the core counts the
+    # orders purchased before that moment as already missing from them
+    snapshot_at = report.get("processingEndTime") or cursor.state.get("requested_at")
+    state = {"complete": True, **({"snapshot_at": snapshot_at} if snapshot_at else {})}
     return Page(items=items, rejected=rejected, done=True,
-                next=Cursor(since=clock.now(), state={"complete": True}))
+                next=Cursor(since=clock.now(), state=state))
 
 
 async def _learn_product_types(api: SpApi, items: list[ChannelListing]) -> None:

@@ -241,7 +241,8 @@ class OrderBook(RuleBasedStateMachine):
             assert (on_hand, reserved) == ledger, f"{sku}: counters drifted from the ledger"
             assert (on_hand, reserved) == expected[sku], f"{sku}: {actual[sku]} vs model"
             level = self.store.run_blocking(inventory.stock_level, sku)
-            assert level.available == on_hand - reserved
+            assert level.available == max(on_hand - reserved, 0)
+            assert level.short == max(reserved - on_hand, 0)
             assert reserved >= 0
 
 
