@@ -20,8 +20,11 @@ def stock() -> None:
 
 
 def _show(level: inventory.StockLevel) -> None:
+    # a shortfall is said, never shown as negative availability: channels get 0
+    short = (f"  SHORT {level.short}: open orders hold more than is on hand"
+             if level.short else "")
     click.echo(f"{level.sku}: on hand {level.on_hand}, reserved {level.reserved}, "
-               f"available {level.available}")
+               f"available {level.available}{short}")
 
 
 @stock.command("set")

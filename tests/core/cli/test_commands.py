@@ -120,6 +120,15 @@ def test_orders_cancel_new_restocks(invoke):
     assert "already" in invoke("orders", "cancel", oid).output
 
 
+def test_a_count_below_open_orders_is_flagged_not_negative(invoke):
+    """Counting 1 while an order holds 3: channels get 0 and `stock show` says SHORT."""
+    invoke("stock", "set", "CUP", "4")
+    invoke("orders", "add", "P3", "CUP:3")
+    invoke("stock", "set", "CUP", "1")
+    shown = invoke("stock", "show", "CUP").output
+    assert "on hand 1, reserved 3, available 0  SHORT 2" in shown
+
+
 def test_orders_import_csv(invoke, tmp_path):
     path = tmp_path / "orders.csv"
     path.write_text("order_id,sku,quantity\nX1,MUG,1\nX1,CUP,1\nX2,MUG,1\n")
