@@ -217,8 +217,10 @@ def converged(facts: dict[str, Any], sim_orders: list[dict[str, Any]], catalog: 
                             f"last push at {last_patch[sku]:%H:%M:%S}, +{same_second} in "
                             f"that second) but available is {available}")
 
-    # shipments: each confirmed once, none twice
-    accepted = Counter(c["orderId"] for c in confirmations if c.get("accepted"))
+    # shipments: each confirmed once, none twice (a retry names the same package, which
+    # Amazon takes as an edit of it: counted apart, it adds no package)
+    accepted = Counter(c["orderId"] for c in confirmations
+                       if c.get("accepted") and not c.get("edit"))
     for order_id, count in accepted.items():
         if count > 1:
             problems.append(f"order {order_id} confirmed {count} times on the simulator")

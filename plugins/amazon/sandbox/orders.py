@@ -412,7 +412,15 @@ async def confirm_shipment(request: Request, call: Call) -> Response:
         record["error"] = str(exc)
         return _v0_invalid(str(exc))
     package["at"] = call.now
-    order.packages.append(package)
+    edited = next((n for n, p in enumerate(order.packages)
+                   if p["packageReferenceId"] == package["packageReferenceId"]), None)
+    if edited is None:
+        order.packages.append(package)
+    else:  # Amazon: the same packageReferenceId again edits the confirmed package
+        previous = order.packages[edited]
+        package.update(at=previous["at"], edits=previous.get("edits", 0) + 1)
+        order.packages[edited] = package  # the event below moves lastUpdatedTime
+        record["edit"] = True
     shipped_all = all(order.shipped_quantity(i.order_item_id) >= i.quantity for i in order.items)
     order.events = [e for e in order.events if e[0] <= call.now]
     order.events.append((call.now, "SHIPPED" if shipped_all else "PARTIALLY_SHIPPED"))
@@ -447,8 +455,9 @@ def _check_confirmation(order: SimOrder, body: Any, now: datetime) -> dict[str, 
     status = order.status_at(now)
     if status in ("PENDING", "PENDING_AVAILABILITY", "CANCELLED", "UNFULFILLABLE"):
         raise BadInput(f"The order is {V0_STATUS.get(status or '', status)} and cannot be shipped")
-    if any(p["packageReferenceId"] == reference for p in order.packages):
-        raise BadInput(f"packageReferenceId {reference} was already confirmed for this order")
+    # a confirmed packageReferenceId again is an edit of that package (a corrected
+    # tracking number or carrier): its own quantities do not count against the order
+    others = [p for p in order.packages if p["packageReferenceId"] != reference]
     lines = []
     by_id = {i.order_item_id: i for i in order.items}
     for line in detail["orderItems"]:
@@ -458,7 +467,9 @@ def _check_confirmation(order: SimOrder, body: Any, now: datetime) -> dict[str, 
             raise BadInput(f"orderItemId {line.get('orderItemId')!r} is not in order {order.order_id}")
         if not isinstance(quantity, int) or quantity <= 0:
             raise BadInput(f"orderItemId {item.order_item_id}: quantity must be a positive integer")
-        if order.shipped_quantity(item.order_item_id) + quantity > item.quantity:
+        shipped = sum(line["quantity"] for p in others for line in p["orderItems"]
+                      if line["orderItemId"] == item.order_item_id)
+        if shipped + quantity > item.quantity:
             raise BadInput(f"orderItemId {item.order_item_id}: quantity exceeds the unshipped quantity")
         lines.append({"orderItemId": item.order_item_id, "quantity": quantity})
     return {"packageReferenceId": reference, "carrierCode": detail["carrierCode"],

@@ -168,17 +168,39 @@ async def test_created_after_vs_last_updated_after(anon, client, world, autojump
     assert order["orderId"] not in [o["orderId"] for o in created]
 
 
-async def test_confirm_shipment_exactly_once(anon, client, contract, autojump_clock):
+async def test_confirm_shipment_again_edits_the_package(anon, client, contract, world, autojump_clock):
+    """The same packageReferenceId again edits that package (Amazon's documented way to
+    correct a tracking number): one package, the new tracking number, a later lastUpdatedTime."""
     order = await place(anon)
     await trio.sleep(PAID)
     path = f"/orders/v0/orders/{order['orderId']}/shipmentConfirmation"
     first = await client.post(path, json=confirmation(order))
     contract(first, "ordersV0.json", "confirmShipment")
-    again = await client.post(path, json=confirmation(order))
-    assert again.status_code == 400
+    await trio.sleep(600)
+    again = await client.post(path, json=confirmation(order, trackingNumber="1Z777"))
+    assert again.status_code == 204, again.text
     contract(again, "ordersV0.json", "confirmShipment")
     records = (await anon.get("/_sandbox/confirmations", params={"orderId": order["orderId"]})).json()["confirmations"]
-    assert [r["accepted"] for r in records] == [True, False]
+    assert [(r["accepted"], r.get("edit", False)) for r in records] == [(True, False), (True, True)]
+    await trio.sleep(PAST_LAG)
+    shown = (await client.get(f"{SEARCH}/{order['orderId']}", params={"includedData": "PACKAGES,FULFILLMENT"})).json()["order"]
+    assert [p["trackingNumber"] for p in shown["packages"]] == ["1Z777"]
+    assert shown["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    assert shown["lastUpdatedTime"] > shown["packages"][0]["createdTime"]
+
+
+async def test_an_edit_may_not_ship_more_than_was_ordered(anon, client, autojump_clock):
+    """An edit replaces its package's quantities; a second package still cannot exceed them."""
+    order = await place(anon, items={"MUG-1": 2})
+    await trio.sleep(PAID)
+    item = order["orderItems"][0]["orderItemId"]
+    path = f"/orders/v0/orders/{order['orderId']}/shipmentConfirmation"
+    one = [{"orderItemId": item, "quantity": 1}]
+    assert (await client.post(path, json=confirmation(order, orderItems=one))).status_code == 204
+    two = [{"orderItemId": item, "quantity": 2}]
+    assert (await client.post(path, json=confirmation(order, orderItems=two))).status_code == 204
+    refused = await client.post(path, json=confirmation(order, "2", orderItems=one))
+    assert refused.status_code == 400 and "exceeds" in refused.json()["errors"][0]["message"]
 
 
 async def test_confirm_shipment_validation(anon, client, login, autojump_clock):
