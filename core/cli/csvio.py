@@ -8,8 +8,14 @@ Formats (a header row is required; extra columns are refused, to catch a wrong f
 
 * stock: ``sku,quantity`` (set on hand) or ``sku,delta,reason`` (adjust)
 * handling times: ``sku,handling_time_days`` (empty days: back to the integration default)
-* manual orders: ``order_id,sku,quantity`` and optionally ``buyer_name,buyer_email``;
-  several rows with one order id make one order with several items.
+* manual orders: ``order_id,sku,quantity`` and optionally the recipient:
+  ``buyer_name,buyer_email,phone,address_line1,address_line2,address_line3,city,state,
+  postal_code,country``; several rows with one order id make one order with several
+  items (the recipient is taken from its first row that has one).
+* shipments: ``order_id,carrier,tracking_number`` (the local order id, as ``orders list``
+  shows it) and optionally ``ship_method``, ``correct`` (``yes``: the row corrects the
+  order's shipment instead of adding one) and ``was`` (the tracking number it corrects,
+  needed when the order has several shipments).
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketsync.core.domain import inventory, orders, pii, products
+from marketsync.core.domain import inventory, orders, pii, products, recipients, shipments
 from marketsync.core.cli.progress import track
 from marketsync.core.store.models import Product
-from marketsync.core.types import Buyer
+from marketsync.core.types import Address, Buyer
+
+#: the optional recipient columns of a manual orders file
+RECIPIENT_COLUMNS = ("buyer_name", "buyer_email", "phone", "address_line1", "address_line2",
+                     "address_line3", "city", "state", "postal_code", "country")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +192,11 @@ def import_manual_orders(session: Session, text: str, source: str = "orders.csv"
                          cipher: pii.PiiCipher | None = None) -> list[int]:
     """Manual orders, one row per item; returns the order ids (existing ones unchanged)."""
     _, rows = read_rows(text, source, [("order_id", "sku", "quantity")],
-                        optional=("buyer_name", "buyer_email"))
+                        optional=RECIPIENT_COLUMNS)
     errors: list[RowError] = []
     _check_skus(session, rows, errors)
     grouped: dict[str, list[tuple[str, int]]] = {}
-    buyers: dict[str, Buyer] = {}
+    people: dict[str, tuple[Buyer | None, Address | None]] = {}
     for row in rows:
         order_id = row.values["order_id"]
         if not order_id:
@@ -196,12 +206,65 @@ def import_manual_orders(session: Session, text: str, source: str = "orders.csv"
         if quantity is None:
             continue
         grouped.setdefault(order_id, []).append((row.values["sku"], quantity))
-        name, email = row.values.get("buyer_name"), row.values.get("buyer_email")
-        if (name or email) and order_id not in buyers:
-            if email and "@" not in email:
-                errors.append(RowError(row.line, "buyer_email is not an e-mail address"))
-            buyers[order_id] = Buyer(name=name or None, email=email or None)
+        given = {column: row.values.get(column) for column in RECIPIENT_COLUMNS}
+        if any(given.values()) and order_id not in people:
+            try:
+                people[order_id] = recipients.checked(recipients.Recipient(
+                    name=given["buyer_name"], email=given["buyer_email"], phone=given["phone"],
+                    line1=given["address_line1"], line2=given["address_line2"],
+                    line3=given["address_line3"], city=given["city"], state=given["state"],
+                    postal_code=given["postal_code"], country_code=given["country"]))
+            except ValueError as error:
+                errors.append(RowError(row.line, str(error)))
+    if people and cipher is None:
+        errors.append(RowError(1, "buyer data is stored only encrypted; configure pii.key "
+                                  "(or set MARKETSYNC_PII_KEY)"))
     _finish(source, errors)
-    return [orders.add_manual_order(session, order_id, items, buyer=buyers.get(order_id),
-                                    cipher=cipher)
-            for order_id, items in track(list(grouped.items()), f"{source}: entering orders")]
+    entered = []
+    for order_id, items in track(list(grouped.items()), f"{source}: entering orders"):
+        buyer, address = people.get(order_id, (None, None))
+        entered.append(orders.add_manual_order(session, order_id, items, buyer=buyer,
+                                               address=address, cipher=cipher))
+    return entered
+
+
+def import_shipments(session: Session, text: str, source: str = "shipments.csv") -> list[str]:
+    """Ship (or, with ``correct``, correct) one order per row; returns the shipment keys.
+    A row the order cannot take (cancelled, nothing left to ship, no shipment to correct)
+    is reported by its line like a malformed one, and nothing is applied."""
+    _, rows = read_rows(text, source, [("order_id", "carrier", "tracking_number")],
+                        optional=("ship_method", "correct", "was"))
+    errors: list[RowError] = []
+    planned: list[tuple[Row, int, bool]] = []
+    for row in rows:
+        found = len(errors)
+        order_id = _int(row, "order_id", errors, minimum=1)
+        correct = row.values.get("correct", "").lower()
+        if correct not in ("", "yes", "no"):
+            errors.append(RowError(row.line, f"correct {row.values['correct']!r} is not yes "
+                                             "or no"))
+        elif row.values.get("was") and correct != "yes":
+            errors.append(RowError(row.line, "was is only for a row with correct=yes"))
+        for column in ("carrier", "tracking_number"):
+            if not row.values[column]:
+                errors.append(RowError(row.line, f"{column} is empty"))
+        if len(errors) == found and order_id is not None:
+            planned.append((row, order_id, correct == "yes"))
+    keys = []  # the good rows are tried too, so that one run reports every bad row
+    for row, order_id, correct in track(planned, f"{source}: applying"):
+        values = row.values
+        try:
+            if correct:
+                keys.append(shipments.correct_shipment(
+                    session, order_id, carrier=values["carrier"],
+                    tracking_number=values["tracking_number"],
+                    ship_method=values.get("ship_method") or None, was=values.get("was") or None))
+            else:
+                keys.append(orders.ship_order(
+                    session, order_id, carrier=values["carrier"],
+                    tracking_number=values["tracking_number"],
+                    ship_method=values.get("ship_method") or None))
+        except (ValueError, LookupError) as error:  # the store rolls back on CsvError
+            errors.append(RowError(row.line, str(error).strip("'\"")))
+    _finish(source, errors)
+    return keys

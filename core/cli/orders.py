@@ -11,9 +11,8 @@ from sqlalchemy import select
 
 from marketsync.core.cli import csvio
 
-from marketsync.core.domain import orders as book, pii, products
-from marketsync.core.store.models import IntegrationRow, Order
-from marketsync.core.types import Buyer
+from marketsync.core.domain import orders as book, pii, products, recipients, shipments
+from marketsync.core.store.models import IntegrationRow, Order, ShipmentRow
 
 from marketsync.core.cli.context import CliContext, pass_cli
 
@@ -69,6 +68,9 @@ def _details(session, order_id: int, cipher: pii.PiiCipher | None) -> dict[str, 
         "buyer": buyer,
         "items": [(i.channel_item_id, i.channel_sku, i.quantity, i.quantity_shipped)
                   for i in order.items],
+        "shipments": [(r.carrier, r.tracking_number, r.confirm_state) for r in session.execute(
+            select(ShipmentRow).where(ShipmentRow.order_id == order.id)
+            .order_by(ShipmentRow.id)).scalars()],
     }
 
 
@@ -106,6 +108,8 @@ def show(cli: CliContext, order_id: int) -> None:
             click.echo(f"{key}: {details[key]}")
     for item_id, sku, quantity, shipped in details["items"]:
         click.echo(f"  item {item_id}: {sku} x{quantity} (shipped {shipped})")
+    for carrier, tracking, state in details["shipments"]:
+        click.echo(f"  shipment: {carrier} {tracking} (channel: {state})")
     for key, value in details["buyer"].items():
         if value:
             click.echo(f"{key}: {value}")
@@ -126,13 +130,37 @@ def cancel(cli: CliContext, order_id: int) -> None:
 @click.option("--carrier", required=True)
 @click.option("--tracking", required=True, help="Tracking number.")
 @click.option("--method", help="Ship method, e.g. Standard.")
+@click.option("--correct", is_flag=True,
+              help="Fix the carrier or tracking number of the order's shipment instead of "
+                   "adding one; the channel is told again (Amazon edits its package).")
+@click.option("--was", metavar="TRACKING",
+              help="With --correct: the tracking number being fixed, when the order has "
+                   "several shipments.")
 @pass_cli
 def ship(cli: CliContext, order_id: int, carrier: str, tracking: str,
-         method: str | None) -> None:
+         method: str | None, correct: bool, was: str | None) -> None:
     """Record a shipment; the channel is told by the confirm_shipment job."""
+    if was is not None and not correct:
+        raise click.UsageError("--was goes with --correct")
+    if correct:
+        key = cli.store.run_blocking(shipments.correct_shipment, order_id, carrier=carrier,
+                                     tracking_number=tracking, ship_method=method, was=was)
+        click.echo(f"order {order_id}: shipment {key} now {carrier} {tracking}; "
+                   "confirmation queued again")
+        return
     key = cli.store.run_blocking(book.ship_order, order_id, carrier=carrier,
                                  tracking_number=tracking, ship_method=method)
     click.echo(f"order {order_id}: shipped ({key}); confirmation queued")
+
+
+@orders.command("ship-import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_cli
+def ship_import(cli: CliContext, file: Path) -> None:
+    """Shipments from CSV (order_id,carrier,tracking_number[,ship_method,correct,was]);
+    a row with correct=yes fixes the order's shipment instead of adding one."""
+    keys = cli.store.run_blocking(csvio.import_shipments, file.read_text("utf-8"), str(file))
+    click.echo(f"{file}: {len(keys)} shipment(s); confirmations queued")
 
 
 @orders.command("fulfill-mcf")
@@ -150,21 +178,35 @@ def fulfill_mcf(cli: CliContext, order_id: int, alias: str) -> None:
 @orders.command()
 @click.argument("order_id")
 @click.argument("items", nargs=-1, required=True, metavar="SKU:QTY...")
-@click.option("--buyer-name")
-@click.option("--buyer-email")
+@click.option("--buyer-name", help="The recipient's name (also on the address).")
+@click.option("--buyer-email", help="The recipient's e-mail (Amazon MCF mails tracking to it).")
+@click.option("--phone", help="The recipient's phone number.")
+@click.option("--address-line", "lines", multiple=True, metavar="TEXT",
+              help="An address line; up to three, in order.")
+@click.option("--city")
+@click.option("--state", help="State, region or county.")
+@click.option("--postal-code")
+@click.option("--country", help="Two-letter country code, e.g. DE.")
 @pass_cli
 def add(cli: CliContext, order_id: str, items: tuple[str, ...], buyer_name: str | None,
-        buyer_email: str | None) -> None:
-    """Enter a manual order, e.g. `orders add PHONE-17 MUG:2 CUP:1`."""
+        buyer_email: str | None, phone: str | None, lines: tuple[str, ...], city: str | None,
+        state: str | None, postal_code: str | None, country: str | None) -> None:
+    """Enter a manual order, e.g. `orders add PHONE-17 MUG:2 CUP:1`; with an address it
+    can be shipped by Amazon MCF (`orders fulfill-mcf`). Buyer data is stored encrypted."""
     parsed = []
     for item in items:
         sku, _, quantity = item.rpartition(":")
         if not sku or not quantity.isdigit():
             raise click.BadParameter(f"{item!r} is not SKU:QTY", param_hint="items")
         parsed.append((sku, int(quantity)))
-    buyer = Buyer(name=buyer_name, email=buyer_email) if buyer_name or buyer_email else None
+    if len(lines) > 3:
+        raise click.BadParameter("at most three address lines", param_hint="--address-line")
+    lines = lines + (None,) * (3 - len(lines))
+    buyer, address = recipients.checked(recipients.Recipient(
+        name=buyer_name, email=buyer_email, phone=phone, line1=lines[0], line2=lines[1],
+        line3=lines[2], city=city, state=state, postal_code=postal_code, country_code=country))
     new_id = cli.store.run_blocking(book.add_manual_order, order_id, parsed, buyer=buyer,
-                                    cipher=cli.cipher)
+                                    address=address, cipher=cli.cipher)
     click.echo(f"order {new_id}: {order_id} (manual)")
 
 
@@ -172,7 +214,8 @@ def add(cli: CliContext, order_id: str, items: tuple[str, ...], buyer_name: str 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_cli
 def import_(cli: CliContext, file: Path) -> None:
-    """Manual orders from CSV (order_id,sku,quantity[,buyer_name,buyer_email])."""
+    """Manual orders from CSV (order_id,sku,quantity[,buyer_name,buyer_email,phone,
+    address_line1,address_line2,address_line3,city,state,postal_code,country])."""
     ids = cli.store.run_blocking(csvio.import_manual_orders, file.read_text("utf-8"),
                                  str(file), cipher=cli.cipher)
     click.echo(f"{file}: {len(ids)} order(s)")

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketsync.core.domain import inventory, pii
+from marketsync.core.domain import fulfillment, inventory, pii
 from marketsync.core.store.models import (
     FulfillmentOrder,
     IntegrationRow,
@@ -335,6 +335,11 @@ def ship_order(
     key = f"shipment:{order.id}:{carrier.strip()}:{tracking_number.strip()}"
     if session.execute(select(ShipmentRow.id).where(ShipmentRow.key == key)).scalar():
         return key
+    corrected = session.execute(select(ShipmentRow.key).where(  # a corrected one keeps its key
+        ShipmentRow.order_id == order.id, ShipmentRow.carrier == carrier.strip(),
+        ShipmentRow.tracking_number == tracking_number.strip())).scalar()
+    if corrected is not None:
+        return corrected
     if order.status is OrderStatus.CANCELED:
         raise OrderStateError(f"order {order.id} is cancelled and cannot be shipped")
     if order.fulfillment is Fulfillment.FBA:
@@ -418,12 +423,17 @@ def _shipment(session: Session, key: str) -> ShipmentRow:
 
 
 def mark_shipment_confirmed(session: Session, key: str,
-                            confirmation: ShipmentConfirmation | None = None) -> bool:
+                            confirmation: ShipmentConfirmation | None = None,
+                            sent: Shipment | None = None) -> bool:
     """Record the channel's answer. One saying neither ``confirmed`` nor
-    ``already_confirmed`` is a failed attempt: the shipment stays pending. Returns whether
-    the shipment is confirmed now."""
+    ``already_confirmed`` is a failed attempt: the shipment stays pending. So does one for
+    a carrier or tracking number (``sent``) that a correction has replaced meanwhile: the
+    corrected one is still to be told. Returns whether the shipment is confirmed now."""
     row = _shipment(session, key)
     row.attempts += 1
+    if sent is not None and (sent.carrier, sent.tracking_number) != (row.carrier,
+                                                                     row.tracking_number):
+        return False
     if confirmation is not None and not (confirmation.confirmed
                                          or confirmation.already_confirmed):
         row.last_error = (confirmation.message or "the channel did not confirm")[:2000]
@@ -435,13 +445,17 @@ def mark_shipment_confirmed(session: Session, key: str,
     return True
 
 
-def mark_shipment_failed(session: Session, key: str, message: str, *, final: bool) -> None:
+def mark_shipment_failed(session: Session, key: str, message: str, *, final: bool,
+                         sent: Shipment | None = None) -> None:
     """A failed attempt: retried later, or (``final``: the channel refused it for good)
-    left ``failed`` for the seller to look at."""
+    left ``failed`` for the seller to look at — unless a correction replaced what was
+    ``sent`` meanwhile: the corrected shipment is still to be tried."""
     row = _shipment(session, key)
     row.attempts += 1
     row.last_error = message[:2000]
-    if final and row.confirm_state != "confirmed":
+    stale = sent is not None and (sent.carrier, sent.tracking_number) != (row.carrier,
+                                                                          row.tracking_number)
+    if final and not stale and row.confirm_state != "confirmed":
         row.confirm_state = "failed"
 
 
@@ -487,9 +501,12 @@ def open_fulfillments(session: Session, integration_id: int) -> list[Fulfillment
                            marketplace=marketplace) for row, _ in rows]
 
 
-def apply_tracking(session: Session, integration_id: int, infos: Sequence[TrackingInfo]) -> int:
-    """Record MCF progress; a shipped one ships its order, a finished one stops tracking."""
-    updated = 0
+def apply_tracking(session: Session, integration_id: int,
+                   infos: Sequence[TrackingInfo]) -> set[int]:
+    """Record MCF progress; a shipped one ships its order (and becomes a shipment for the
+    channel the order came from), a finished one stops tracking. Returns the integrations
+    that now have a shipment to confirm."""
+    to_confirm: set[int] = set()
     for info in infos:
         row = session.execute(select(FulfillmentOrder).where(
             FulfillmentOrder.integration_id == integration_id,
@@ -497,7 +514,6 @@ def apply_tracking(session: Session, integration_id: int, infos: Sequence[Tracki
         )).scalar_one_or_none()
         if row is None:
             continue
-        updated += 1
         row.status = info.status
         numbers = [p.tracking_number for p in info.packages]
         row.tracking_numbers = numbers
@@ -512,10 +528,14 @@ def apply_tracking(session: Session, integration_id: int, infos: Sequence[Tracki
         if shipped:
             order.status = OrderStatus.SHIPPED
             order.shipped_at = order.shipped_at or min(shipped)
+            first = next(p for p in info.packages if p.shipped_at)
+            origin = fulfillment.shipment_for_origin(session, row, order, first)
+            if origin is not None:
+                to_confirm.add(origin)
         if delivered and len(delivered) == len(info.packages):
             order.delivered_at = max(delivered)
         _set_purge_date(order)
-    return updated
+    return to_confirm
 
 
 # --- the built-in manual channel ----------------------------------------------------------------
@@ -553,6 +573,9 @@ def add_manual_order(
         inventory.product_by_sku(session, sku)
         if quantity <= 0:
             raise ValueError(f"quantity of {sku!r} must be above zero, not {quantity}")
+    if (buyer is not None or address is not None) and cipher is None:
+        raise ValueError(f"manual order {channel_order_id!r}: buyer data is stored only "
+                         "encrypted; configure pii.key (or set MARKETSYNC_PII_KEY)")
     integration = manual_integration_id(session)
     now = transaction_now()
     order = ChannelOrder(

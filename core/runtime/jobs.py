@@ -320,11 +320,16 @@ async def confirm_shipment(daemon: JobContext, integration: Integration, hooks: 
             confirmation = await hooks.call("confirm_shipment", integration=integration,
                                             shipment=pending.shipment)
         except RecordRejected as error:
-            await daemon.store.run(orders.mark_shipment_failed, key, error.reason, final=True)
+            await daemon.store.run(orders.mark_shipment_failed, key, error.reason, final=True,
+                                   sent=pending.shipment)
             log.warning("%s: shipment %s refused by the channel: %s", integration.alias, key,
                         error.reason)
             continue
-        await daemon.store.run(orders.mark_shipment_confirmed, key, confirmation)
+        if not await daemon.store.run(orders.mark_shipment_confirmed, key, confirmation,
+                                      pending.shipment):
+            log.info("%s: shipment %s corrected or not confirmed; sent again on the next run",
+                     integration.alias, key)
+            continue
         log.info("%s: shipment %s confirmed%s", integration.alias, key,
                  " (already confirmed)" if confirmation.already_confirmed else "")
 
@@ -337,13 +342,19 @@ async def fetch_tracking(daemon: JobContext, integration: Integration, hooks: "C
     if not refs:
         return
     infos = await hooks.call("fetch_tracking", integration=integration, fulfillments=refs)
-    await daemon.store.run(orders.apply_tracking, integration_id, list(infos))
+    origins = await daemon.store.run(orders.apply_tracking, integration_id, list(infos))
+    for alias, known_id in daemon.integration_ids.items():
+        if known_id in origins:  # the channel the order came from hears the tracking now
+            daemon.trigger(alias, "confirm_shipment")
 
 
 async def _send_fulfillments(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
                              integration_id: int) -> None:
     """MCF orders recorded locally go to the channel first (idempotent by our id)."""
-    requests, problems = await daemon.store.read(fulfillment.unsent, integration_id, daemon.cipher)
+    contact = getattr(daemon.integration_config(integration.alias), "contact", None)
+    requests, problems = await daemon.store.read(
+        fulfillment.unsent, integration_id, daemon.cipher,
+        fulfillment.Contact(contact.phone, contact.email, contact.mode) if contact else None)
     for reference, reason in problems.items():
         await daemon.store.run(fulfillment.mark_rejected, integration_id, reference, reason)
         log.warning("%s: MCF order %s not sent: %s", integration.alias, reference, reason)

@@ -227,3 +227,84 @@ def test_label_prefills_or_overwrites_contact_and_adds_ioss():
     assert (overwritten["phone"], overwritten["email"]) == ("+49 999", "shop@example.org")
     assert label({"buyer": {}, "ship_to_country": "FR"}, None) == {
         "ship_to": {"country_code": "FR"}}
+
+
+def test_orders_ship_correct_fixes_the_tracking_number(invoke, store):
+    """`orders ship --correct`: the same shipment, the new number, pending again."""
+    from sqlalchemy import select
+
+    from marketsync.core.store.models import ShipmentRow
+
+    invoke("stock", "set", "MUG", "5")
+    oid = invoke("orders", "add", "PHONE-9", "MUG:2").output.split()[1].rstrip(":")
+    assert invoke("orders", "ship", oid, "--carrier", "DHL", "--tracking", "JJD-TYPO").exit_code == 0
+    assert invoke("orders", "ship", oid, "--carrier", "DHL", "--tracking", "X",
+                  "--was", "JJD-TYPO").exit_code == 2
+    fixed = invoke("orders", "ship", oid, "--carrier", "DHL", "--tracking", "JJD-RIGHT",
+                   "--correct")
+    assert fixed.exit_code == 0 and "now DHL JJD-RIGHT" in fixed.output
+    rows = store.run_blocking(lambda s: [(r.tracking_number, r.confirm_state)
+                                         for r in s.execute(select(ShipmentRow)).scalars()])
+    assert rows == [("JJD-RIGHT", "pending")]
+    assert "on hand 3, reserved 0" in invoke("stock", "show", "MUG").output
+    other = invoke("orders", "add", "PHONE-10", "MUG:1").output.split()[1].rstrip(":")
+    unshipped = invoke("orders", "ship", other, "--carrier", "DHL", "--tracking", "Y", "--correct")
+    assert unshipped.exit_code == 1 and "no shipment to correct" in unshipped.output
+
+
+def test_orders_ship_import_ships_and_corrects(invoke, store, tmp_path):
+    invoke("stock", "set", "MUG", "5")
+    first = invoke("orders", "add", "P-1", "MUG:1").output.split()[1].rstrip(":")
+    second = invoke("orders", "add", "P-2", "MUG:1").output.split()[1].rstrip(":")
+    path = tmp_path / "shipments.csv"
+    path.write_text(f"order_id,carrier,tracking_number\n{first},DHL,T-1\n{second},UPS,T-2\n")
+    assert "2 shipment(s)" in invoke("orders", "ship-import", str(path)).output
+    path.write_text(f"order_id,carrier,tracking_number,correct\n{first},DHL,T-1b,yes\n")
+    assert "1 shipment(s)" in invoke("orders", "ship-import", str(path)).output
+    shown = invoke("orders", "ship-import", str(path))
+    assert shown.exit_code == 0  # the same correction again changes nothing
+    assert "on hand 3, reserved 0" in invoke("stock", "show", "MUG").output
+
+
+def test_orders_add_with_an_address_can_go_to_mcf(invoke, store):
+    """`orders add` takes the recipient; it is shown with the key, and MCF accepts the order
+    (the "no shipping address" refusal is gone)."""
+    from marketsync.core.domain import fulfillment
+
+    added = invoke("orders", "add", "PHONE-20", "MUG:1", "--buyer-name", "Ada Buyer",
+                   "--buyer-email", "ada@example.org", "--phone", "+44 20 7946 0000",
+                   "--address-line", "1 Example Street", "--address-line", "Flat 2",
+                   "--city", "London", "--postal-code", "SW1A 1AA", "--country", "gb")
+    assert added.exit_code == 0, added.output
+    oid = added.output.split()[1].rstrip(":")
+    shown = invoke("orders", "show", oid).output
+    assert "'line2': 'Flat 2'" in shown and "'country_code': 'GB'" in shown
+    assert "MCF order ms-" in invoke("orders", "fulfill-mcf", oid, "--integration",
+                                     "amazon-de").output
+    from marketsync.core.domain import products
+
+    de = store.run_blocking(products.integration_id, "amazon-de")
+    _, problems = store.run_blocking(fulfillment.unsent, de, pii.PiiCipher.from_text(KEY))
+    # the address is there; only the FBA listing is missing in this store
+    assert list(problems.values()) == ["no FBA listing on this integration for MUG"]
+    bad = invoke("orders", "add", "PHONE-21", "MUG:1", "--address-line", "1 Road",
+                 "--country", "Germany")
+    assert bad.exit_code == 1
+    assert "recipient's name" in bad.output and "two-letter code" in bad.output
+
+
+def test_orders_import_csv_with_recipients(invoke, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,sku,quantity,buyer_name,address_line1,city,postal_code,country,phone\n"
+                    "R1,MUG,1,Kim Lee,2 High St,Leeds,LS1 1AA,GB,+44 113 000\n"
+                    "R1,CUP,1,,,,,,\n"
+                    "R2,MUG,1,,,,,,\n")
+    assert "2 order(s)" in invoke("orders", "import", str(path)).output
+    listed = invoke("orders", "list").output.splitlines()
+    r1 = next(line.split()[0] for line in listed if " R1 " in line)
+    shown = invoke("orders", "show", r1).output
+    assert "Kim Lee" in shown and "'city': 'Leeds'" in shown and "+44 113 000" in shown
+    path.write_text("order_id,sku,quantity,buyer_name,address_line1,country\n"
+                    "R3,MUG,1,Kim Lee,2 High St,GB\n")
+    bad = invoke("orders", "import", str(path))
+    assert bad.exit_code == 1 and "line 2: an address needs a city or a postal code" in bad.output

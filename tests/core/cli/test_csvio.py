@@ -119,3 +119,41 @@ def test_manual_orders_csv_all_or_nothing(store):
                            "order_id,sku,quantity\nM1,A,2\n,B,1\nM3,Z,1\nM4,A,0\n")
     assert [e.line for e in caught.value.errors] == [3, 4, 5]
     assert levels(store)["A"] == (5, 0)
+
+
+def manual_order_ids(store, count: int) -> list[int]:
+    return store.run_blocking(csvio.import_manual_orders, "order_id,sku,quantity\n" + "".join(
+        f"S{n},A,1\n" for n in range(count)))
+
+
+def test_shipments_from_csv_ship_then_correct(store):
+    """A shipments file ships; a row with correct=yes edits that shipment, stock unmoved."""
+    from sqlalchemy import select
+
+    from marketsync.core.store.models import ShipmentRow
+
+    one, two = manual_order_ids(store, 2)
+    keys = store.run_blocking(csvio.import_shipments, "order_id,carrier,tracking_number,ship_method\n"
+                              f"{one},DHL,T-1,Standard\n{two},UPS,T-2,\n")
+    assert len(keys) == 2 and levels(store)["A"] == (3, 0)
+    fixed = store.run_blocking(csvio.import_shipments, "order_id,carrier,tracking_number,correct,was\n"
+                               f"{one},DHL,T-1-FIXED,yes,T-1\n")
+    assert fixed == keys[:1] and levels(store)["A"] == (3, 0)
+    numbers = store.run_blocking(lambda s: sorted(
+        (r.key, r.tracking_number) for r in s.execute(select(ShipmentRow)).scalars()))
+    assert numbers == sorted([(keys[0], "T-1-FIXED"), (keys[1], "T-2")])
+
+
+def test_shipments_csv_reports_every_bad_row_and_applies_none(store):
+    """Malformed rows and rows the order refuses are all reported; nothing is shipped."""
+    one, two = manual_order_ids(store, 2)
+    with pytest.raises(csvio.CsvError) as caught:
+        store.run_blocking(csvio.import_shipments, "order_id,carrier,tracking_number,correct\n"
+                           f"{one},DHL,T-1,\nx,DHL,T,\n{two},,T,\n{two},DHL,T,maybe\n"
+                           f"{two},DHL,T-9,yes\n999,DHL,T,\n")
+    lines = {e.line: e.reason for e in caught.value.errors}
+    assert sorted(lines) == [3, 4, 5, 6, 7]
+    assert "not a whole number" in lines[3] and "carrier is empty" in lines[4]
+    assert "yes or no" in lines[5] and "no shipment to correct" in lines[6]
+    assert "unknown order 999" in lines[7]
+    assert levels(store)["A"] == (5, 2)  # the good first row was rolled back too
