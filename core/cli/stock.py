@@ -8,7 +8,7 @@ import click
 
 from marketsync.core.cli import csvio
 
-from marketsync.core.domain import inventory
+from marketsync.core.domain import inventory, push_guard
 
 from marketsync.core.cli.context import CliContext, pass_cli
 from .daemon_link import tell_daemon_stock_changed
@@ -71,3 +71,46 @@ def show(cli: CliContext, sku: str | None) -> None:
         click.echo("no products yet")
     for level in levels:
         _show(level)
+
+
+@stock.command()
+@click.argument("alias", required=False)
+@pass_cli
+def plan(cli: CliContext, alias: str | None) -> None:
+    """What the next pushes would change on the channel, listing by listing, and which
+    integrations hold their pushes (review of a new connection, or the safety valve)."""
+    try:
+        found = cli.store.run_blocking(push_guard.plan, alias)
+    except push_guard.UnknownAlias as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, (hold, reason) in found.holds.items():
+        if hold == push_guard.REVIEW:
+            click.echo(f"{name}: held for review (new connection): "
+                       f"`marketsync stock accept {name}` sends the changes below")
+        elif hold == push_guard.VALVE:
+            click.echo(f"{name}: HELD by the safety valve: {reason}; "
+                       f"`marketsync stock accept {name}` sends the changes below")
+    if not found.changes:
+        click.echo("nothing would change on any channel" if alias is None
+                   else f"{alias}: nothing would change on the channel")
+    for change in found.changes:
+        channel = "?" if change.channel_quantity is None else change.channel_quantity
+        click.echo(f"{change.alias:<20} {change.channel_sku:<24} {channel:>6} -> "
+                   f"{change.wanted_quantity:<6} (product {change.sku})")
+
+
+@stock.command()
+@click.argument("alias")
+@pass_cli
+def accept(cli: CliContext, alias: str) -> None:
+    """Release ALIAS's held stock pushes (after reading `marketsync stock plan ALIAS`)."""
+    try:
+        was = cli.store.run_blocking(push_guard.accept, alias)
+    except push_guard.UnknownAlias as exc:
+        raise click.ClickException(str(exc)) from None
+    if was is None:
+        click.echo(f"{alias}: nothing was held")
+        return
+    click.echo(f"{alias}: released ({'review' if was == push_guard.REVIEW else 'safety valve'});"
+               " the pending pushes go out now")
+    tell_daemon_stock_changed(cli)

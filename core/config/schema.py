@@ -217,8 +217,18 @@ class IntegrationConfig:
                                 parse.integer(1, 30), 30)
     inventory: str = setting("which stock to sync: MFN pushed, FBA imported",
                              parse.choice("FBA", "MFN", "both", "none"), "both")
-    handling_time_days: int = setting("days to ship merchant-fulfilled orders",
-                                      parse.integer(0, 30), 1)
+    handling_time_days: int = setting(
+        "days to ship merchant-fulfilled orders; one value per account (the channel keeps "
+        "it per SKU and regional account)", parse.integer(0, 30), 1)
+    review_first_push: bool = setting(
+        "hold pushes that would change a channel quantity until `marketsync stock accept`; "
+        "false: the local figure wins from the first push", parse.boolean, True)
+    push_valve_zeroed_percent: int = setting(
+        "hold a push that would set more than this share of the listings with stock to 0 "
+        "at once (and at least 3)", parse.integer(1, 100), 50)
+    push_valve_cut_percent: int = setting(
+        "hold a push that would cut the listed quantity by more than this share at once "
+        "(and by at least 20 units)", parse.integer(1, 100), 50)
     ioss_number: str | None = setting("EU import one-stop-shop number for invoices",
                                       parse.text(r"IM\d{10}", "IM followed by 10 digits",
                                                  "IOSS number"), None)
@@ -263,6 +273,7 @@ def _integrations(value: Any, ctx: parse.Context, path: str, line: int) -> Any:
     result, failed = [], False
     seen_alias: dict[str, int] = {}
     seen_market: dict[tuple[str, str], tuple[str, int]] = {}
+    handling: dict[str, tuple[object, str, int]] = {}  # account -> (days, alias, line)
     for index, item in enumerate(value):
         item_path, item_line = join_path(path, index), value.item_positions[index].line
         try:
@@ -290,7 +301,27 @@ def _integrations(value: Any, ctx: parse.Context, path: str, line: int) -> Any:
                           f"account {account!r} already has an integration for {market} "
                           f"({other[0]!r} at line {other[1]}); orders would be imported twice")
                 failed = True
+        if isinstance(account, str):
+            failed |= _one_handling_time(item, item_path, item_line, account, str(alias),
+                                         handling, ctx)
     return parse.FAILED if failed else tuple(result)
+
+
+def _one_handling_time(item: YamlMapping, path: str, line: int, account: str, alias: str,
+                       seen: dict[str, tuple[object, str, int]], ctx: parse.Context) -> bool:
+    """Amazon keeps the handling time per SKU and regional account, so two integrations
+    of one account with different defaults would overwrite each other on every push."""
+    days = item.get("handling_time_days", 1)
+    if "handling_time_days" in item:
+        line = item.value_positions["handling_time_days"].line
+    first = seen.setdefault(account, (days, alias, line))
+    if first[0] == days or first[1] == alias:
+        return False
+    ctx.error(line, join_path(path, "handling_time_days"),
+              f"{days} differs from {first[0]} of {first[1]!r} (line {first[2]}): the channel "
+              f"keeps one handling time per account; give every integration of account "
+              f"{account!r} the same value")
+    return True
 
 
 @frozen

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from marketsync.core import clock
 
-from marketsync.core.domain import fulfillment, inventory, orders, products
+from marketsync.core.domain import fulfillment, inventory, orders, products, push_guard
 from marketsync.core.errors import CursorExpired, RecordRejected
 from marketsync.core.runtime.scheduler import JobOutcome
 from marketsync.core.store import cursors, job_runs, quarantine
@@ -245,11 +245,26 @@ async def import_stock(daemon, integration, hooks) -> None:
 # --- pushes and submissions ------------------------------------------------------------------
 
 
+def _next_push(session: Session, integration_id: int, handling: int, review: bool,
+               limits: push_guard.ValveLimits) -> push_guard.Screened:
+    batch = inventory.pending_stock_updates(session, integration_id, MAX_PUSH_BATCH,
+                                            default_handling_time_days=handling)
+    return push_guard.screen(session, integration_id, batch, review=review, limits=limits)
+
+
 async def push_stock(daemon: JobContext, integration: Integration, hooks: "ChannelHooks") -> None:
     integration_id = daemon.integration_ids[integration.alias]
-    handling = daemon.integration_config(integration.alias).handling_time_days
-    batch = await daemon.store.run(inventory.pending_stock_updates, integration_id,
-                                   MAX_PUSH_BATCH, default_handling_time_days=handling)
+    config = daemon.integration_config(integration.alias)
+    limits = push_guard.limits_from_percent(config.push_valve_zeroed_percent,
+                                            config.push_valve_cut_percent)
+    screened = await daemon.store.run(_next_push, integration_id, config.handling_time_days,
+                                      config.review_first_push, limits)
+    if screened.tripped:
+        daemon.stats.valve_trips[integration.alias] += 1
+        log.warning("%s: stock push held by the safety valve: %s; see `marketsync stock "
+                    "plan %s`, then `marketsync stock accept %s`", integration.alias,
+                    screened.tripped, integration.alias, integration.alias)
+    batch = screened.batch
     if not batch.updates:
         return
     submission = await hooks.call("push_stock", integration=integration,

@@ -41,6 +41,7 @@ class Stats:
     jobs: Counter = field(default_factory=Counter)  #: (alias, kind, ok) -> count
     records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
     push_latency: PushLatency = field(default_factory=PushLatency)
+    valve_trips: Counter = field(default_factory=Counter)  #: alias -> pushes held by the valve
 
     def on_call(self, record: CallRecord) -> None:
         self.calls[(record.operation or "-", record.status)] += 1

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs
-from marketsync.core.store.models import Listing, SubmissionRow as Submission
+from marketsync.core.store.models import IntegrationRow, Listing, SubmissionRow as Submission
 from marketsync.core.store.timing import transaction_now
 
 
@@ -31,6 +31,9 @@ def collect(session: Session) -> dict[str, Any]:
     in_flight = dict(session.execute(
         select(Submission.integration_id, func.count())
         .where(Submission.state == "in_flight").group_by(Submission.integration_id)).all())
+    holds = {row.id: (row.push_hold, row.push_hold_reason) for row in session.execute(
+        select(IntegrationRow.id, IntegrationRow.push_hold, IntegrationRow.push_hold_reason)
+        .where(IntegrationRow.push_hold.in_(("review", "valve"))))}
     report = []
     for status in store_integrations.get_states(session):
         jobs = [
@@ -57,6 +60,8 @@ def collect(session: Session) -> dict[str, Any]:
             "pending_pushes": pending.get(status.id, 0),
             "refused_pushes": refused.get(status.id, 0),
             "submissions_in_flight": in_flight.get(status.id, 0),
+            "push_hold": holds.get(status.id, (None, None))[0],
+            "push_hold_reason": holds.get(status.id, (None, None))[1],
             "jobs": jobs,
         })
     return {"time": transaction_now(), "integrations": report}
@@ -85,6 +90,14 @@ def render(report: dict[str, Any]) -> str:
         if item["pending_pushes"] or item["submissions_in_flight"]:
             lines.append(f"{'':<22}pending pushes: {item['pending_pushes']}, "
                          f"submissions in flight: {item['submissions_in_flight']}")
+        hold = item.get("push_hold")
+        if hold == "review":
+            lines.append(f"{'':<22}stock pushes held for review: `marketsync stock plan "
+                         f"{item['alias']}`, then `marketsync stock accept {item['alias']}`")
+        elif hold == "valve":
+            lines.append(f"{'':<22}stock pushes HELD by the safety valve: "
+                         f"{item['push_hold_reason']}; `marketsync stock plan "
+                         f"{item['alias']}`, then `marketsync stock accept {item['alias']}`")
         if item["refused_pushes"]:
             lines.append(f"{'':<22}refused by the channel: {item['refused_pushes']} listing(s),"
                          " retried with growing delays (reasons: `marketsync products list`)")

@@ -82,6 +82,8 @@ def ensure_integration(
             "state": "CONNECTING" if enabled else "DISABLED",
             "state_changed_at": now,
             "enabled": enabled,
+            # new: its first pushes wait for the seller's review (domain.push_guard)
+            "push_hold": "review",
             "created_at": now,
             "updated_at": now,
         },

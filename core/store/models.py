@@ -134,6 +134,11 @@ class IntegrationRow(Base):
     state_changed_at: Mapped[datetime] = _created()
     last_error: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: stock pushes held: "review" (new, not yet accepted), "valve" (tripped; the reason
+    #: beside it), "released" (accepted), NULL (none); see ``domain.push_guard``
+    push_hold: Mapped[str | None] = mapped_column(String(16))
+    push_hold_reason: Mapped[str | None] = mapped_column(Text)
+    push_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

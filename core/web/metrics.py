@@ -58,6 +58,12 @@ class DaemonCollector:
         for alias, runner in sorted(daemon.runners.items()):
             states.add_metric([alias, runner.state.value], 1.0 if runner.state.value == "LIVE" else 0.0)
         yield states
+        trips = CounterMetricFamily("marketsync_push_valve_trips",
+                                    "Stock pushes held by the safety valve until accepted",
+                                    labels=["integration"])
+        for alias, count in sorted(stats.valve_trips.items()):
+            trips.add_metric([alias], count)
+        yield trips
         latency = HistogramMetricFamily("marketsync_push_latency_seconds",
                                         "Stock push sent to accepted by the channel (bench/push_latency.py measures change to acceptance)",
                                         labels=["integration"])

@@ -68,8 +68,13 @@ ENV = {"E2E_SECRET": CLIENT_SECRET, "E2E_PII_KEY": PII_KEY, **{f"E2E_REFRESH_{k}
 
 
 def config_text(integrations: list[tuple[str, str, str]] | None = None, extra: str = "",
-                without_refresh: tuple[str, ...] = ()) -> str:
-    """YAML for accounts na/eu/fe on the simulator and the given (alias, account, marketplace)."""
+                without_refresh: tuple[str, ...] = (), review: bool = False,
+                valve: bool = False) -> str:
+    """YAML for accounts na/eu/fe on the simulator and the given (alias, account, marketplace).
+
+    The review of the first push and the safety valve are off unless asked for: most tests
+    push at once, and the scenario's regions sold from separate 40-unit shelves, so the
+    first push that puts one local figure on all of them is a large cut by design."""
     integrations = integrations or [("amazon-us", "na", "US"), ("amazon-de", "eu", "DE"),
                                     ("amazon-uk", "eu", "UK"), ("amazon-au", "fe", "AU")]
     lines = ["pii:", "  key: ${E2E_PII_KEY}", "accounts:"]
@@ -85,6 +90,10 @@ def config_text(integrations: list[tuple[str, str, str]] | None = None, extra: s
     lines.append("integrations:")
     for alias, account, marketplace in integrations:
         lines += [f"  - alias: {alias}", f"    account: {account}", f"    marketplace: {marketplace}"]
+        if not review:
+            lines.append("    review_first_push: false")
+        if not valve:
+            lines += ["    push_valve_zeroed_percent: 100", "    push_valve_cut_percent: 100"]
     return "\n".join(lines) + "\n" + extra
 
 
@@ -123,8 +132,10 @@ def make_daemon(world, plugins, tmp_path):
     app = create_app(world)
 
     def make(store_url: str | None = None, integrations=None, extra: str = "",
-             without_refresh: tuple[str, ...] = ()) -> Daemon:
-        config = parse_config(config_text(integrations, extra, without_refresh), plugins.infos(),
+             without_refresh: tuple[str, ...] = (), review: bool = False,
+             valve: bool = False) -> Daemon:
+        config = parse_config(config_text(integrations, extra, without_refresh, review, valve),
+                              plugins.infos(),
                               filename=str(tmp_path / "marketsync.yaml"), environ=ENV)
         store = Store(store_url or f"sqlite:///{tmp_path / 'marketsync.sqlite'}")
         return Daemon(config, plugins=plugins, store=store,

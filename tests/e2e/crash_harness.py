@@ -81,7 +81,9 @@ def config_text(base_url: str, database: str, http_port: int) -> str:
     schedule = "".join(f"      {kind}: {every}\n" for kind, every in SCHEDULE.items())
     integrations = "".join(
         f"  - alias: {alias}\n    account: eu\n    marketplace: {code}\n"
-        f"    history_days: 1\n    schedule:\n{schedule}"
+        f"    history_days: 1\n    review_first_push: false\n"
+        f"    push_valve_zeroed_percent: 100\n    push_valve_cut_percent: 100\n"
+        f"    schedule:\n{schedule}"
         for alias, code in MARKETPLACES.items())
     return (
         f"database: {json.dumps(database)}\n"

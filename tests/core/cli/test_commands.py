@@ -308,3 +308,10 @@ def test_orders_import_csv_with_recipients(invoke, tmp_path):
                     "R3,MUG,1,Kim Lee,2 High St,GB\n")
     bad = invoke("orders", "import", str(path))
     assert bad.exit_code == 1 and "line 2: an address needs a city or a postal code" in bad.output
+
+
+def test_stock_plan_and_accept_name_what_they_act_on(invoke):
+    """No integration held: the plan says nothing changes; an unknown alias is named."""
+    assert "nothing would change on any channel" in invoke("stock", "plan").output
+    refused = invoke("stock", "accept", "amazon-xx")
+    assert refused.exit_code == 1 and "unknown integration 'amazon-xx'" in refused.output
