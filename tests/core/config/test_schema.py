@@ -680,3 +680,24 @@ def test_documents_section_checks_templates_and_number_format(tmp_path):
     docs = config.integration("de").documents
     assert docs.invoice_template == tmp_path / "invoice.html"
     assert docs.invoice_number_format == "INV-{alias}-{number:05d}"
+
+
+def test_one_handling_time_per_account():
+    """Amazon keeps one handling time per SKU and regional account: two integrations of
+    one account with different defaults would overwrite each other (3 -> 1 was seen)."""
+    text = ACCOUNTS + textwrap.dedent("""\
+        integrations:
+          - alias: de
+            account: eu
+            marketplace: DE
+            handling_time_days: 3
+          - alias: uk
+            account: eu
+            marketplace: UK
+        """)
+    assert errors(text) == [
+        "config.yaml:13: integrations[1].handling_time_days: 1 differs from 3 of 'de' "
+        "(line 12): the channel keeps one handling time per account; give every integration "
+        "of account 'eu' the same value"]
+    same = text.replace("    marketplace: UK\n", "    marketplace: UK\n    handling_time_days: 3\n")
+    assert errors(same) == []
