@@ -114,7 +114,7 @@ def config_text(regions: Mapping[str, Sequence[str]], *, settings: str = "") -> 
     for region, codes in regions.items():
         for code in codes:
             lines += [f"  - alias: amazon-{code.lower()}", f"    account: {region.lower()}",
-                      f"    marketplace: {code}"]
+                      f"    marketplace: {code}", "    review_first_push: false"]
             if settings:
                 lines.append(settings.rstrip("\n"))
     return "\n".join(lines) + "\n"

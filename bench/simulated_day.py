@@ -147,6 +147,7 @@ def main() -> None:
             figures.update(
                 world_calls=common.calls_by_operation(world),
                 throttled=dict(daemon.stats.throttled),
+                valve_trips=sum(daemon.stats.valve_trips.values()),
                 orders=sum(1 for o in world.orders.values() if start <= o.created < end),
                 visible=sum(1 for o in world.orders.values()
                             if o.created + o.lag <= end - timedelta(minutes=2)),
@@ -173,6 +174,7 @@ def report(figures: dict, duration: float) -> None:
     print(f"HTTP 429: simulator {sum(n for (_, s), n in calls.items() if s == 429)}, "
           f"daemon counted {sum(figures['throttled'].values())} {figures['throttled'] or ''}")
     print(f"failed job runs: {dict(figures['jobs_failed']) or 'none'}")
+    print(f"stock pushes held by the safety valve (trips): {figures['valve_trips']}")
     print()
     print(f"{'operation':<30} {'2xx':>7} {'other':>6} {'cap in the run (3 accounts)':>27} {'use':>6}")
     by_op: dict[str, Counter] = defaultdict(Counter)

@@ -135,8 +135,10 @@ def write_config(directory: Path, world, listen: str) -> DemoSetup:
             code = by_id(marketplace_id).code
             alias = f"amazon-{code.lower()}"
             aliases.append(alias)
+            # the demo shows selling from the first minute; a real connection starts
+            # with its pushes held for review (`marketsync stock plan/accept`)
             integrations += [f"  - alias: {alias}", f"    account: {name}",
-                             f"    marketplace: {code}"]
+                             f"    marketplace: {code}", "    review_first_push: false"]
     path = directory / "marketsync.yaml"
     path.write_text("\n".join(lines + integrations) + "\n")
     return DemoSetup(directory=directory, config_path=path, aliases=aliases)
