@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import control, lwa, orders, sellers, tokens
+from . import control, lwa, notifications, orders, sellers, tokens
 from .gateway import error_response
 from .world import World
 
@@ -32,6 +32,7 @@ def create_app(world: World) -> Starlette:
         *sellers.routes(),
         *tokens.routes(),
         *orders.routes(),
+        *notifications.routes(),
         *world.catalog.routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from .gateway import world_of
-from .world import AUTH_CODE_LIFETIME, CallRecord, Grant, World
+from .world import ACCESS_TOKEN_LIFETIME, AUTH_CODE_LIFETIME, CallRecord, Grant, World
 
 
 def oauth_error(status: int, error: str, description: str) -> JSONResponse:
@@ -45,6 +45,8 @@ async def _token(world: World, request: Request) -> tuple[Response, str | None]:
     grant_type = str(form.get("grant_type") or "")
     if not grant_type:
         return oauth_error(400, "invalid_request", "The request is missing a required parameter : grant_type"), None
+    if grant_type == "client_credentials":
+        return _grantless(world, form)
     if grant_type not in ("refresh_token", "authorization_code"):
         return oauth_error(400, "unsupported_grant_type", "The authorization grant type is not supported by the authorization server"), None
     needed = ("refresh_token",) if grant_type == "refresh_token" else ("code", "redirect_uri")
@@ -74,6 +76,29 @@ async def _token(world: World, request: Request) -> tuple[Response, str | None]:
     access, lifetime = world.issue_access_token(code.seller_id, app.client_id, now)
     body = {"access_token": access, "refresh_token": refresh, "token_type": "bearer", "expires_in": lifetime}
     return JSONResponse(body), code.seller_id
+
+
+#: the scopes a grantless token may be asked for (Notifications API; app integrations)
+GRANTLESS_SCOPES = ("sellingpartnerapi::notifications", "sellingpartnerapi::client_credential:rotation")
+
+
+def _grantless(world: World, form: dict) -> tuple[Response, str | None]:
+    """``grant_type=client_credentials``: a token for the application itself, no seller."""
+    for name in ("client_id", "client_secret", "scope"):
+        if not form.get(name):
+            return oauth_error(400, "invalid_request", f"The request is missing a required parameter : {name}"), None
+    app = world.applications.get(str(form["client_id"]))
+    if app is None or app.client_secret != form["client_secret"]:
+        return oauth_error(401, "invalid_client", "Client authentication failed"), None
+    if form["scope"] not in GRANTLESS_SCOPES:
+        return oauth_error(400, "invalid_scope", "An unknown scope was requested"), None
+    now = world.now()
+    token = world.new_secret("Atza|")
+    world.grants[token] = Grant(seller_id="", client_id=app.client_id, scope=str(form["scope"]),
+                                expires_at=now + ACCESS_TOKEN_LIFETIME)
+    body = {"access_token": token, "scope": form["scope"], "token_type": "bearer",
+            "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds())}
+    return JSONResponse(body), None
 
 
 async def consent(request: Request) -> Response:

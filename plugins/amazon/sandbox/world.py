@@ -62,6 +62,8 @@ class Grant:
     # RDT only: the (method, path) pairs it opens
     restricted: list[tuple[str, str]] | None = None
     data_elements: list[str] = field(default_factory=list)
+    # grantless access token (client_credentials) only: the scope it was issued for
+    scope: str | None = None
 
 
 @dataclass
@@ -163,6 +165,8 @@ class World:
         self.orders: dict[str, "SimOrder"] = {}
         self.confirmations: list[dict] = []
         self.pages: dict[str, dict] = {}  # pagination tokens of order searches
+        from .notifications import Notifications
+        self.notifications = Notifications(self)
         first_client = next(iter(self.applications), "")
         for account in scenario.accounts:
             self.accounts[account.seller_id] = account
