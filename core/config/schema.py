@@ -33,6 +33,7 @@ __all__ = [
     "AccountConfig",
     "Config",
     "ContactConfig",
+    "NotificationsConfig",
     "FrozenDict",
     "HttpConfig",
     "IntegrationConfig",
@@ -138,6 +139,26 @@ class PiiConfig:
 
 
 @frozen
+class NotificationsConfig:
+    """Where the channel's notifications (Amazon SP-API over SQS) wait for the daemon."""
+
+    queue_url: str = setting("SQS queue URL, e.g. https://sqs.eu-west-1.amazonaws.com/1234/q",
+                             parse.http_url)
+    access_key_id: Secret = setting("AWS access key id that may read the queue (secret)",
+                                    parse.secret)
+    secret_access_key: Secret = setting("its AWS secret access key (secret)", parse.secret)
+    region: str | None = setting(
+        "AWS region of the queue", parse.text(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region, e.g. "
+                                                                          "eu-west-1", "region"),
+        None, shown="from queue_url")
+    wait_seconds: int = setting("SQS long poll: seconds one receive waits for a message",
+                                parse.integer(1, 20), 20)
+
+    def __repr__(self) -> str:
+        return f"NotificationsConfig(queue_url={self.queue_url!r})"
+
+
+@frozen
 class AccountConfig:
     """One seller login on one channel; its integrations share credentials and rate limits."""
 
@@ -149,6 +170,9 @@ class AccountConfig:
     credentials: Mapping[str, str | Secret] = setting(
         "the channel's credentials; secret ones as references",
         parse.plain_mapping(parse.raw_credential, "mapping"), factory=FrozenDict, shown="{}")
+    notifications: NotificationsConfig | None = setting(
+        "channel notifications from an SQS queue: new orders in seconds (optional extra "
+        "marketsync[notifications])", parse.section(NotificationsConfig), None)
     #: why the channel's plugin is not loaded; then ``credentials`` is empty and unchecked
     unavailable: str | None = None
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from marketsync.core import clock
 
-from marketsync.core.runtime import jobs
+from marketsync.core.runtime import jobs, notifications
 
 from marketsync.core.domain import pii
 from marketsync.core.config.schema import Config
@@ -88,6 +88,8 @@ class Daemon:
         self._account_runtime: dict[str, dict[str, Any]] = {}
         self.integrations: dict[str, Integration] = {}
         self.integration_ids: dict[str, int] = {}
+        #: account name → its running notifications consumer (``notifications status``)
+        self.notification_consumers: dict[str, "notifications.Consumer"] = {}
         self.runners: dict[str, IntegrationRunner] = {}
         self._pending_outcomes: trio.MemorySendChannel | None = None
         self.cipher = PiiCipher.from_text(config.pii.key.reveal()) if config.pii.key else None
@@ -214,6 +216,7 @@ class Daemon:
                 async with trio.open_nursery() as starting:
                     for runner in self.runners.values():
                         starting.start_soon(self._start_runner, nursery, runner)
+                notifications.start_all(self, self.config, nursery)  # a trigger, not the truth
                 log.info("marketsync running %d integration(s): %s", len(self.runners),
                          ", ".join(f"{a}={r.state.value}" for a, r in self.runners.items()))
                 self.started.set()

@@ -477,3 +477,19 @@ class InvoiceCounter(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"), unique=True)
     next_number: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class NotificationSeen(Base):
+    """A channel notification the daemon acted on, by its id: a redelivered or duplicated
+    message is recognised and only deleted from the queue (kept ≥ SQS's 14-day retention)."""
+
+    __tablename__ = "notifications_seen"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[str] = mapped_column(String(128), unique=True)
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    #: what it is about, e.g. the Amazon order id of an ORDER_CHANGE
+    subject: Mapped[str | None] = mapped_column(String(128), index=True)
+    event_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

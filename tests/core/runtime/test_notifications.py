@@ -1,0 +1,330 @@
+"""The notifications consumer against a real SQS-protocol server (moto, on loopback):
+signed long polls, dedupe by notification id, delete only after the store committed, a
+bad message never poisons the queue, a dead queue never kills the daemon.
+
+These tests run on trio's real clock: the server is another process.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import jsonschema
+import pytest
+import trio
+from sqlalchemy import select
+
+from marketsync.core.runtime import notifications, sqs
+from marketsync.core.store import notifications_seen
+from marketsync.core.store.models import NotificationSeen
+from . import sqs_server
+
+SCHEMAS = sqs_server.SPAPI / "schemas"
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint():
+    url, process = sqs_server.start_moto()
+    yield url
+    if process is not None:
+        process.kill()
+        process.wait()
+
+
+class Host:
+    """What the consumer sees of the daemon: the store and a record of its triggers."""
+
+    def __init__(self, store):
+        self.store = store
+        self.triggers: list[tuple[str, str]] = []
+
+    def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
+        self.triggers.append((alias, kind))
+
+
+def order_change(order_id: str = "111-0000000-0000001", notification_id: str | None = None,
+                 seller: str = "A2TESTEU") -> str:
+    """An ORDER_CHANGE as the official schema shapes it (checked against it below)."""
+    return json.dumps({
+        "NotificationVersion": "1.0", "NotificationType": "ORDER_CHANGE", "PayloadVersion": "1.0",
+        "EventTime": "2026-11-02T12:00:00Z",
+        "Payload": {"OrderChangeNotification": {
+            "NotificationLevel": "OrderLevel", "SellerId": seller, "AmazonOrderId": order_id,
+            "OrderChangeType": "OrderStatusChange",
+            "OrderChangeTrigger": {"TimeOfOrderChange": "2026-11-02T12:00:00Z",
+                                   "ChangeReason": "Order status changed"},
+            "Summary": {"MarketplaceId": "A1PA6795UKMFR9", "OrderStatus": "Unshipped",
+                        "PurchaseDate": "2026-11-02T11:58:00Z", "DestinationPostalCode": "10115",
+                        "FulfillmentType": "MFN", "OrderType": "StandardOrder",
+                        "OrderItems": [{"OrderItemId": "1", "SellerSKU": "MUG-1",
+                                        "SupplySourceId": None, "Quantity": 1}]}}},
+        "NotificationMetadata": {"ApplicationId": "amzn1.sellerapps.app.test",
+                                 "SubscriptionId": "sub-1", "PublishTime": "2026-11-02T12:00:01Z",
+                                 "NotificationId": notification_id or str(uuid.uuid4())}})
+
+
+def send(endpoint: str, queue_url: str, body: str) -> None:
+    sqs_server.sqs(endpoint, "SendMessage", {"QueueUrl": queue_url, "MessageBody": body})
+
+
+def waiting(endpoint: str, queue_url: str) -> int:
+    """Messages in the queue, visible or in flight."""
+    attributes = sqs_server.sqs(endpoint, "GetQueueAttributes", {
+        "QueueUrl": queue_url, "AttributeNames": ["All"]})["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def consumer(host, http, queue_url, **changes) -> notifications.Consumer:
+    queue = sqs.SqsQueue(http, queue_url, access_key_id="AKIDEXAMPLE",
+                         secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    values = dict(host=host, account="eu", queue=queue, aliases=("amazon-de", "amazon-uk"),
+                  wait_seconds=1, seller_id=lambda: "A2TESTEU")
+    values.update(changes)
+    return notifications.Consumer(**values)
+
+
+async def until(condition, seconds: float = 15.0) -> None:
+    with trio.fail_after(seconds):
+        while not condition():
+            await trio.sleep(0.05)
+
+
+def test_the_test_message_is_what_the_schema_says():
+    schema_file = SCHEMAS / "OrderChangeNotification.json"
+    if not schema_file.exists():
+        pytest.skip(f"needs the official schemas at {SCHEMAS} (absent here)")
+    jsonschema.validate(json.loads(order_change()), json.loads(schema_file.read_text()))
+
+
+async def test_an_order_change_triggers_the_import_and_is_deleted_after_the_commit(
+        store, sqs_endpoint):
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000042"))
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url)
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["acted"] == 1)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
+    rows = await store.read(lambda s: [(r.type, r.subject, r.account) for r in
+                                       s.execute(select(NotificationSeen)).scalars()])
+    assert rows == [("ORDER_CHANGE", "111-0000000-0000042", "eu")]
+
+
+async def test_a_repeated_notification_triggers_once_and_both_copies_go(store, sqs_endpoint):
+    """SQS is at-least-once and Amazon may send twice: the id decides, whatever the order."""
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    same = str(uuid.uuid4())
+    for body in (order_change("111-0000000-0000002", same), order_change("111-0000000-0000003"),
+                 order_change("111-0000000-0000002", same)):
+        send(sqs_endpoint, queue_url, body)
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url, aliases=("amazon-de",))
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["received"] == 3)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    assert (worker.counts["acted"], worker.counts["duplicate"]) == (2, 1)
+    assert host.triggers == [("amazon-de", "import_orders")] * 2
+
+
+async def test_a_bad_or_foreign_message_is_dropped_not_retried_forever(store, sqs_endpoint):
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    for body in ("not json", json.dumps({"NotificationType": "ORDER_CHANGE"}),
+                 order_change(seller="SOMEONE-ELSE")):
+        send(sqs_endpoint, queue_url, body)
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url)
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["received"] == 3)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    assert (worker.counts["bad"], worker.counts["foreign"], host.triggers) == (2, 1, [])
+
+
+async def test_when_the_store_fails_the_message_stays_and_comes_back(store, sqs_endpoint):
+    """No commit, no delete: after the visibility timeout SQS hands it out again, and then
+    (the store back) it is acted on once."""
+    queue_url = sqs_server.new_queue(sqs_endpoint, VisibilityTimeout="1")
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000009"))
+
+    class Flaky:
+        fail = True
+
+        async def run(self, fn, *args, **kwargs):
+            if Flaky.fail and fn is notifications_seen.remember:
+                Flaky.fail = False
+                raise RuntimeError("database is down")
+            return await store.run(fn, *args, **kwargs)
+
+    host = Host(Flaky())
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url, visibility_timeout=1)
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["acted"] == 1, seconds=20)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    assert worker.counts["received"] == 2
+    assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
+
+
+async def test_an_unreachable_queue_is_retried_and_never_fatal(store):
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, f"http://127.0.0.1:{port}/123456789012/nowhere")
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["failed_polls"] >= 1)
+        nursery.cancel_scope.cancel()
+    assert host.triggers == []
+
+
+async def test_a_missing_extra_is_one_clear_line(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_botocore(name, *args, **kwargs):
+        if name.startswith("botocore"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_botocore)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(sqs.NotificationsUnavailable, match=r"marketsync\[notifications\]"):
+            sqs.SqsQueue(http, "https://sqs.eu-west-1.amazonaws.com/1/q", access_key_id="a",
+                         secret_access_key="b")
+
+
+def test_region_comes_from_the_queue_url_unless_configured():
+    assert sqs.region_of("https://sqs.eu-west-1.amazonaws.com/1/q", None) == "eu-west-1"
+    assert sqs.region_of("https://sqs.eu-west-1.amazonaws.com/1/q", "us-east-2") == "us-east-2"
+    assert sqs.region_of("http://127.0.0.1:5000/1/q", None) == "us-east-1"
+
+
+def test_every_type_parses_to_its_subject():
+    """Feeds and reports spell the envelope camelCase, the others PascalCase."""
+    feed = json.dumps({"notificationVersion": "2020-09-04", "notificationType": "FEED_PROCESSING_FINISHED",
+                       "payloadVersion": "2020-09-04", "eventTime": "2026-11-02T12:00:00Z",
+                       "payload": {"feedProcessingFinishedNotification": {
+                           "sellerId": "A2TESTEU", "accountId": "x", "feedId": "F-1",
+                           "feedType": "JSON_LISTINGS_FEED", "processingStatus": "DONE"}},
+                       "notificationMetadata": {"applicationId": "a", "subscriptionId": "s",
+                                                "publishTime": "2026-11-02T12:00:00Z",
+                                                "notificationId": "n-feed"}})
+    parsed = notifications.parse(feed)
+    assert (parsed.type, parsed.subject, parsed.seller_id) == (
+        "FEED_PROCESSING_FINISHED", "F-1", "A2TESTEU")
+    assert notifications.JOB_FOR[parsed.type] == "poll_submission"
+    order = notifications.parse(order_change("111-0000000-0000005", "n-1"))
+    assert (order.notification_id, order.subject) == ("n-1", "111-0000000-0000005")
+    assert order.event_time == datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+    with pytest.raises(notifications.BadNotification, match="AmazonOrderId"):
+        notifications.parse(json.dumps({"NotificationType": "ORDER_CHANGE", "Payload": {},
+                                        "NotificationMetadata": {"NotificationId": "n"}}))
+
+
+def test_remembered_ids_are_forgotten_after_sqs_retention(store):
+    def work(session):
+        assert notifications_seen.remember(session, notification_id="n-1", account="eu",
+                                           type="ORDER_CHANGE", subject="o", event_time=None)
+        assert not notifications_seen.remember(session, notification_id="n-1", account="eu",
+                                               type="ORDER_CHANGE", subject="o", event_time=None)
+        now = datetime.now(timezone.utc)
+        assert notifications_seen.forget_old(session, now) == 0
+        assert notifications_seen.forget_old(session, now + timedelta(days=16)) == 1
+    store.run_blocking(work)
+
+
+async def test_the_simulator_publishes_through_sqs_to_the_consumer(store, sqs_endpoint):
+    """Simulated Amazon → SendMessage to the loopback SQS → the consumer → an import
+    trigger, for the order the simulator announced (its world clock moved by hand here)."""
+    from marketsync.plugins.amazon.sandbox import World, create_app
+    from marketsync.plugins.amazon.sandbox.notifications import deliver
+
+    from ...plugins.amazon.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, EU, REFRESH, small_scenario
+
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    arn = "arn:aws:sqs:us-east-1:123456789012:" + queue_url.rsplit("/", 1)[1]
+    moment = [datetime(2026, 11, 2, 12, tzinfo=timezone.utc)]
+    world = World(small_scenario(), now=lambda: moment[0])
+    amazon = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(world)),
+                               base_url="http://sandbox.local")
+    app_token = (await amazon.post("/auth/o2/token", data={
+        "grant_type": "client_credentials", "scope": "sellingpartnerapi::notifications",
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})).json()["access_token"]
+    destination = (await amazon.post("/notifications/v1/destinations", json={
+        "name": "q", "resourceSpecification": {"sqs": {"arn": arn}}},
+        headers={"x-amz-access-token": app_token})).json()["payload"]["destinationId"]
+    seller_token = (await amazon.post("/auth/o2/token", data={
+        "grant_type": "refresh_token", "refresh_token": REFRESH[EU], "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET})).json()["access_token"]
+    subscribed = await amazon.post("/notifications/v1/subscriptions/ORDER_CHANGE", json={
+        "payloadVersion": "1.0", "destinationId": destination},
+        headers={"x-amz-access-token": seller_token})
+    assert subscribed.status_code == 200, subscribed.text
+    placed = (await amazon.post("/_sandbox/orders", json={
+        "marketplace": "DE", "items": {"MUG-1": 1}})).json()["orderId"]
+    moment[0] += timedelta(hours=2)  # paid and visible
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        assert await deliver(world, http, sqs_endpoint) >= 2
+        worker = consumer(host, http, queue_url, seller_id=lambda: EU)
+        nursery.start_soon(worker.run)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    seen = await store.read(lambda s: set(s.execute(select(NotificationSeen.subject)).scalars()))
+    assert placed in seen
+    assert worker.counts["bad"] == 0 and worker.counts["acted"] == len(world.notifications.sent)
+    assert set(host.triggers) == {("amazon-de", "import_orders"), ("amazon-uk", "import_orders")}
+
+
+async def test_the_daemon_runs_a_consumer_per_configured_account(tmp_path, sqs_endpoint):
+    """A ``notifications`` section in the YAML: the daemon reads that queue and a message
+    makes the account's integrations import orders at once (the scheduler's trigger)."""
+    from marketsync.core.config.schema import parse_config
+    from marketsync.core.runtime import plugins as plugin_loading
+    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.store import Store
+
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    plugins = plugin_loading.build(load_entry_points=False)
+    text = f"""
+accounts:
+  local:
+    channel: manual
+    notifications:
+      queue_url: {queue_url}
+      access_key_id: ${{AWS_KEY}}
+      secret_access_key: ${{AWS_SECRET}}
+      wait_seconds: 1
+integrations:
+  - alias: shop
+    account: local
+    marketplace: LOCAL
+"""
+    config = parse_config(text, plugins.infos(), filename=str(tmp_path / "m.yaml"),
+                          environ={"AWS_KEY": "AKIDEXAMPLE", "AWS_SECRET": "secret"})
+    daemon = Daemon(config, plugins=plugins, store=Store(f"sqlite:///{tmp_path / 'm.db'}"))
+    triggered = []
+    original = daemon.trigger
+    daemon.trigger = lambda alias, kind, **kw: (triggered.append((alias, kind)),
+                                                original(alias, kind, **kw))
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000077", seller="ANY"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.serve)
+        await until(lambda: ("shop", "import_orders") in triggered)
+        assert daemon.notification_consumers["local"].counts["acted"] == 1
+        await daemon.stop(grace=1)
+        nursery.cancel_scope.cancel()
+    assert waiting(sqs_endpoint, queue_url) == 0
