@@ -294,6 +294,57 @@ def sync(state: State, alias: str, kind: str):
     click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))
 
 
+@cli.group()
+def notifications():
+    """Channel notifications over SQS (new orders in seconds): status, subscribe, unsubscribe."""
+
+
+@notifications.command("status")
+@pass_state
+def notifications_status(state: State):
+    """Per account: the queue, notifications received, the last one, and the orders polling
+    found that no notification announced (missed)."""
+    from marketsync.core.store import notifications_seen
+
+    config = state.config()
+    store = state.store(config)
+    shown = False
+    for name, account in sorted(config.accounts.items()):
+        settings = getattr(account, "notifications", None)
+        if settings is None:
+            continue
+        shown = True
+        summary = store.run_blocking(notifications_seen.summary, name)
+        last = f"{summary['last']:%Y-%m-%d %H:%M:%S}" if summary["last"] else "never"
+        click.echo(f"{name}: {settings.queue_url}")
+        click.echo(f"  received {summary['received']}, last {last}, missed by notifications "
+                   f"(found by polling) {summary['missed']}")
+    if not shown:
+        click.echo("no account has a notifications section (see docs/operations.md)")
+
+
+@notifications.command("subscribe")
+@click.argument("account")
+@pass_state
+def notifications_subscribe(state: State, account: str):
+    """Have the channel publish ACCOUNT's changes to its configured queue (idempotent)."""
+    from marketsync.core.cli import oneshot
+
+    for line in _one_shot(state, lambda d: oneshot.notifications(d, account, "subscribe")):
+        click.echo(f"{account}: {line}")
+
+
+@notifications.command("unsubscribe")
+@click.argument("account")
+@pass_state
+def notifications_unsubscribe(state: State, account: str):
+    """Stop the channel's notifications for ACCOUNT (polling carries on)."""
+    from marketsync.core.cli import oneshot
+
+    for line in _one_shot(state, lambda d: oneshot.notifications(d, account, "unsubscribe")):
+        click.echo(f"{account}: {line}")
+
+
 @cli.command("plugins")
 @pass_state
 def list_plugins(state: State):

@@ -73,6 +73,7 @@ CHANNEL_HOOKS = (
 )
 
 #: Broadcast hooks: every plugin is called.
+CHANNEL_HOOKS += ("subscribe_notifications", "unsubscribe_notifications")
 BROADCAST_HOOKS = ("register_commands", "integration_state_changed")
 
 
@@ -379,4 +380,34 @@ def integration_state_changed(
     :param reason: why, for people (never contains secrets).
 
     Called by: the integration runner on every transition. Must return quickly.
+    """
+
+
+# --- notifications (optional) ----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+async def subscribe_notifications(integration: Integration, queue_url: str) -> Sequence[str]:
+    """Have the channel publish its change notifications to the account's queue.
+
+    Idempotent: a destination or subscription that exists already is reused and reported.
+
+    :param integration: any integration of the account (notifications are per seller).
+    :param queue_url: the SQS queue URL from the account's ``notifications`` settings.
+    :returns: one line per step, for people (no secrets).
+    :raises IntegrationAuthFailed, Throttled, TransientError: as for any call.
+
+    Called by: ``marketsync notifications subscribe``.
+    """
+
+
+@hookspec(firstresult=True)
+async def unsubscribe_notifications(integration: Integration) -> Sequence[str]:
+    """Stop the channel's notifications for the account (the queue itself stays).
+
+    :param integration: any integration of the account.
+    :returns: one line per notification type, for people.
+    :raises IntegrationAuthFailed, Throttled, TransientError: as for any call.
+
+    Called by: ``marketsync notifications unsubscribe``.
     """

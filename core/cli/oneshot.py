@@ -125,3 +125,31 @@ async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | N
                 await trio.sleep(PREPARING_POLL)
                 waited += PREPARING_POLL
     return f"{alias}: {kind} done: {total:,} record(s) in {runs} run(s)"
+
+
+async def notifications(daemon: Daemon, account: str, action: str) -> list[str]:
+    """``subscribe`` or ``unsubscribe`` the account's queue with the channel, through the
+    same plugin, credentials and governor as the daemon."""
+    settings = getattr(daemon.config.accounts.get(account), "notifications", None)
+    if account not in daemon.config.accounts:
+        raise connect.ConnectError(f"no account {account!r} (known: "
+                                   f"{', '.join(sorted(daemon.config.accounts))})")
+    if settings is None:
+        raise connect.ConnectError(f"account {account!r} has no notifications section")
+    if not daemon.runners:
+        await daemon.prepare()
+    aliases = [a for a, i in daemon.integrations.items() if i.account == account]
+    if not aliases:
+        raise connect.ConnectError(f"account {account!r} has no integration")
+    state, reason = await check(daemon, aliases[0], prepare=False)
+    if state != IntegrationState.LIVE.value:
+        return [f"{aliases[0]} is {state}: {reason}"]
+    integration = daemon.integrations[aliases[0]]
+    hooks = daemon.plugins.channel(integration.channel)
+    hook = f"{action}_notifications"
+    if not hooks.supports(hook):
+        return [f"channel {integration.channel!r} has no notifications to {action}"]
+    if action == "subscribe":
+        return list(await hooks.call(hook, integration=integration,
+                                     queue_url=settings.queue_url))
+    return list(await hooks.call(hook, integration=integration))

@@ -112,6 +112,20 @@ async def fetch_tracking(integration: Integration,
 
 
 @hookimpl
+async def subscribe_notifications(integration: Integration, queue_url: str) -> Sequence[str]:
+    from marketsync.plugins.amazon import notifications
+
+    return await notifications.subscribe(integration, queue_url)
+
+
+@hookimpl
+async def unsubscribe_notifications(integration: Integration) -> Sequence[str]:
+    from marketsync.plugins.amazon import notifications
+
+    return await notifications.unsubscribe(integration)
+
+
+@hookimpl
 def sandbox_app(scenario: Any) -> Any:
     """The simulator, imported only when asked for: the daemon never loads it otherwise."""
     from marketsync.plugins.amazon.sandbox import World, create_app, load_scenario

@@ -117,3 +117,25 @@ def test_check_config_reports_a_broken_document_template_with_its_line(example):
     result = run("check-config", str(example))
     assert result.exit_code == 2, result.output
     assert "invoice.html" in result.output and ":2" in result.output
+
+
+def test_notifications_status_per_account(example, tmp_path):
+    """An account with a queue is listed with what arrived; without one, a pointer."""
+    assert "no account has a notifications section" in run(
+        "-c", str(example), "notifications", "status").output
+    (tmp_path / "aws").write_text("AKIDEXAMPLE")
+    text = example.read_text().replace(
+        '      refresh_token: "${file:example-secrets/eu-refresh-token}"\n',
+        '      refresh_token: "${file:example-secrets/eu-refresh-token}"\n'
+        "    notifications:\n"
+        "      queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/q\n"
+        "      access_key_id: ${file:aws}\n      secret_access_key: ${file:aws}\n", 1)
+    example.write_text(text)
+    assert run("-c", str(example), "check-config").exit_code == 0
+    assert run("-c", str(example), "db", "upgrade").exit_code == 0
+    shown = run("-c", str(example), "notifications", "status")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == [
+        "eu-main: https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+        "  received 0, last never, missed by notifications (found by polling) 0"]
+    assert "AKIDEXAMPLE" not in shown.output

@@ -328,3 +328,29 @@ integrations:
         await daemon.stop(grace=1)
         nursery.cancel_scope.cancel()
     assert waiting(sqs_endpoint, queue_url) == 0
+
+
+def test_status_counts_the_orders_polling_found_that_no_notification_announced(store):
+    from marketsync.core.domain import orders
+    from marketsync.core.store.integrations import ensure_integration
+    from marketsync.core.types import ChannelOrder, Fulfillment, OrderStatus
+
+    def order(order_id):
+        now = datetime.now(timezone.utc)
+        return ChannelOrder(channel_order_id=order_id, marketplace="DE", status=OrderStatus.NEW,
+                            channel_status="Unshipped", fulfillment=Fulfillment.FBA,
+                            purchased_at=now, updated_at=now, items=())
+
+    def work(session):
+        de = ensure_integration(session, alias="amazon-de", channel="amazon", account="eu",
+                                marketplace="DE")
+        us = ensure_integration(session, alias="amazon-us", channel="amazon", account="na",
+                                marketplace="US")
+        notifications_seen.remember(session, notification_id="n-1", account="eu",
+                                    type="ORDER_CHANGE", subject="A-1", event_time=None)
+        orders.apply_channel_orders(session, de, [order("A-1"), order("A-2")])
+        orders.apply_channel_orders(session, us, [order("B-1")])  # another account's queue
+        summary = notifications_seen.summary(session, "eu")
+        assert (summary["received"], summary["missed"]) == (1, 1)
+        assert notifications_seen.summary(session, "na")["missed"] == 0  # none received yet
+    store.run_blocking(work)
