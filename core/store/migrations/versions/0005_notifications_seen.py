@@ -1,7 +1,7 @@
 """notifications_seen: the ids of channel notifications already acted on
 
-Revision ID: 0004_notifications_seen
-Revises: 0003_listing_opening_stock
+Revision ID: 0005_notifications_seen
+Revises: 0004_integration_push_hold
 Create Date: 2026-12-04 20:00:00
 
 SQS delivers at least once and Amazon may send a notification twice; the id of each one
@@ -12,8 +12,8 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 
-revision: str = '0004_notifications_seen'
-down_revision: Union[str, Sequence[str], None] = '0003_listing_opening_stock'
+revision: str = '0005_notifications_seen'
+down_revision: Union[str, Sequence[str], None] = '0004_integration_push_hold'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
