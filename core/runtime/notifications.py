@@ -135,7 +135,11 @@ class Consumer:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("received", "acted", "duplicate", "bad", "foreign", "failed_polls"), 0))
     last_poll: float | None = None  #: trio time of the last successful receive
+    #: orders polling stored that no notification named (``notifications_seen.summary``),
+    #: refreshed every minute for ``/metrics``
+    missed: int = 0
     _cleaned: float = float("-inf")
+    _counted: float = float("-inf")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -164,6 +168,14 @@ class Consumer:
                     await self.host.store.run(notifications_seen.forget_old, clock.now())
                 except Exception:  # noqa: BLE001 - housekeeping, never fatal
                     log.exception("%s: forgetting old notification ids failed", self.account)
+            if self.last_poll - self._counted >= 60:
+                self._counted = self.last_poll
+                try:
+                    summary = await self.host.store.run(notifications_seen.summary,
+                                                        self.account)
+                    self.missed = int(summary["missed"])
+                except Exception:  # noqa: BLE001 - a metric, never fatal
+                    log.exception("%s: counting missed notifications failed", self.account)
             for message in messages:
                 try:
                     await self.handle(message)

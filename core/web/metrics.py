@@ -64,6 +64,19 @@ class DaemonCollector:
         for alias, count in sorted(stats.valve_trips.items()):
             trips.add_metric([alias], count)
         yield trips
+        consumers = getattr(daemon, "notification_consumers", {})
+        handled = CounterMetricFamily("marketsync_notifications",
+                                      "Queue messages by outcome (acted, duplicate, bad, foreign)",
+                                      labels=["account", "outcome"])
+        missed = GaugeMetricFamily("marketsync_notifications_missed",
+                                   "Orders polling stored that no notification announced",
+                                   labels=["account"])
+        for account, consumer in sorted(consumers.items()):
+            for outcome in ("acted", "duplicate", "bad", "foreign", "failed_polls"):
+                handled.add_metric([account, outcome], consumer.counts[outcome])
+            missed.add_metric([account], consumer.missed)
+        yield handled
+        yield missed
         latency = HistogramMetricFamily("marketsync_push_latency_seconds",
                                         "Stock push sent to accepted by the channel (bench/push_latency.py measures change to acceptance)",
                                         labels=["integration"])

@@ -325,6 +325,16 @@ integrations:
         await nursery.start(daemon.serve)
         await until(lambda: ("shop", "import_orders") in triggered)
         assert daemon.notification_consumers["local"].counts["acted"] == 1
+        from prometheus_client import generate_latest
+        from prometheus_client.core import CollectorRegistry
+
+        from marketsync.core.web.metrics import DaemonCollector
+
+        registry = CollectorRegistry()
+        registry.register(DaemonCollector(daemon))
+        scraped = generate_latest(registry).decode()
+        assert 'marketsync_notifications_total{account="local",outcome="acted"} 1.0' in scraped
+        assert 'marketsync_notifications_missed{account="local"} 0.0' in scraped
         await daemon.stop(grace=1)
         nursery.cancel_scope.cancel()
     assert waiting(sqs_endpoint, queue_url) == 0
