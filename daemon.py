@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from functools import partial
 
 import click
 import trio
@@ -26,6 +27,7 @@ CONFIG_ENV = "MARKETSYNC_CONFIG"
 DEFAULT_CONFIG = "/etc/marketsync/marketsync.yaml"
 EXIT_CONFIG = 2  #: invalid configuration (click's usage-error code)
 EXIT_DATABASE = 3  #: database unreachable
+EXIT_IN_USE = 2  #: another daemon holds the SQLite database (run --standby waits instead)
 
 
 class State:
@@ -147,14 +149,23 @@ def _document_problems(config: Config) -> list[str]:
 
 
 @cli.command()
+@click.option("--standby", is_flag=True,
+              help="SQLite: if another daemon holds the database, wait and take over when it "
+                   "stops (instead of exiting 2).")
 @pass_state
-def run(state: State):
+def run(state: State, standby: bool):
     """Run the daemon until SIGTERM or SIGINT (Ctrl-C)."""
     from marketsync.core.cli.service import run_service
+    from marketsync.core.store.daemon_lock import DaemonLock
 
     config = state.config()
     store = state.store(config)
-    trio.run(run_service, state.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
+    lock = DaemonLock.for_url(store.url)
+    if lock is not None and not lock.try_acquire() and not standby:
+        click.echo(f"error: {lock.refusal(store.masked_url)}", err=True)
+        sys.exit(EXIT_IN_USE)
+    trio.run(partial(run_service, lock=lock),
+             state.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
              config, store, state.plugins)
 
 

@@ -22,16 +22,23 @@ from marketsync.core.errors import ConfigError
 from marketsync.core.runtime.plugins import Plugins
 from marketsync.core.runtime.scheduler import watch_signals
 from marketsync.core.store import Store
+from marketsync.core.store.daemon_lock import DaemonLock
 from marketsync.core.web.server import serve_web
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0
+#: seconds between a standby's attempts to take the SQLite database's daemon lock
+STANDBY_POLL = 1.0
 
 
 async def run_service(config_path: str, config: Config, store: Store, plugins: Plugins, *,
-                      daemon: Daemon | None = None) -> None:
+                      daemon: Daemon | None = None, lock: DaemonLock | None = None) -> None:
     """Run until SIGTERM/SIGINT; ``daemon`` lets the demo pass one with its own transport.
+
+    ``lock`` is the SQLite database's daemon lock; when another process holds it (``run
+    --standby``) this one waits as a standby, trying every ``STANDBY_POLL`` seconds, and
+    starts the moment the holder is gone. The lock is released when the service ends.
 
     A valid SIGHUP reload stops the running daemon gracefully (in-flight jobs get the
     grace period; submissions and cursors are in the database) and starts one on the new
@@ -60,26 +67,43 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
         pending["config"] = new
         reloaded.set()
 
-    async with trio.open_nursery() as outer:
-        await outer.start(partial(watch_signals, stop, reload=reload))
-        outer.start_soon(_watchdog, current)
-        while True:
-            running = current["daemon"]
-            async with trio.open_nursery() as generation:
-                await generation.start(running.serve)
-                url = await generation.start(serve_web, running)
-                states = ", ".join(f"{alias} {runner.state.value}"
-                                   for alias, runner in running.runners.items())
-                systemd.notify("READY=1", f"STATUS=running {len(running.runners)} "
-                               f"integration(s): {states or 'none'}; status page {url}")
-                await reloaded.wait()
-                systemd.notify("RELOADING=1", "STATUS=reloading the configuration")
-                await running.stop(STOP_GRACE)
-                generation.cancel_scope.cancel()
-            reloaded = trio.Event()
-            new = pending.pop("config")
-            new_store = store if new.database == running.config.database else Store(new.database)
-            current["daemon"] = Daemon(new, plugins=plugins, store=new_store)
+    try:
+        async with trio.open_nursery() as outer:
+            await outer.start(partial(watch_signals, stop, reload=reload))
+            if lock is not None and not lock.held:
+                await _standby(lock, store)
+            outer.start_soon(_watchdog, current)
+            while True:
+                running = current["daemon"]
+                async with trio.open_nursery() as generation:
+                    await generation.start(running.serve)
+                    url = await generation.start(serve_web, running)
+                    states = ", ".join(f"{alias} {runner.state.value}"
+                                       for alias, runner in running.runners.items())
+                    systemd.notify("READY=1", f"STATUS=running {len(running.runners)} "
+                                   f"integration(s): {states or 'none'}; status page {url}")
+                    await reloaded.wait()
+                    systemd.notify("RELOADING=1", "STATUS=reloading the configuration")
+                    await running.stop(STOP_GRACE)
+                    generation.cancel_scope.cancel()
+                reloaded = trio.Event()
+                new = pending.pop("config")
+                new_store = store if new.database == running.config.database else Store(new.database)
+                current["daemon"] = Daemon(new, plugins=plugins, store=new_store)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _standby(lock: DaemonLock, store: Store) -> None:
+    """Wait for the daemon holding the SQLite database to stop, then take its place."""
+    holder = lock.holder()
+    log.warning("standby: the database %s is in use by %s; taking over when it stops",
+                store.masked_url, holder)
+    systemd.notify(f"STATUS=standby behind {holder}")
+    while not await trio.to_thread.run_sync(lock.try_acquire):
+        await trio.sleep(STANDBY_POLL)
+    log.warning("standby: the previous daemon (%s) is gone; starting", holder)
 
 
 async def _watchdog(current: dict) -> None:
