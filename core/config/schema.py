@@ -159,6 +159,19 @@ class NotificationsConfig:
 
 
 @frozen
+class ReplicasConfig:
+    """Several daemons on one PostgreSQL database (ignored on SQLite: one daemon)."""
+
+    lease_ttl: float = setting("seconds a replica owns its jobs without renewing: a dead "
+                               "replica's jobs move to the others within this plus a tenth",
+                               parse.duration, 20.0, shown="20s")
+    shared_rate_limits: bool = setting("keep the rate-limit buckets in the database so that "
+                                       "all replicas together keep to each usage plan (off: "
+                                       "one daemon on PostgreSQL, saves a query per call)",
+                                       parse.boolean, True)
+
+
+@frozen
 class AccountConfig:
     """One seller login on one channel; its integrations share credentials and rate limits."""
 
@@ -362,6 +375,8 @@ class Config:
     plugins: PluginsConfig = setting("plugin loading", parse.section(PluginsConfig),
                                      factory=PluginsConfig)
     pii: PiiConfig = setting("buyer data protection", parse.section(PiiConfig), factory=PiiConfig)
+    replicas: ReplicasConfig = setting("several daemons on one PostgreSQL database",
+                                       parse.section(ReplicasConfig), factory=ReplicasConfig)
     accounts: Mapping[str, AccountConfig] = setting(
         "seller accounts by name", parse.mapping_of(AccountConfig, _NAME, _NAME_HINT),
         factory=FrozenDict, shown="{}")

@@ -28,12 +28,15 @@ from marketsync.core.runtime.governor import Governor, current_priority
 from marketsync.core.runtime.http import make_client
 from marketsync.core.domain.pii import PiiCipher
 from marketsync.core.runtime.plugins import Plugins, build as build_plugins
+from marketsync.core.runtime.replicas import LeaseKeeper
+from marketsync.core.runtime.shared_buckets import SharedBuckets
 from marketsync.core.runtime.runner import IntegrationRunner
 from marketsync.core.runtime.scheduler import JobOutcome, JobSpec, Scheduler
 from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.runtime.stats import Stats
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
+from marketsync.core.store.leases import LeaseLost
 from marketsync.core.store.models import Account
 from marketsync.core.types import ChannelInfo, Integration
 
@@ -81,9 +84,15 @@ class Daemon:
         self.plugins = plugins or build_plugins(disabled=config.plugins.disabled)
         self.store = store or Store(config.database)
         self.rng = rng or random.Random()
-        self.governor = Governor(rate_margin=RATE_MARGIN)
+        shared = not self.store.is_sqlite and config.replicas.shared_rate_limits
+        self.governor = Governor(SharedBuckets(self.store) if shared else None,
+                                 rate_margin=RATE_MARGIN)
         self.stats = Stats()
-        self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome)
+        #: on PostgreSQL every job runs under a lease (several replicas may share the
+        #: database); built in ``prepare`` once the jobs are known. SQLite has one daemon.
+        self.leases: LeaseKeeper | None = None
+        self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome,
+                                   may_run=self._may_run)
         self._transport_factory = transport_factory or (lambda account: httpx.AsyncHTTPTransport())
         self._account_runtime: dict[str, dict[str, Any]] = {}
         self.integrations: dict[str, Integration] = {}
@@ -195,6 +204,12 @@ class Daemon:
             self.runners[cfg.alias] = IntegrationRunner(
                 self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
                 rng=self.rng)
+        if not self.store.is_sqlite:
+            keys = [spec.key for alias, runner in self.runners.items() if runner.hooks
+                    for spec in self.job_specs(alias)]
+            ttl = self.config.replicas.lease_ttl
+            self.leases = LeaseKeeper(self.store, keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
+                                      margin=ttl / 4, on_acquired=lambda key: self.trigger(*key))
         stored = await self.store.read(stored_credentials, self.cipher)
         for account, credentials in stored.items():
             self.use_credentials(account, credentials)
@@ -213,6 +228,8 @@ class Daemon:
                 nursery.start_soon(self._handle_outcomes, receive)
                 nursery.start_soon(self._beat)
                 nursery.start_soon(self._housekeeping)
+                if self.leases is not None:
+                    await nursery.start(self.leases.run)
                 async with trio.open_nursery() as starting:
                     for runner in self.runners.values():
                         starting.start_soon(self._start_runner, nursery, runner)
@@ -258,11 +275,27 @@ class Daemon:
 
     # --- jobs ------------------------------------------------------------------------------------
 
+    def _may_run(self, spec: JobSpec) -> bool:
+        return self.leases is None or self.leases.holds(spec.key)
+
     async def _run_job(self, spec: JobSpec) -> None:
         current_priority.set(spec.priority)
         integration = self.integrations[spec.integration]
         hooks = self.plugins.channels[integration.channel]
-        await jobs.run(self, integration, hooks, spec.kind)
+        if self.leases is None:
+            await jobs.run(self, integration, hooks, spec.kind)
+            return
+        try:
+            with self.leases.fenced(spec.key) as scope:
+                await jobs.run(self, integration, hooks, spec.kind)
+        except LeaseLost as error:
+            # another replica owns the job now: not a failure of the job, just not ours
+            self.leases.lost(spec.key)
+            log.warning("%s/%s stopped: %s", spec.integration, spec.kind, error)
+            return
+        if scope.cancelled_caught:
+            log.warning("%s/%s cut short: this replica could not renew its lease in time",
+                        spec.integration, spec.kind)
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         self.stats.jobs[(outcome.spec.integration, outcome.spec.kind, outcome.ok)] += 1
@@ -279,7 +312,7 @@ class Daemon:
             integration_id = self.integration_ids.get(spec.integration)
             last_ok, last_written = self._health_written.get(spec.key, (None, float("-inf")))
             now = clock.monotonic()
-            if integration_id is not None and (
+            if integration_id is not None and self._may_run(spec) and (
                     not outcome.ok or last_ok is not True or now - last_written >= HEALTH_WRITE_EVERY):
                 await self.store.run(jobs.record_outcome, integration_id, outcome)
                 self._health_written[spec.key] = (outcome.ok, now)

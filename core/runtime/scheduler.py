@@ -179,13 +179,18 @@ class Scheduler:
         rng: random.Random | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
         debounce: float = 2.0,
+        may_run: Callable[[JobSpec], bool] | None = None,
     ) -> None:
+        """``may_run``: whether this process may start a job's run now (replicas: it holds
+        the job's lease). A job it refuses sleeps without a deadline until ``trigger``
+        wakes it, which is what the lease keeper does when it wins the lease."""
         if not (0 <= debounce < math.inf):
             raise ValueError(f"scheduler debounce must be >= 0 seconds, got {debounce!r}")
         self._run_job = run_job
         self._rng = rng if rng is not None else random.Random()
         self._on_outcome = on_outcome
         self._debounce = debounce
+        self._may_run = may_run
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._paused: set[str] = set()
         self._nursery: trio.Nursery | None = None
@@ -341,8 +346,9 @@ class Scheduler:
         """Sleep until the job is due; False when the scheduler is stopping."""
         while not self._stopping:
             job.wake = trio.Event()
-            if job.spec.integration in self._paused:
-                deadline = math.inf  # resume() wakes us; remove() and stop() cancel or wake
+            if job.spec.integration in self._paused or (
+                    self._may_run is not None and not self._may_run(job.spec)):
+                deadline = math.inf  # resume()/trigger() wake us; remove() and stop() too
             else:
                 deadline = job.effective_due()
                 if deadline <= trio.current_time():

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from marketsync.core import clock
 
-from . import migrate
+from . import leases, migrate
 from .engine import (
     WRITER_OPTIONS,
     StoreError,
@@ -126,8 +126,13 @@ class Store:
         Commits when ``fn`` returns, rolls back and re-raises when it raises. Rows read in
         ``fn`` stay readable afterwards (``expire_on_commit=False``) but are detached:
         return plain values rather than ORM objects where you can.
+
+        Inside a leased job (``leases.current_fence`` is set) the transaction first checks
+        the lease and raises ``leases.LeaseLost`` instead of writing once another replica
+        has taken the job over.
         """
         now = clock.now()
+        fence = leases.current_fence.get()
         return await clock.run_in_thread(
             self._transaction,
             self._writer,
@@ -135,6 +140,7 @@ class Store:
             fn,
             args,
             kwargs,
+            fence,
             abandon_on_cancel=False,
             limiter=self._write_limiter,
         )
@@ -168,8 +174,11 @@ class Store:
         fn: Callable[..., R],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        fence: leases.Fence | None = None,
     ) -> R:
         with pinned_now(now), maker() as session, session.begin():
+            if fence is not None:
+                leases.check(session, fence.name, fence.owner, fence.token)
             return fn(session, *args, **kwargs)
 
     def _readonly(

@@ -15,9 +15,12 @@ racing for one lease cannot both win on either database.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextvars
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from .models import Lease
@@ -25,8 +28,43 @@ from .timing import transaction_now
 from .upsert import insert_or_update
 
 
+#: names of replica presence leases start with this; the rest of the name is the owner
+REPLICA_PREFIX = "replica:"
+#: a fenced transaction left idle this long (its process paused) is ended by PostgreSQL,
+#: so the share lock of its fence check cannot keep a new owner out for ever
+FENCED_IDLE_LIMIT_MS = 15_000
+#: presence rows of replicas gone this long are deleted (they are only history)
+FORGET_REPLICAS_AFTER = timedelta(hours=1)
+
+
 class LeaseLost(RuntimeError):
     """The lease is no longer ours (expired, or taken over with a newer token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a fenced write checks: this lease, still ours, with this token."""
+
+    name: str
+    owner: str
+    token: int
+
+
+#: The fence of the job running in this task. ``Store.run`` reads it and calls ``check``
+#: first in the transaction, so every write a leased job makes carries its token without
+#: the job code passing it around (trio copies the context into child tasks).
+current_fence: contextvars.ContextVar[Fence | None] = contextvars.ContextVar(
+    "marketsync_lease_fence", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One lease as ``status`` shows it."""
+
+    name: str
+    owner: str | None
+    token: int
+    expires_at: datetime | None
 
 
 def acquire(session: Session, name: str, owner: str, ttl: float) -> int | None:
@@ -80,5 +118,98 @@ def check(session: Session, name: str, owner: str, token: int) -> None:
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
+        session.execute(text(
+            f"SET LOCAL idle_in_transaction_session_timeout = {FENCED_IDLE_LIMIT_MS}"))
     if session.execute(query).scalar_one_or_none() is None:
         raise LeaseLost(f"lease {name!r} with token {token} is no longer held by {owner!r}")
+
+
+# --- many leases at once: what a replica's lease keeper does every few seconds ----------
+
+
+def ensure(session: Session, names: Iterable[str]) -> None:
+    """Create the rows of leases nobody has taken yet (free, token 0)."""
+    existing = set(session.execute(select(Lease.name).where(Lease.name.in_(list(names))))
+                   .scalars())
+    for name in names:
+        if name not in existing:
+            insert_or_update(session, Lease, {"name": name, "token": 0}, conflict=["name"])
+
+
+def acquire_free(session: Session, names: Iterable[str], owner: str,
+                 ttl: float) -> dict[str, int]:
+    """Take every lease of ``names`` that is free or expired, in one statement.
+
+    Rows another transaction has locked (a fenced write in progress, possibly of a
+    paused ex-owner) are skipped, not waited for; they are tried again next time.
+
+    :returns: the leases won, with their new tokens.
+    """
+    now = transaction_now()
+    free = (select(Lease.id)
+            .where(Lease.name.in_(list(names)),
+                   or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
+            .with_for_update(skip_locked=True))
+    rows = session.execute(
+        update(Lease)
+        .where(Lease.id.in_(free.scalar_subquery()))
+        .values(owner=owner, token=Lease.token + 1, expires_at=now + timedelta(seconds=ttl))
+        .returning(Lease.name, Lease.token)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return dict(rows)
+
+
+def free(session: Session, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` nobody holds now (free, or expired)."""
+    now = transaction_now()
+    return set(session.execute(
+        select(Lease.name).where(Lease.name.in_(list(names)),
+                                 or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
+    ).scalars())
+
+
+def renew_owned(session: Session, owner: str, ttl: float) -> dict[str, int]:
+    """Extend every unexpired lease ``owner`` holds; the ones missing from the answer
+    were lost (expired, or taken over) and their work must stop."""
+    now = transaction_now()
+    rows = session.execute(
+        update(Lease)
+        .where(Lease.owner == owner, Lease.expires_at > now)
+        .values(expires_at=now + timedelta(seconds=ttl))
+        .returning(Lease.name, Lease.token)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return dict(rows)
+
+
+def release_owned(session: Session, owner: str, names: Iterable[str]) -> None:
+    """Give up these leases of ``owner`` so that a peer takes them at its next look."""
+    session.execute(
+        update(Lease)
+        .where(Lease.owner == owner, Lease.name.in_(list(names)))
+        .values(expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def live_replicas(session: Session) -> int:
+    """Replicas whose presence lease is unexpired; forgets presence rows long gone."""
+    now = transaction_now()
+    session.execute(
+        delete(Lease)
+        .where(Lease.name.like(REPLICA_PREFIX + "%"),
+               or_(Lease.expires_at.is_(None), Lease.expires_at < now - FORGET_REPLICAS_AFTER))
+        .execution_options(synchronize_session=False))
+    return session.execute(
+        select(func.count()).select_from(Lease)
+        .where(Lease.name.like(REPLICA_PREFIX + "%"), Lease.expires_at > now)).scalar_one()
+
+
+def holdings(session: Session) -> list[Holding]:
+    """Every job lease that has ever been taken, by name (presence rows left out)."""
+    rows = session.execute(
+        select(Lease.name, Lease.owner, Lease.token, Lease.expires_at)
+        .where(~Lease.name.like(REPLICA_PREFIX + "%"), Lease.token > 0)
+        .order_by(Lease.name)).all()
+    return [Holding(*row) for row in rows]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -467,6 +468,20 @@ class Lease(Base):
     owner: Mapped[str | None] = mapped_column(String(200))
     token: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateBucket(Base):
+    """A rate-limit bucket shared by replicas: GCRA's one timestamp per key.
+
+    ``tat`` (theoretical arrival time, POSIX seconds) is when the bucket will be full
+    again; research/wave2.md §3.4. The limits are not stored: every caller passes the ones
+    it applies, as the in-process buckets do.
+    """
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[float] = mapped_column(Double)
 
 
 class InvoiceCounter(Base):

@@ -489,7 +489,7 @@ def test_several_errors_are_reported_together_sorted_by_line():
         "config.yaml:14: integrations[1].account: unknown account 'nobody' (known: eu)",
         "config.yaml:16: log.format: 'xml' is not one of human, json",
         "config.yaml:17: colour: unknown key (expected one of: state_dir, database, http, log, "
-        "plugins, pii, accounts, integrations)",
+        "plugins, pii, replicas, accounts, integrations)",
     ]
 
 

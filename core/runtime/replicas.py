@@ -1,0 +1,254 @@
+"""Several daemons on one PostgreSQL database: who runs which job, and what stops a stale one.
+
+Each job (integration, kind) has a lease row (``core/store/leases.py``). A replica runs a
+job only while it holds that job's lease; every write the job makes checks the lease's
+fencing token in the same transaction (``Store.run`` does it through
+``leases.current_fence``), so a replica that was paused (SIGSTOP, a VM freeze, a long GC)
+and wakes after another took over cannot write anything on the job's behalf.
+
+The keeper, one per daemon, looks every ``poll`` seconds (research/wave2.md §3.3, with
+the same numbers: TTL 20 s, a look every 2 s, trust ending 5 s before the expiry):
+
+1. renews every lease it holds in one statement; a lease missing from the answer is lost:
+   its job is cancelled at once and runs no more;
+2. counts the live replicas (each holds a presence lease ``replica:<owner>``) and takes
+   free or expired leases up to its fair share, a whole integration at a time so that a
+   push and the poll of its feed, which trigger each other, stay on one replica;
+3. gives back whole integrations beyond its share (not while one of their jobs runs), so
+   a replica that joins gets work within a few looks.
+
+Trust is local: a lease is trusted until ``start of the renewing statement + TTL −
+margin`` on this process's monotonic clock, so a delay after the database answered only
+shortens it. A running job's cancel scope has that deadline and is pushed forward by
+each renewal; a process that slept past it is cancelled before its next checkpoint.
+
+A replica killed with SIGKILL stops renewing; its leases expire ``ttl`` seconds after
+their last renewal and the others take them at their next look: fail-over within
+``ttl + poll`` (22 s with the defaults). On a graceful stop the keeper releases
+everything, so the others take over at their next look.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from marketsync.core import clock
+from marketsync.core.store import Store, leases
+
+log = logging.getLogger(__name__)
+
+#: seconds a lease lasts without renewal: a dead replica's jobs move after at most this
+LEASE_TTL = 20.0
+#: seconds between two looks (renew, count replicas, take free leases)
+LEASE_POLL = 2.0
+#: seconds before the expiry at which a replica stops trusting its own lease
+TRUST_MARGIN = 5.0
+
+JobKey = tuple[str, str]
+
+
+def lease_name(key: JobKey) -> str:
+    integration, kind = key
+    return f"{integration}/{kind}"
+
+
+def replica_id() -> str:
+    """host:pid:random — unique per process, readable in ``status``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(eq=False, slots=True)
+class _Held:
+    token: int
+    trusted_until: float
+    scopes: set[trio.CancelScope] = field(default_factory=set)
+
+
+class LeaseKeeper:
+    """Holds this replica's share of the job leases and fences its jobs' writes.
+
+    :param keys: every (integration, kind) the configuration runs; all replicas share
+        one configuration, so they agree on the set.
+    :param on_acquired: called with each key won (the daemon asks that job to run soon:
+        the previous owner may have died half-way).
+    """
+
+    def __init__(self, store: Store, keys: Iterable[JobKey], *, owner: str | None = None,
+                 ttl: float = LEASE_TTL, poll: float = LEASE_POLL,
+                 margin: float = TRUST_MARGIN,
+                 on_acquired: Callable[[JobKey], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        if not 0 < margin < ttl or not 0 < poll < ttl - margin:
+            raise ValueError(f"lease timing: need 0 < poll ({poll}) < ttl ({ttl}) - margin "
+                             f"({margin}) and margin > 0")
+        self.store = store
+        self.owner = owner or replica_id()
+        self.ttl, self.poll, self.margin = ttl, poll, margin
+        self._keys = {lease_name(key): key for key in keys}
+        self._groups: dict[str, list[str]] = {}
+        for name, (integration, _) in self._keys.items():
+            self._groups.setdefault(integration, []).append(name)
+        self._presence = leases.REPLICA_PREFIX + self.owner
+        self._held: dict[str, _Held] = {}
+        self._running: dict[str, int] = {}
+        self._on_acquired = on_acquired
+        self._rng = rng or random.Random()
+        self.live_replicas = 1
+        self.takeovers = 0  #: leases won since start
+        self.losses = 0  #: leases lost (not given back) since start
+
+    # --- what the daemon asks ---------------------------------------------------------------
+
+    def holds(self, key: JobKey) -> bool:
+        """Whether this replica may start ``key``'s job now."""
+        held = self._held.get(lease_name(key))
+        return held is not None and held.trusted_until > clock.monotonic()
+
+    def owned(self) -> list[JobKey]:
+        return sorted(self._keys[name] for name in self._held if name in self._keys)
+
+    @contextmanager
+    def fenced(self, key: JobKey) -> Iterator[trio.CancelScope]:
+        """Run a job under its lease: writes carry the token, and the run is cancelled
+        when trust in the lease ends. Raises ``leases.LeaseLost`` when not held now."""
+        name = lease_name(key)
+        held = self._held.get(name)
+        if held is None or held.trusted_until <= clock.monotonic():
+            raise leases.LeaseLost(f"lease {name!r} is not held by {self.owner!r}")
+        scope = trio.CancelScope(deadline=held.trusted_until)
+        held.scopes.add(scope)
+        self._running[name] = self._running.get(name, 0) + 1
+        token = leases.current_fence.set(leases.Fence(name, self.owner, held.token))
+        try:
+            with scope:
+                yield scope
+        finally:
+            leases.current_fence.reset(token)
+            held.scopes.discard(scope)
+            self._running[name] -= 1
+
+    def lost(self, key: JobKey) -> None:
+        """A fenced write was refused: forget the lease at once (the look confirms it)."""
+        self._drop(lease_name(key), why="a write was refused")
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Look every ``poll`` seconds until cancelled; give everything back on the way out."""
+        await self.store.run(leases.ensure, [*self._keys, self._presence])
+        try:
+            await self.look()
+            task_status.started()
+            while True:
+                await trio.sleep(self.poll * self._rng.uniform(0.8, 1.0))
+                try:
+                    await self.look()
+                except Exception:  # noqa: BLE001 - a database hiccup: trust runs out on its own
+                    log.warning("lease look failed; trying again in %.0fs", self.poll,
+                                exc_info=True)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.release_all()
+
+    async def look(self) -> None:
+        """Renew, count replicas, take up to a fair share, give back the excess."""
+        started = clock.monotonic()
+        if self._presence not in self._held:
+            await self.store.run(leases.ensure, [self._presence])
+            won = await self.store.run(leases.acquire_free, [self._presence], self.owner,
+                                       self.ttl)
+            if self._presence in won:
+                self._held[self._presence] = _Held(won[self._presence], 0.0)
+        renewed = await self.store.run(leases.renew_owned, self.owner, self.ttl)
+        trusted_until = started + self.ttl - self.margin
+        for name in list(self._held):
+            if renewed.get(name) != self._held[name].token:
+                self._drop(name, why="it expired or another replica took it over")
+        regained = []
+        for name, held in self._held.items():
+            if held.trusted_until <= started and name in self._keys:
+                regained.append(self._keys[name])  # its job slept while trust had lapsed
+            held.trusted_until = trusted_until
+            for scope in held.scopes:
+                scope.deadline = trusted_until
+        if self._on_acquired is not None:
+            for key in regained:
+                self._on_acquired(key)
+        self.live_replicas = max(1, await self.store.run(leases.live_replicas))
+        await self._balance(trusted_until)
+
+    async def _balance(self, trusted_until: float) -> None:
+        mine = {self._keys[name][0] for name in self._held if name in self._keys}
+        share = math.ceil(len(self._groups) / self.live_replicas)
+        if len(mine) > share:
+            idle = [g for g in sorted(mine)
+                    if not any(self._running.get(name) for name in self._groups[g])]
+            give_back = idle[:len(mine) - share]
+            if give_back:
+                names = [name for g in give_back for name in self._groups[g]
+                         if name in self._held]
+                await self.store.run(leases.release_owned, self.owner, names)
+                for name in names:
+                    self._held.pop(name, None)
+                log.info("gave back %d integration(s) for the other %d replica(s): %s",
+                         len(give_back), self.live_replicas - 1, ", ".join(give_back))
+            return
+        incomplete = [g for g in mine if any(n not in self._held for n in self._groups[g])]
+        if len(mine) >= share and not incomplete:
+            return  # the usual look: one renewal, one count, nothing to read
+        missing = [name for name in self._keys if name not in self._held]
+        free = await self.store.read(leases.free, missing)
+        if not free:
+            return
+        # integrations partly ours first (finish the set), then free ones in random order
+        # so that replicas looking at the same moment rarely reach for the same ones
+        partial = incomplete
+        others = [g for g in self._groups
+                  if g not in mine and any(name in free for name in self._groups[g])]
+        self._rng.shuffle(others)
+        wanted = partial + others[:share - len(mine)]
+        names = [name for g in wanted for name in self._groups[g] if name in free]
+        if not names:
+            return
+        won = await self.store.run(leases.acquire_free, names, self.owner, self.ttl)
+        for name, token in won.items():
+            self._held[name] = _Held(token, trusted_until)
+        if won:
+            self.takeovers += len(won)
+            log.info("took %d job lease(s): %s", len(won), ", ".join(sorted(won)))
+            if self._on_acquired is not None:
+                for name in sorted(won):
+                    self._on_acquired(self._keys[name])
+
+    async def release_all(self) -> None:
+        """Graceful stop: give every lease back so that peers take over at their next look."""
+        names = list(self._held)
+        self._held.clear()
+        if not names:
+            return
+        try:
+            await self.store.run(leases.release_owned, self.owner, names)
+        except Exception:  # noqa: BLE001 - they expire on their own
+            log.warning("could not give the job leases back; they expire in %.0fs", self.ttl,
+                        exc_info=True)
+
+    def _drop(self, name: str, *, why: str) -> None:
+        held = self._held.pop(name, None)
+        if held is None:
+            return
+        if name != self._presence:
+            self.losses += 1
+        for scope in held.scopes:
+            scope.cancel()
+        log.warning("lost the lease %s (token %d): %s; its job stops here", name, held.token,
+                    why)

@@ -1,0 +1,138 @@
+"""The lease keeper: replicas share the jobs, take over a dead one's, and a stale one is fenced.
+
+Several keepers on one database in one trio run stand for several replicas; a replica
+"dies" by no longer looking (no renewal, no release) and "pauses" by not looking while
+the MockClock runs on. The multi-process version is tests/e2e/test_failover.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import trio
+
+from marketsync.core import clock
+from marketsync.core.runtime.replicas import LeaseKeeper, lease_name
+from marketsync.core.store import Store, cursors, leases
+from marketsync.core.types import Cursor
+
+KEYS = [(f"amazon-{m}", kind) for m in ("us", "de", "uk", "fr")
+        for kind in ("import_orders", "push_stock")]
+TTL, POLL, MARGIN = 20.0, 2.0, 5.0
+
+
+def keeper(store: Store, owner: str, **kwargs) -> LeaseKeeper:
+    return LeaseKeeper(store, KEYS, owner=owner, ttl=TTL, poll=POLL, margin=MARGIN, **kwargs)
+
+
+async def prepared(store: Store, *owners: str) -> list[LeaseKeeper]:
+    clock.set_start(datetime(2026, 9, 1, tzinfo=timezone.utc))
+    keepers = [keeper(store, owner) for owner in owners]
+    await store.run(leases.ensure, [lease_name(key) for key in KEYS])
+    return keepers
+
+
+async def look_all(keepers: list[LeaseKeeper], rounds: int = 3) -> None:
+    for _ in range(rounds):
+        for one in keepers:
+            await one.look()
+        await trio.sleep(POLL)
+
+
+def assert_partition(keepers: list[LeaseKeeper]) -> None:
+    owned = [key for one in keepers for key in one.owned()]
+    assert sorted(owned) == sorted(KEYS), "every job owned exactly once"
+
+
+async def test_replicas_split_the_jobs_by_integration(store: Store, autojump_clock) -> None:
+    """Two replicas: two integrations each, both kinds of an integration on one replica."""
+    a, b = await prepared(store, "replica-a", "replica-b")
+    await look_all([a, b])
+    assert_partition([a, b])
+    for one in (a, b):
+        integrations = {integration for integration, _ in one.owned()}
+        assert len(integrations) == 2
+        assert len(one.owned()) == 4
+
+
+async def test_a_dead_replicas_jobs_move_within_ttl_plus_poll(store: Store, autojump_clock) -> None:
+    """A replica that stops renewing (SIGKILL) loses its jobs to the survivor in ≤ TTL + poll."""
+    a, b = await prepared(store, "replica-a", "replica-b")
+    await look_all([a, b])
+    died = trio.current_time()
+    while len(b.owned()) < len(KEYS):
+        await b.look()
+        await trio.sleep(POLL)
+    assert trio.current_time() - died <= TTL + POLL
+    tokens = await store.read(leases.holdings)
+    assert {h.owner for h in tokens} == {"replica-b"}
+
+
+async def test_a_graceful_stop_hands_over_at_the_next_look(store: Store, autojump_clock) -> None:
+    a, b = await prepared(store, "replica-a", "replica-b")
+    await look_all([a, b])
+    await a.release_all()
+    await b.look()
+    assert len(b.owned()) == len(KEYS)
+
+
+async def test_a_paused_owner_cannot_write_after_takeover(store: Store, autojump_clock) -> None:
+    """The fence: a job of a replica paused past its lease is refused by the store, and its
+    run is cancelled when trust ends; the new owner writes with the next token."""
+    a, b = await prepared(store, "replica-a", "replica-b")
+    await a.look()
+    key = ("amazon-us", "import_orders")
+    assert a.holds(key)
+    integration_id = 1
+    await store.run(_integration_row)
+    with a.fenced(key):
+        await store.run(cursors.save, integration_id, "import_orders", Cursor(state={"by": "a"}))
+    await trio.sleep(TTL + 1)  # a is paused: no look, trust and lease run out
+    assert not a.holds(key)
+    await b.look()
+    assert b.holds(key)
+    # the paused replica resumes inside a job that had started before the pause
+    a._held[lease_name(key)].trusted_until = trio.current_time() + 60  # as if it had not noticed
+    with pytest.raises(leases.LeaseLost):
+        with a.fenced(key):
+            await store.run(cursors.save, integration_id, "import_orders",
+                            Cursor(state={"by": "a, stale"}))
+    with b.fenced(key):
+        await store.run(cursors.save, integration_id, "import_orders", Cursor(state={"by": "b"}))
+    assert (await store.read(cursors.load, integration_id, "import_orders")).state == {"by": "b"}
+    await a.look()
+    assert not a.holds(key) and a.losses >= 1
+
+
+async def test_a_run_is_cancelled_when_trust_runs_out(store: Store, autojump_clock) -> None:
+    """No look (the database unreachable): the running job is cut at trusted_until."""
+    (a,) = await prepared(store, "replica-a")
+    await a.look()
+    key = KEYS[0]
+    started = trio.current_time()
+    with a.fenced(key) as scope:
+        await trio.sleep(3600)
+    assert scope.cancelled_caught
+    assert trio.current_time() - started <= TTL - MARGIN
+
+
+async def test_keeper_run_wakes_jobs_it_wins_and_releases_on_exit(store: Store,
+                                                                  autojump_clock) -> None:
+    clock.set_start(datetime(2026, 9, 1, tzinfo=timezone.utc))
+    woken: list[tuple[str, str]] = []
+    a = keeper(store, "replica-a", on_acquired=woken.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await trio.sleep(10 * POLL)
+        assert sorted(woken) == sorted(KEYS)
+        assert len(a.owned()) == len(KEYS)
+        nursery.cancel_scope.cancel()
+    assert all(h.expires_at is None for h in await store.read(leases.holdings))
+
+
+def _integration_row(session) -> None:
+    from marketsync.core.store import integrations
+
+    integrations.ensure_integration(session, alias="amazon-us", channel="amazon",
+                                    account="na", marketplace="US", enabled=True)
