@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketsync.core.store import integrations as store_integrations
-from marketsync.core.store import job_runs
+from marketsync.core.store import job_runs, leases
 from marketsync.core.store.models import IntegrationRow, Listing, SubmissionRow as Submission
 from marketsync.core.store.timing import transaction_now
 
@@ -34,6 +34,9 @@ def collect(session: Session) -> dict[str, Any]:
     holds = {row.id: (row.push_hold, row.push_hold_reason) for row in session.execute(
         select(IntegrationRow.id, IntegrationRow.push_hold, IntegrationRow.push_hold_reason)
         .where(IntegrationRow.push_hold.in_(("review", "valve"))))}
+    now = transaction_now()
+    owners = {h.name: h.owner for h in leases.holdings(session)
+              if h.expires_at is not None and h.expires_at > now}
     report = []
     for status in store_integrations.get_states(session):
         jobs = [
@@ -45,6 +48,8 @@ def collect(session: Session) -> dict[str, Any]:
                 "next_run": health.next_run_at,
                 "failures": health.consecutive_failures,
                 "last_error": health.last_error,
+                # replicas on PostgreSQL: which one holds the job's lease now
+                "owner": owners.get(f"{status.alias}/{health.kind}"),
             }
             for health in job_runs.health(session, status.id)
         ]
@@ -64,7 +69,7 @@ def collect(session: Session) -> dict[str, Any]:
             "push_hold_reason": holds.get(status.id, (None, None))[1],
             "jobs": jobs,
         })
-    return {"time": transaction_now(), "integrations": report}
+    return {"time": now, "integrations": report, "replicas": leases.replicas(session)}
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -83,6 +88,8 @@ def render(report: dict[str, Any]) -> str:
     if not report["integrations"]:
         return "no integrations yet (start the daemon once with this configuration)"
     lines = []
+    if report.get("replicas"):
+        lines.append(f"replicas: {', '.join(report['replicas'])}")
     for item in report["integrations"]:
         lines.append(f"{item['alias']:<20} {item['state']:<11} {item['channel']} "
                      f"{item['marketplace']}  since {_ago(item['since'], now)}"
@@ -105,5 +112,6 @@ def render(report: dict[str, Any]) -> str:
             error = f"  error: {job['last_error']}" if job["failures"] and job["last_error"] else ""
             lines.append(f"{'':<22}{job['kind']:<18} last {_ago(job['last_finished'], now):<10} "
                          f"next {_ago(job['next_run'], now):<10}"
-                         + (f" failing x{job['failures']}" if job["failures"] else "") + error)
+                         + (f" failing x{job['failures']}" if job["failures"] else "")
+                         + (f" on {job['owner']}" if job.get("owner") else "") + error)
     return "\n".join(lines)

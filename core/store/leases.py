@@ -213,3 +213,12 @@ def holdings(session: Session) -> list[Holding]:
         .where(~Lease.name.like(REPLICA_PREFIX + "%"), Lease.token > 0)
         .order_by(Lease.name)).all()
     return [Holding(*row) for row in rows]
+
+
+def replicas(session: Session) -> list[str]:
+    """The replicas alive now (their presence lease is unexpired), by name."""
+    now = transaction_now()
+    names = session.execute(
+        select(Lease.name).where(Lease.name.like(REPLICA_PREFIX + "%"), Lease.expires_at > now)
+        .order_by(Lease.name)).scalars()
+    return [name.removeprefix(REPLICA_PREFIX) for name in names]

@@ -138,6 +138,15 @@ def _next(moment, now) -> str:
     return "due now" if moment <= now else f"next {_relative(moment, now)}"
 
 
+def _replicas_html(report: dict) -> str:
+    """Replicas on PostgreSQL: which daemons are alive (each job row says which owns it)."""
+    names = report.get("replicas") or []
+    if not names:
+        return ""
+    return ("<p id='replicas'>replicas: "
+            + ", ".join(html.escape(name) for name in names) + "</p>\n")
+
+
 def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
                   notice: str | None = None, csrf: str = "") -> str:
     esc = html.escape
@@ -149,7 +158,9 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
             f"<td>last {esc(_relative(job['last_finished'], now))}</td>"
             f"<td>{esc(_next(job['next_run'], now))}</td><td>"
             + (f"<b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
-               if job["failures"] else "ok") + "</td></tr>"
+               if job["failures"] else "ok") + "</td>"
+            + (f"<td class='owner'>on {esc(job['owner'])}</td>" if job.get("owner") else "")
+            + "</tr>"
             for job in item["jobs"])
         token_field = (f"<input type='hidden' name='csrf' value='{esc(csrf)}'>"
                        + ("<input name='token' type='password' placeholder='token'>"
@@ -181,7 +192,7 @@ text-align:left}}table.jobs td{{border:0;padding:0 12px 0 0;white-space:nowrap}}
 .incomplete,.error{{color:#b42318}}.disabled{{color:#777}}#notice{{background:#eef6ff;padding:6px}}
 </style></head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(now))}</p>
 {notice_html}
-<h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
+{_replicas_html(report)}<h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
 <th>reason</th><th>pending pushes / in flight</th><th>jobs</th><th></th></tr>{''.join(rows)}</table>
 <h2>Rate budget</h2><table id="buckets"><tr><th>bucket</th><th>tokens</th><th>rate</th>
 <th>waiting</th><th>throttled</th></tr>{buckets}</table></body></html>"""

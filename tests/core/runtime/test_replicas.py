@@ -84,8 +84,7 @@ async def test_a_paused_owner_cannot_write_after_takeover(store: Store, autojump
     await a.look()
     key = ("amazon-us", "import_orders")
     assert a.holds(key)
-    integration_id = 1
-    await store.run(_integration_row)
+    integration_id = await store.run(_integration_row)
     with a.fenced(key):
         await store.run(cursors.save, integration_id, "import_orders", Cursor(state={"by": "a"}))
     await trio.sleep(TTL + 1)  # a is paused: no look, trust and lease run out
@@ -131,8 +130,28 @@ async def test_keeper_run_wakes_jobs_it_wins_and_releases_on_exit(store: Store,
     assert all(h.expires_at is None for h in await store.read(leases.holdings))
 
 
-def _integration_row(session) -> None:
+def _integration_row(session) -> int:
     from marketsync.core.store import integrations
 
-    integrations.ensure_integration(session, alias="amazon-us", channel="amazon",
+    return integrations.ensure_integration(session, alias="amazon-us", channel="amazon",
                                     account="na", marketplace="US", enabled=True)
+
+
+async def test_status_shows_which_replica_owns_each_job(store: Store, autojump_clock) -> None:
+    from marketsync.core.runtime.status import collect, render
+    from marketsync.core.store import job_runs
+
+    a, b = await prepared(store, "replica-a", "replica-b")
+    integration_id = await store.run(_integration_row)
+    await store.run(lambda s: job_runs.finished(s, integration_id, "import_orders", error=None,
+                                                next_run_at=None))
+    await look_all([a, b])
+    owner = "replica-a" if a.holds(("amazon-us", "import_orders")) else "replica-b"
+    report = await store.read(collect)
+    assert report["replicas"] == ["replica-a", "replica-b"]
+    (job,) = report["integrations"][0]["jobs"]
+    assert job["owner"] == owner
+    assert f"on {owner}" in render(report)
+    await trio.sleep(TTL + 1)  # both gone: nobody owns anything
+    report = await store.read(collect)
+    assert report["replicas"] == [] and report["integrations"][0]["jobs"][0]["owner"] is None
