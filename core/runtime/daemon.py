@@ -208,7 +208,8 @@ class Daemon:
             keys = [spec.key for alias, runner in self.runners.items() if runner.hooks
                     for spec in self.job_specs(alias)]
             ttl = self.config.replicas.lease_ttl
-            self.leases = LeaseKeeper(self.store, keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
+            # its own connections: a heartbeat must never queue behind the jobs' queries
+            self.leases = LeaseKeeper(Store(self.store.url), keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
                                       margin=ttl / 4, on_acquired=lambda key: self.trigger(*key))
         stored = await self.store.read(stored_credentials, self.cipher)
         for account, credentials in stored.items():
@@ -239,6 +240,8 @@ class Daemon:
                 self.started.set()
                 task_status.started()
         finally:
+            if self.leases is not None:
+                self.leases.store.close()
             for integration in self.integrations.values():
                 if integration.http is not None:
                     with trio.CancelScope(shield=True):

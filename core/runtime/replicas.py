@@ -98,7 +98,7 @@ class LeaseKeeper:
         self._groups: dict[str, list[str]] = {}
         for name, (integration, _) in self._keys.items():
             self._groups.setdefault(integration, []).append(name)
-        self._presence = leases.REPLICA_PREFIX + self.owner
+        self._presence_token: int | None = None
         self._held: dict[str, _Held] = {}
         self._running: dict[str, int] = {}
         self._on_acquired = on_acquired
@@ -145,7 +145,7 @@ class LeaseKeeper:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Look every ``poll`` seconds until cancelled; give everything back on the way out."""
-        await self.store.run(leases.ensure, [*self._keys, self._presence])
+        await self.store.run(leases.ensure, list(self._keys))
         try:
             await self.look()
             task_status.started()
@@ -154,30 +154,37 @@ class LeaseKeeper:
                 try:
                     await self.look()
                 except Exception:  # noqa: BLE001 - a database hiccup: trust runs out on its own
-                    log.warning("lease look failed; trying again in %.0fs", self.poll,
+                    log.warning("lease look failed; trying again in %.1fs", self.poll,
                                 exc_info=True)
         finally:
             with trio.CancelScope(shield=True):
                 await self.release_all()
 
     async def look(self) -> None:
-        """Renew, count replicas, take up to a fair share, give back the excess."""
+        """Heartbeat, check what is still ours, count replicas, take or give back."""
         started = clock.monotonic()
-        if self._presence not in self._held:
-            await self.store.run(leases.ensure, [self._presence])
-            won = await self.store.run(leases.acquire_free, [self._presence], self.owner,
-                                       self.ttl)
-            if self._presence in won:
-                self._held[self._presence] = _Held(won[self._presence], 0.0)
-        renewed = await self.store.run(leases.renew_owned, self.owner, self.ttl)
+        if self._presence_token is None or not await self.store.run(
+                leases.heartbeat, self.owner, self._presence_token, self.ttl):
+            if self._presence_token is not None:
+                log.warning("this replica's presence lapsed (paused or cut off from the "
+                            "database for over %.0fs); its jobs stop until it is back", self.ttl)
+                for name in list(self._held):
+                    self._drop(name, why="this replica was not alive for a while")
+            self._presence_token = await self.store.run(leases.join, self.owner, self.ttl)
         trusted_until = started + self.ttl - self.margin
+        rows = await self.store.read(leases.owned, self.owner)
         for name in list(self._held):
-            if renewed.get(name) != self._held[name].token:
-                self._drop(name, why="it expired or another replica took it over")
+            if rows.get(name) != self._held[name].token:
+                self._drop(name, why="another replica took it over")
         regained = []
-        for name, held in self._held.items():
+        for name, token in rows.items():
+            held = self._held.get(name)
+            if held is None:
+                # still ours in the table (nobody took it while we were away): same token,
+                # so no write of anyone else came in between
+                held = self._held[name] = _Held(token, 0.0)
             if held.trusted_until <= started and name in self._keys:
-                regained.append(self._keys[name])  # its job slept while trust had lapsed
+                regained.append(self._keys[name])
             held.trusted_until = trusted_until
             for scope in held.scopes:
                 scope.deadline = trusted_until
@@ -197,7 +204,7 @@ class LeaseKeeper:
             if give_back:
                 names = [name for g in give_back for name in self._groups[g]
                          if name in self._held]
-                await self.store.run(leases.release_owned, self.owner, names)
+                await self.store.run(leases.give_back, self.owner, names)
                 for name in names:
                     self._held.pop(name, None)
                 log.info("gave back %d integration(s) for the other %d replica(s): %s",
@@ -205,22 +212,21 @@ class LeaseKeeper:
             return
         incomplete = [g for g in mine if any(n not in self._held for n in self._groups[g])]
         if len(mine) >= share and not incomplete:
-            return  # the usual look: one renewal, one count, nothing to read
+            return  # the usual look: a heartbeat, a read and a count
         missing = [name for name in self._keys if name not in self._held]
         free = await self.store.read(leases.free, missing)
         if not free:
             return
         # integrations partly ours first (finish the set), then free ones in random order
         # so that replicas looking at the same moment rarely reach for the same ones
-        partial = incomplete
         others = [g for g in self._groups
                   if g not in mine and any(name in free for name in self._groups[g])]
         self._rng.shuffle(others)
-        wanted = partial + others[:share - len(mine)]
+        wanted = incomplete + others[:max(0, share - len(mine))]
         names = [name for g in wanted for name in self._groups[g] if name in free]
         if not names:
             return
-        won = await self.store.run(leases.acquire_free, names, self.owner, self.ttl)
+        won = await self.store.run(leases.take_free, names, self.owner)
         for name, token in won.items():
             self._held[name] = _Held(token, trusted_until)
         if won:
@@ -232,22 +238,21 @@ class LeaseKeeper:
 
     async def release_all(self) -> None:
         """Graceful stop: give every lease back so that peers take over at their next look."""
-        names = list(self._held)
         self._held.clear()
-        if not names:
+        token, self._presence_token = self._presence_token, None
+        if token is None:
             return
         try:
-            await self.store.run(leases.release_owned, self.owner, names)
-        except Exception:  # noqa: BLE001 - they expire on their own
-            log.warning("could not give the job leases back; they expire in %.0fs", self.ttl,
+            await self.store.run(leases.leave, self.owner, token)
+        except Exception:  # noqa: BLE001 - they expire with the presence
+            log.warning("could not give the job leases back; they move in %.0fs", self.ttl,
                         exc_info=True)
 
     def _drop(self, name: str, *, why: str) -> None:
         held = self._held.pop(name, None)
         if held is None:
             return
-        if name != self._presence:
-            self.losses += 1
+        self.losses += 1
         for scope in held.scopes:
             scope.cancel()
         log.warning("lost the lease %s (token %d): %s; its job stops here", name, held.token,

@@ -35,8 +35,7 @@ def collect(session: Session) -> dict[str, Any]:
         select(IntegrationRow.id, IntegrationRow.push_hold, IntegrationRow.push_hold_reason)
         .where(IntegrationRow.push_hold.in_(("review", "valve"))))}
     now = transaction_now()
-    owners = {h.name: h.owner for h in leases.holdings(session)
-              if h.expires_at is not None and h.expires_at > now}
+    owners = {h.name: h.owner for h in leases.holdings(session) if h.owner}
     report = []
     for status in store_integrations.get_states(session):
         jobs = [

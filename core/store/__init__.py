@@ -178,7 +178,7 @@ class Store:
     ) -> R:
         with pinned_now(now), maker() as session, session.begin():
             if fence is not None:
-                leases.check(session, fence.name, fence.owner, fence.token)
+                leases.check_member(session, fence)
             return fn(session, *args, **kwargs)
 
     def _readonly(

@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, exists, func, literal, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from .models import Lease
 from .timing import transaction_now
@@ -59,12 +59,11 @@ current_fence: contextvars.ContextVar[Fence | None] = contextvars.ContextVar(
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """One lease as ``status`` shows it."""
+    """One job lease as ``status`` shows it: ``owner`` is None when nobody alive holds it."""
 
     name: str
     owner: str | None
     token: int
-    expires_at: datetime | None
 
 
 def acquire(session: Session, name: str, owner: str, ttl: float) -> int | None:
@@ -124,73 +123,117 @@ def check(session: Session, name: str, owner: str, token: int) -> None:
         raise LeaseLost(f"lease {name!r} with token {token} is no longer held by {owner!r}")
 
 
-# --- many leases at once: what a replica's lease keeper does every few seconds ----------
+# --- a replica's leases: alive as long as the replica is -----------------------------------
+#
+# A replica holds hundreds of job leases; renewing each row would cost a statement per
+# lease per look, and on PostgreSQL an UPDATE of a row waits for every transaction that
+# share-locked it — the fence of a long import page would hold up its own renewal. So a
+# job lease taken by a replica (``take_free``) has no expiry of its own: it is held while
+# its owner's *presence* lease (``replica:<owner>``, an ordinary expiring lease) is alive.
+# The heartbeat renews that one row; a takeover (``take_free``) changes the job row's owner
+# and token, and so still waits for a fenced write of the old owner to commit.
+
+
+def _alive(owner_column, now):
+    """SQL: the replica named in ``owner_column`` has an unexpired presence lease."""
+    presence = aliased(Lease)
+    return exists().where(presence.name == literal(REPLICA_PREFIX) + owner_column,
+                          presence.expires_at > now)
 
 
 def ensure(session: Session, names: Iterable[str]) -> None:
     """Create the rows of leases nobody has taken yet (free, token 0)."""
-    existing = set(session.execute(select(Lease.name).where(Lease.name.in_(list(names))))
-                   .scalars())
+    names = list(names)
+    existing = set(session.execute(select(Lease.name).where(Lease.name.in_(names))).scalars())
     for name in names:
         if name not in existing:
             insert_or_update(session, Lease, {"name": name, "token": 0}, conflict=["name"])
 
 
-def acquire_free(session: Session, names: Iterable[str], owner: str,
-                 ttl: float) -> dict[str, int]:
-    """Take every lease of ``names`` that is free or expired, in one statement.
+def join(session: Session, owner: str, ttl: float) -> int:
+    """Announce a replica: take its presence lease; returns the presence token."""
+    name = REPLICA_PREFIX + owner
+    token = acquire(session, name, owner, ttl)
+    if token is None:
+        raise LeaseLost(f"replica name {owner!r} is in use by a live replica")
+    return token
+
+
+def heartbeat(session: Session, owner: str, token: int, ttl: float) -> bool:
+    """Keep the replica, and with it every job lease it holds, alive; False when its
+    presence had already expired (its job leases may have been taken meanwhile)."""
+    return renew(session, REPLICA_PREFIX + owner, owner, token, ttl)
+
+
+def leave(session: Session, owner: str, token: int) -> None:
+    """Graceful stop: every job lease free at once, the presence gone."""
+    give_back(session, owner, None)
+    release(session, REPLICA_PREFIX + owner, token)
+
+
+def owned(session: Session, owner: str) -> dict[str, int]:
+    """The job leases whose row names ``owner``, with their tokens."""
+    return dict(session.execute(
+        select(Lease.name, Lease.token)
+        .where(Lease.owner == owner, ~Lease.name.like(REPLICA_PREFIX + "%"))).all())
+
+
+def free(session: Session, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` nobody holds now (no owner, or an owner no longer alive)."""
+    now = transaction_now()
+    return set(session.execute(
+        select(Lease.name).where(Lease.name.in_(list(names)),
+                                 or_(Lease.owner.is_(None), ~_alive(Lease.owner, now)))
+    ).scalars())
+
+
+def take_free(session: Session, names: Iterable[str], owner: str) -> dict[str, int]:
+    """Take every lease of ``names`` that is free or whose owner is dead, in one statement.
 
     Rows another transaction has locked (a fenced write in progress, possibly of a
-    paused ex-owner) are skipped, not waited for; they are tried again next time.
+    paused ex-owner) are skipped, not waited for; they are tried again at the next look.
 
     :returns: the leases won, with their new tokens.
     """
     now = transaction_now()
-    free = (select(Lease.id)
-            .where(Lease.name.in_(list(names)),
-                   or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
-            .with_for_update(skip_locked=True))
+    takeable = (select(Lease.id)
+                .where(Lease.name.in_(list(names)),
+                       or_(Lease.owner.is_(None), ~_alive(Lease.owner, now)))
+                .with_for_update(skip_locked=True))
     rows = session.execute(
         update(Lease)
-        .where(Lease.id.in_(free.scalar_subquery()))
-        .values(owner=owner, token=Lease.token + 1, expires_at=now + timedelta(seconds=ttl))
+        .where(Lease.id.in_(takeable.scalar_subquery()))
+        .values(owner=owner, token=Lease.token + 1, expires_at=None)
         .returning(Lease.name, Lease.token)
         .execution_options(synchronize_session=False)
     ).all()
     return dict(rows)
 
 
-def free(session: Session, names: Iterable[str]) -> set[str]:
-    """Which of ``names`` nobody holds now (free, or expired)."""
+def give_back(session: Session, owner: str, names: Iterable[str] | None) -> None:
+    """Free these job leases of ``owner`` (all of them when ``names`` is None)."""
+    query = update(Lease).where(Lease.owner == owner, ~Lease.name.like(REPLICA_PREFIX + "%"))
+    if names is not None:
+        query = query.where(Lease.name.in_(list(names)))
+    session.execute(query.values(owner=None).execution_options(synchronize_session=False))
+
+
+def check_member(session: Session, fence: Fence) -> None:
+    """The fence of a replica's job lease: raise LeaseLost unless the row still names us
+    with this token and we are alive. The job row stays share-locked until commit, so a
+    takeover waits for this transaction to finish (PostgreSQL); a transaction left idle
+    by a paused process is ended by the server after ``FENCED_IDLE_LIMIT_MS``."""
     now = transaction_now()
-    return set(session.execute(
-        select(Lease.name).where(Lease.name.in_(list(names)),
-                                 or_(Lease.expires_at.is_(None), Lease.expires_at <= now))
-    ).scalars())
-
-
-def renew_owned(session: Session, owner: str, ttl: float) -> dict[str, int]:
-    """Extend every unexpired lease ``owner`` holds; the ones missing from the answer
-    were lost (expired, or taken over) and their work must stop."""
-    now = transaction_now()
-    rows = session.execute(
-        update(Lease)
-        .where(Lease.owner == owner, Lease.expires_at > now)
-        .values(expires_at=now + timedelta(seconds=ttl))
-        .returning(Lease.name, Lease.token)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return dict(rows)
-
-
-def release_owned(session: Session, owner: str, names: Iterable[str]) -> None:
-    """Give up these leases of ``owner`` so that a peer takes them at its next look."""
-    session.execute(
-        update(Lease)
-        .where(Lease.owner == owner, Lease.name.in_(list(names)))
-        .values(expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    query = select(Lease.id).where(Lease.name == fence.name, Lease.owner == fence.owner,
+                                   Lease.token == fence.token)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(
+            f"SET LOCAL idle_in_transaction_session_timeout = {FENCED_IDLE_LIMIT_MS}"))
+        query = query.with_for_update(read=True, of=Lease)
+    if session.execute(query).scalar_one_or_none() is None or not session.execute(
+            select(_alive(literal(fence.owner), now))).scalar():
+        raise LeaseLost(f"lease {fence.name!r} with token {fence.token} is no longer held by "
+                        f"{fence.owner!r}")
 
 
 def live_replicas(session: Session) -> int:
@@ -207,12 +250,15 @@ def live_replicas(session: Session) -> int:
 
 
 def holdings(session: Session) -> list[Holding]:
-    """Every job lease that has ever been taken, by name (presence rows left out)."""
+    """Every job lease that has ever been taken, by name, with its owner while that owner
+    is alive (presence rows left out)."""
+    now = transaction_now()
+    alive = _alive(Lease.owner, now)
     rows = session.execute(
-        select(Lease.name, Lease.owner, Lease.token, Lease.expires_at)
+        select(Lease.name, Lease.owner, Lease.token, alive)
         .where(~Lease.name.like(REPLICA_PREFIX + "%"), Lease.token > 0)
         .order_by(Lease.name)).all()
-    return [Holding(*row) for row in rows]
+    return [Holding(name, owner if live else None, token) for name, owner, token, live in rows]
 
 
 def replicas(session: Session) -> list[str]:

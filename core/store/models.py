@@ -474,14 +474,15 @@ class RateBucket(Base):
     """A rate-limit bucket shared by replicas: GCRA's one timestamp per key.
 
     ``tat`` (theoretical arrival time, POSIX seconds) is when the bucket will be full
-    again; research/wave2.md §3.4. The limits are not stored: every caller passes the ones
-    it applies, as the in-process buckets do.
+    again; research/wave2.md §3.4. Every caller passes the limits it applies, as with the
+    in-process buckets; ``interval`` records the rate the timestamp was booked at.
     """
 
     __tablename__ = "rate_buckets"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     tat: Mapped[float] = mapped_column(Double)
+    interval: Mapped[float] = mapped_column(Double)  #: seconds per token ``tat`` was booked at
 
 
 class InvoiceCounter(Base):

@@ -127,7 +127,8 @@ async def test_keeper_run_wakes_jobs_it_wins_and_releases_on_exit(store: Store,
         assert sorted(woken) == sorted(KEYS)
         assert len(a.owned()) == len(KEYS)
         nursery.cancel_scope.cancel()
-    assert all(h.expires_at is None for h in await store.read(leases.holdings))
+    assert all(h.owner is None for h in await store.read(leases.holdings))
+    assert await store.read(leases.replicas) == []
 
 
 def _integration_row(session) -> int:

@@ -66,3 +66,21 @@ async def test_a_429_seen_by_one_replica_empties_the_bucket_for_all(store: Store
         assert trio.current_time() - before >= 1 / RATE - 0.01
     finally:
         other.close()
+
+
+async def test_a_rate_learnt_from_the_channel_keeps_the_tokens_left(store: Store,
+                                                                   autojump_clock) -> None:
+    """The published plan is slow (one per minute); the channel reports 100× that. The
+    tokens left must stay tokens, not become an hour of debt at the new rate."""
+    clock.set_start(datetime(2026, 9, 1, tzinfo=timezone.utc))
+    governor = Governor(SharedBuckets(store))
+    governor.define(KEY, 1 / 60, 15)
+    await governor.acquire(KEY)
+    await governor.observe(KEY, 200, {"x-amzn-ratelimit-limit": "1.6667"},
+                           "x-amzn-RateLimit-Limit")
+    before = trio.current_time()
+    for _ in range(14):  # what is left of the burst: no wait
+        await governor.acquire(KEY)
+    assert trio.current_time() - before < 0.01
+    await governor.acquire(KEY)  # then one per 0.6 s
+    assert 0.5 < trio.current_time() - before < 0.7

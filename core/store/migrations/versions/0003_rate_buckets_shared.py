@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table('rate_buckets',
     sa.Column('key', sa.String(length=300), nullable=False),
     sa.Column('tat', sa.Double(), nullable=False),
+    sa.Column('interval', sa.Double(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_buckets'))
     )
 
