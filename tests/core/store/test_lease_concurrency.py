@@ -27,6 +27,8 @@ NAME = "amazon-de/push_stock"
 TTL = 0.15
 THREADS = 6
 SECONDS = 2.0
+WRITES = 40
+LIMIT = 20.0
 
 
 def _journal(session, owner: str, token: int) -> None:
@@ -46,11 +48,17 @@ def _fenced_write(store: Store, owner: str, token: int) -> bool:
     return True
 
 
+def _done(stop: float, report: dict) -> bool:
+    """At least SECONDS and WRITES (a loaded machine gets fewer per second), at most LIMIT."""
+    now = time.monotonic()
+    return now > stop + LIMIT - SECONDS or (now > stop and len(report["written"]) >= WRITES)
+
+
 def _replica(url: str, owner: str, seed: int, stop: float, report: dict) -> None:
     rng = random.Random(seed)
     store = Store(url)
     try:
-        while time.monotonic() < stop:
+        while not _done(stop, report):
             token = store.run_blocking(leases.acquire, NAME, owner, TTL)
             if token is None:
                 time.sleep(rng.uniform(0.0, TTL / 3))
@@ -63,6 +71,7 @@ def _replica(url: str, owner: str, seed: int, stop: float, report: dict) -> None
                 if not _fenced_write(store, owner, token):
                     report["refused"].append((owner, token))
                     break
+                report["written"].append((owner, token))
                 if not store.run_blocking(leases.renew, NAME, owner, token, TTL):
                     break
                 time.sleep(rng.uniform(0.0, TTL / 4))
