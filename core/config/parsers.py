@@ -320,7 +320,11 @@ def database_url(value: Any, ctx: Context, path: str, line: int) -> str:
 
 @parser("HOST:PORT")
 def listen_address(value: Any, ctx: Context, path: str, line: int) -> str:
-    host, port = split_listen(text()(value, ctx, path, line))
+    if not isinstance(value, str):
+        raise Invalid(not_text(value))
+    # ${ENV} allowed: replicas sharing one file take their port from their unit
+    value = ctx.resolve(value)
+    host, port = split_listen(value)
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise Invalid(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8470)")
     return value

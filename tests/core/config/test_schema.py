@@ -701,3 +701,16 @@ def test_one_handling_time_per_account():
         "of account 'eu' the same value"]
     same = text.replace("    marketplace: UK\n", "    marketplace: UK\n    handling_time_days: 3\n")
     assert errors(same) == []
+
+
+def test_replicas_take_their_status_port_from_the_environment(in_tmp) -> None:
+    """One file for every replica: ``http.listen`` may name ${ENV}, which the template unit
+    sets per instance; the replicas section has its defaults."""
+    config = parse_config("http: {listen: '127.0.0.1:${MARKETSYNC_HTTP_PORT}'}\n", CHANNELS,
+                          filename="replicas.yaml", base_dir=in_tmp,
+                          environ={"MARKETSYNC_HTTP_PORT": "8472"})
+    assert config.http.port == 8472
+    assert config.replicas.lease_ttl == 20.0 and config.replicas.shared_rate_limits
+    with pytest.raises(ConfigError, match=r"replicas.yaml:1: http.listen: .*MARKETSYNC_HTTP_PORT"):
+        parse_config("http: {listen: '127.0.0.1:${MARKETSYNC_HTTP_PORT}'}\n", CHANNELS,
+                     filename="replicas.yaml", base_dir=in_tmp, environ={})
