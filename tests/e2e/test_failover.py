@@ -39,7 +39,7 @@ POLL = TTL / 10
 KILLS = 4
 #: a takeover must come within TTL + poll; the rest is slack for a loaded 2-core machine
 TAKEOVER_WITHIN = TTL + POLL + 4.0
-CONVERGE_WITHIN = 60.0
+CONVERGE_WITHIN = 90.0
 EFFECTS = ("record(s)", "pushed stock", "confirmed", "MCF order")
 
 
@@ -163,8 +163,7 @@ async def test_three_replicas_fail_over_without_loss_or_stale_writes(tmp_path, s
                 await trio.sleep(1.0)
         calls = (await sim.get("/_sandbox/calls"))["calls"]
         throttled = [c for c in calls if c["status"] == 429]
-        for replica in replicas:
-            assert await replica.terminate() == 0, replica.log_text()[-3000:]
+        exits = {replica.number: await replica.terminate() for replica in replicas}
         released = await owners(store)
     finally:
         for replica in replicas:
@@ -174,9 +173,12 @@ async def test_three_replicas_fail_over_without_loss_or_stale_writes(tmp_path, s
     print(f"takeover after SIGKILL: {', '.join(f'{t:.2f}s' for t in takeovers)} "
           f"(median {statistics.median(takeovers):.2f}s, TTL {TTL:g}s)")
     where = f"seed {seed}, logs in {tmp_path}"
-    assert not stale, f"the paused replica acted after its leases moved ({where}):\n" + "\n".join(stale)
-    assert not problems, f"{where}:\n  " + "\n  ".join(problems)
-    assert not throttled, f"{len(throttled)} × 429 ({where}): {throttled[:3]}"
-    assert max(takeovers) <= TAKEOVER_WITHIN, f"takeovers {takeovers} ({where})"
-    assert shipped, f"nothing was shipped, so confirmations were not tested ({where})"
-    assert not released, f"a graceful stop gives every lease back, still held: {released}"
+    failures = [f"the paused replica acted after its leases moved: {line}" for line in stale]
+    failures += problems
+    failures += [f"{len(throttled)} × 429, e.g. {throttled[:3]}"] if throttled else []
+    failures += [f"a takeover took over {TAKEOVER_WITHIN:g}s: {takeovers}"] if max(
+        takeovers) > TAKEOVER_WITHIN else []
+    failures += [] if shipped else ["nothing was shipped, so confirmations were not tested"]
+    failures += [f"a graceful stop gives every lease back, still held: {released}"] if released else []
+    failures += [f"replica {n} exited {code} on SIGTERM" for n, code in exits.items() if code]
+    assert not failures, f"{where}:\n  " + "\n  ".join(failures)
