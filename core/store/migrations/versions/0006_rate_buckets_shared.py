@@ -1,7 +1,7 @@
 """rate-limit buckets shared by replicas on one database
 
-Revision ID: 0005_rate_buckets_shared
-Revises: 0004_integration_push_hold
+Revision ID: 0006_rate_buckets_shared
+Revises: 0005_notifications_seen
 Create Date: 2026-12-04 19:40:00
 
 Several daemons on one PostgreSQL each had their own rate-limit governor, so together
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0005_rate_buckets_shared'
-down_revision: Union[str, Sequence[str], None] = '0004_integration_push_hold'
+revision: str = '0006_rate_buckets_shared'
+down_revision: Union[str, Sequence[str], None] = '0005_notifications_seen'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
