@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,11 +166,48 @@ class Cursor:
 
 @frozen
 class RejectedRecord:
-    """A record the plugin could not map; the core quarantines it with the reason."""
+    """A record the plugin could not map; the core quarantines it with the reason.
+
+    ``raw`` is what a person needs to see what went wrong: ids, times, statuses, SKUs,
+    quantities and amounts, never buyer or recipient data (the core scrubs it again by key
+    name, see ``core/store/quarantine.py``). ``trace`` is a short stack summary when the
+    record broke the mapping code itself rather than a check in it.
+    """
 
     record_id: str | None
     reason: str
     raw: Any = None
+    trace: str | None = None
+
+    @classmethod
+    def from_exception(cls, record_id: str | None, error: BaseException,
+                       raw: Any = None) -> "RejectedRecord":
+        """For a record that made the mapping code fail unexpectedly (a ``TypeError`` on a
+        value of the wrong shape): the error's type, its message with every quoted value
+        replaced (it may be buyer data), and where it happened."""
+        return cls(record_id=record_id, reason=f"{type(error).__name__}: {_safe_message(error)}",
+                   raw=raw, trace=stack_summary(error))
+
+
+#: quoted words an exception message may keep: Python's own type names, never data
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "list", "dict", "tuple", "set",
+                         "NoneType", "bytes", "Decimal", "datetime"})
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+#: innermost frames kept in a stack summary
+STACK_FRAMES = 4
+
+
+def _safe_message(error: BaseException) -> str:
+    def keep(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0)[1:-1] in _TYPE_NAMES else "'…'"
+    return _QUOTED.sub(keep, str(error))[:300]
+
+
+def stack_summary(error: BaseException) -> str:
+    """``file.py:line in function`` for the innermost frames, innermost last; no values."""
+    frames = traceback.extract_tb(error.__traceback__)[-STACK_FRAMES:]
+    return " > ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+                      for frame in frames)
 
 
 @frozen

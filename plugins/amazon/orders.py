@@ -219,15 +219,75 @@ def _from_stash(sweep: _Sweep, alias: str, after: datetime) -> Page[ChannelOrder
 
 
 def map_orders(orders: Any) -> tuple[list[ChannelOrder], list[RejectedRecord]]:
+    """Map a page; a record that cannot be mapped, whatever the reason, is rejected alone.
+
+    Catching every exception (not only :class:`Malformed`) matters: one order with a
+    string where the model has an object would otherwise fail the whole page, the cursor
+    would never move, and every later order of the account would wait behind it.
+    """
     items: list[ChannelOrder] = []
     rejected: list[RejectedRecord] = []
     for raw in orders:
         order_id = raw.get("orderId") if isinstance(raw, dict) else None
+        order_id = order_id if isinstance(order_id, str) and order_id else None
         try:
             items.append(map_order(raw))
         except Malformed as exc:
-            rejected.append(RejectedRecord(record_id=order_id, reason=str(exc), raw=raw))
+            rejected.append(RejectedRecord(record_id=order_id, reason=str(exc),
+                                           raw=quarantine_view(raw)))
+        except Exception as exc:  # noqa: BLE001 - this record only; the page goes on
+            rejected.append(RejectedRecord.from_exception(order_id, exc, quarantine_view(raw)))
     return items, rejected
+
+
+_KEEP = True
+#: What of a rejected order is kept for a person to look at: ids, times, statuses, SKUs,
+#: quantities and amounts. Anything else (buyer, recipient, addresses, titles) is kept as
+#: its JSON type only, which is enough to see a shape fault and carries no data.
+QUARANTINE_FIELDS: dict[str, Any] = {
+    "orderId": _KEEP, "createdTime": _KEEP, "lastUpdatedTime": _KEEP, "programs": _KEEP,
+    "salesChannel": {"marketplaceId": _KEEP, "channelName": _KEEP},
+    "fulfillment": {"fulfillmentStatus": _KEEP, "fulfilledBy": _KEEP,
+                    "fulfillmentServiceLevel": _KEEP, "shipByWindow": {"latestDateTime": _KEEP}},
+    "proceeds": {"grandTotal": {"amount": _KEEP, "currencyCode": _KEEP}},
+    "orderItems": [{
+        "orderItemId": _KEEP, "quantityOrdered": _KEEP,
+        "product": {"asin": _KEEP, "sellerSku": _KEEP,
+                    "price": {"unitPrice": {"amount": _KEEP, "currencyCode": _KEEP}}},
+        "fulfillment": {"quantityFulfilled": _KEEP, "quantityUnfulfilled": _KEEP},
+    }],
+    "packages": [{"packageReferenceId": _KEEP, "shipTime": _KEEP,
+                  "packageStatus": {"status": _KEEP}}],
+}
+_MAX_KEPT_TEXT = 100
+_MAX_KEPT_ITEMS = 50
+_JSON_TYPES = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"),
+               (list, "array"), (dict, "object"))
+
+
+def quarantine_view(raw: Any, spec: Any = QUARANTINE_FIELDS) -> Any:
+    """``raw`` cut down to the allow-list ``spec`` (see :data:`QUARANTINE_FIELDS`)."""
+    if spec is _KEEP:
+        if isinstance(raw, str):
+            return raw[:_MAX_KEPT_TEXT]
+        if raw is None or isinstance(raw, (bool, int, float)):
+            return raw
+        if isinstance(raw, list) and all(isinstance(v, (str, int, float, bool)) for v in raw):
+            return [v[:_MAX_KEPT_TEXT] if isinstance(v, str) else v for v in raw[:_MAX_KEPT_ITEMS]]
+        return _json_type(raw)
+    if isinstance(spec, list):
+        if not isinstance(raw, list):
+            return _json_type(raw)
+        return [quarantine_view(v, spec[0]) for v in raw[:_MAX_KEPT_ITEMS]]
+    if not isinstance(raw, dict):
+        return _json_type(raw)
+    return {key: quarantine_view(value, spec[key]) if key in spec else _json_type(value)
+            for key, value in raw.items()}
+
+
+def _json_type(value: Any) -> str:
+    name = next((n for t, n in _JSON_TYPES if isinstance(value, t)), "null")
+    return f"<{name}>"
 
 
 def map_order(raw: Any) -> ChannelOrder:

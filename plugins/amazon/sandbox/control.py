@@ -26,7 +26,10 @@ from .scenario import SimOrder
 from .sellers import BY_ID, MARKETPLACES
 from .world import World
 
-MALFORMATIONS = ("ancient_date", "unknown_enum", "missing_field")
+#: what ``malformed`` may ask for: values Amazon has been seen to send, then shape faults
+#: (a value of the wrong JSON type where the model has an object, an array or a scalar)
+MALFORMATIONS = ("ancient_date", "unknown_enum", "missing_field", "wrong_type",
+                 "string_for_object", "array_for_object", "array_for_scalar")
 
 
 def _bad(message: str) -> JSONResponse:

@@ -230,7 +230,8 @@ def _package(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _malform(order: SimOrder, body: dict[str, Any]) -> dict[str, Any]:
-    """Records Amazon has been seen to send: a 1995 date, an unknown enum, a missing field."""
+    """Records Amazon has been seen to send (a 1995 date, an unknown enum, a missing field)
+    and shape faults: JSON of the wrong type where the model has an object, array or scalar."""
     if order.malformed == "ancient_date":
         body["createdTime"] = ANCIENT
     elif order.malformed == "unknown_enum":
@@ -239,6 +240,18 @@ def _malform(order: SimOrder, body: dict[str, Any]) -> dict[str, Any]:
             body["fulfillment"]["fulfillmentStatus"] = "AWAITING_SIMULATED_STATE"
     elif order.malformed == "missing_field":
         body.pop("createdTime", None)
+    elif order.malformed == "wrong_type":  # a number where the model has an array
+        body["programs"] = 5
+    elif order.malformed == "string_for_object":  # text where the model has objects
+        body["recipient"] = "n/a"
+        if "fulfillment" in body:
+            body["fulfillment"]["shipByWindow"] = "soon"
+    elif order.malformed == "array_for_object":
+        body["proceeds"] = ["x"]
+    elif order.malformed == "array_for_scalar":
+        if "fulfillment" in body:
+            body["fulfillment"]["fulfillmentStatus"] = [body["fulfillment"]["fulfillmentStatus"]]
+        body["orderItems"][0]["quantityOrdered"] = [body["orderItems"][0]["quantityOrdered"]]
     return body
 
 

@@ -103,7 +103,7 @@ class SimOrder:
     cancelled_by: str | None = None
     cancel_reason: str | None = None
     packages: list[dict[str, Any]] = field(default_factory=list)  # each with "at"
-    malformed: str | None = None  # ancient_date | unknown_enum | missing_field
+    malformed: str | None = None  # one of control.MALFORMATIONS
 
     def status_at(self, moment: datetime) -> str | None:
         status = None

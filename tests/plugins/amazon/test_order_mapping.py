@@ -86,3 +86,54 @@ def test_one_bad_order_does_not_stop_the_page():
                                   "not an object"])
     assert [o.channel_order_id for o in items] == ["305-1234567-7654321"]
     assert [r.record_id for r in rejected] == ["305-0000000-0000000", None]
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"recipient": "n/a"}, "AttributeError"),
+    ({"proceeds": ["x"]}, "AttributeError"),
+    ({"fulfillment": {"fulfillmentStatus": "SHIPPED", "shipByWindow": "soon"}}, "AttributeError"),
+    ({"programs": 5}, "TypeError"),
+    ({"fulfillment": {"fulfillmentStatus": ["SHIPPED"]}}, "TypeError"),
+])
+def test_a_record_that_breaks_the_mapping_code_is_rejected_alone(change, error):
+    """Issue 12: these raised out of map_orders and blocked the account's whole import."""
+    odd = variant(orderId="305-0000000-0000001", **change)
+    items, rejected = map_orders([ORDER, odd])
+    assert [o.channel_order_id for o in items] == ["305-1234567-7654321"]
+    [record] = rejected
+    assert record.record_id == "305-0000000-0000001"
+    assert record.reason.startswith(error)
+    assert "orders.py:" in record.trace and "map_order" in record.trace
+
+
+def test_a_rejected_order_keeps_only_allow_listed_fields():
+    """Ids, times, statuses, SKUs, quantities and amounts stay; buyer and address do not."""
+    odd = variant(programs=5, buyer={"buyerName": "Erika Mustermann",
+                                     "buyerEmail": "erika@example.invalid"})
+    _, [record] = map_orders([odd])
+    kept = record.raw
+    assert kept["orderId"] == ORDER["orderId"] and kept["programs"] == 5
+    assert kept["orderItems"][0]["product"]["sellerSku"] == "MUG-1"
+    assert kept["orderItems"][0]["quantityOrdered"] == 2
+    assert kept["proceeds"]["grandTotal"] == {"amount": "27.00", "currencyCode": "EUR"}
+    assert kept["buyer"] == "<object>" and kept["recipient"] == "<object>"
+    assert kept["orderItems"][0]["product"]["title"] == "<string>"
+    text = repr(kept)
+    for personal in ("Erika", "erika@", "Heidestr", "Köln", "51147", "E. M."):
+        assert personal not in text
+
+
+def test_an_exception_message_never_carries_the_value_that_caused_it():
+    """A message such as int()'s quotes the bad value, which may be a buyer's name."""
+    from marketsync.core.types import RejectedRecord
+
+    try:
+        int("Erika Mustermann")
+    except ValueError as error:
+        record = RejectedRecord.from_exception("1", error)
+    assert "Erika" not in record.reason and record.reason.startswith("ValueError: ")
+    try:
+        "x".get("y")  # type: ignore[attr-defined]
+    except AttributeError as error:
+        record = RejectedRecord.from_exception("1", error)
+    assert record.reason == "AttributeError: 'str' object has no attribute '…'"

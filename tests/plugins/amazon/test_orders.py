@@ -120,20 +120,35 @@ async def test_malformed_order_is_rejected_and_the_page_goes_on(make_integration
     integration = make_integration("DE")
     _, cursor = await drain(integration)
     control = httpx.AsyncClient(transport=integration.http._transport, base_url=BASE_URL)
-    for kind in ("missing_field", "unknown_enum", "ancient_date"):
+    kinds = ("missing_field", "unknown_enum", "ancient_date", "wrong_type", "string_for_object",
+             "array_for_object", "array_for_scalar")
+    placed = {}
+    for kind in kinds:
         answer = await control.post("/_sandbox/orders", json={
             "marketplace": "DE", "items": {"MUG-1": 1}, "malformed": kind})
         assert answer.status_code == 201, answer.text
+        placed[answer.json()["orderId"]] = kind
     good = await control.post("/_sandbox/orders", json={"marketplace": "DE", "items": {"MUG-1": 1}})
     await trio.sleep(900)
     pages, _ = await drain(integration, cursor)
     rejected = [r for p in pages for r in p.rejected]
     reasons = " | ".join(r.reason for r in rejected)
-    assert len(rejected) == 3, reasons
+    assert {r.record_id for r in rejected} == set(placed), reasons
     assert "createdTime is missing" in reasons
     assert "AWAITING_SIMULATED_STATE" in reasons
     assert "1995" in reasons
     assert good.json()["orderId"] in ids(pages)
+    # the shape faults broke the mapping code itself: the reason says how, the trace where
+    by_kind = {placed[r.record_id]: r for r in rejected}
+    assert by_kind["string_for_object"].reason.startswith("AttributeError")
+    assert "orders.py" in by_kind["string_for_object"].trace
+    assert by_kind["wrong_type"].reason.startswith("TypeError")
+    # what is kept for a person: no buyer or recipient, only their JSON type
+    for record in rejected:
+        assert record.raw["orderId"] == record.record_id
+        assert record.raw.get("buyer") in (None, "<object>")
+        assert record.raw.get("recipient") in (None, "<object>", "<string>")
+        assert "buyerName" not in repr(record.raw) and "addressLine1" not in repr(record.raw)
 
 
 async def test_expired_page_token_is_cursor_expired(make_integration, autojump_clock):

@@ -53,6 +53,26 @@ async def test_malformed_records(anon, client, autojump_clock):
     assert "createdTime" not in orders[ids["missing_field"]]
 
 
+async def test_shape_faults(anon, client, autojump_clock):
+    """Wrong JSON types where the model has an array, an object or a scalar; the buyer stays."""
+    ids = {}
+    for kind in ("wrong_type", "string_for_object", "array_for_object", "array_for_scalar"):
+        created = await anon.post("/_sandbox/orders", json={"marketplace": "US", "items": {"MUG-1": 1}, "malformed": kind})
+        assert created.status_code == 201, kind
+        ids[kind] = created.json()["orderId"]
+    await trio.sleep(40 * 60)
+    orders = {o["orderId"]: o for o in (await client.get(SEARCH, params={
+        "lastUpdatedAfter": SINCE, "includedData": "FULFILLMENT,PROCEEDS,BUYER,RECIPIENT"})).json()["orders"]}
+    assert orders[ids["wrong_type"]]["programs"] == 5
+    odd = orders[ids["string_for_object"]]
+    assert odd["recipient"] == "n/a" and odd["fulfillment"]["shipByWindow"] == "soon"
+    assert odd["buyer"]["buyerName"]  # buyer data is still there to leak, or not
+    assert orders[ids["array_for_object"]]["proceeds"] == ["x"]
+    wrapped = orders[ids["array_for_scalar"]]
+    assert isinstance(wrapped["fulfillment"]["fulfillmentStatus"], list)
+    assert wrapped["orderItems"][0]["quantityOrdered"] == [1]
+
+
 async def test_channel_edit_and_catalog_view(anon):
     edited = await anon.post("/_sandbox/catalog/edit", json={"sellerId": NA, "sku": "MUG-1", "marketplace": "US",
                                                              "price": "11.50", "quantity": 7})
