@@ -63,6 +63,7 @@ CHANNEL_HOOKS = (
     "import_orders",
     "import_products",
     "import_stock",
+    "fetch_record",
     "push_stock",
     "push_prices",
     "poll_submission",
@@ -228,6 +229,30 @@ async def import_stock(integration: Integration, cursor: Cursor) -> Page[Channel
         :func:`import_orders`.
 
     Called by: the ``import_stock`` job.
+    """
+
+
+@hookspec(firstresult=True)
+async def fetch_record(integration: Integration, kind: str, record_id: str) -> Page[Any]:
+    """Fetch one record again, as the channel has it now, and map it as ``kind`` would.
+
+    This is how ``marketsync quarantine retry`` works: a record an import could not map
+    (``page.rejected``) is asked for again by its id, typically after an upgrade that fixes
+    the mapping, and the core applies the answer exactly as the import would (same
+    upsert, same stock effects) without moving the import's cursor. A new hook rather
+    than a second use of the import hooks, because an import is paged by time and cannot
+    be asked for one id. Optional: a channel without it cannot retry (the command says so).
+
+    :param integration: the integration the record came from.
+    :param kind: the import that rejected it (``"import_orders"``, ...).
+    :param record_id: the ``RejectedRecord.record_id`` it was quarantined under.
+    :returns: a :class:`~marketsync.core.types.Page` (``done=True``) holding the mapped
+        record in ``items``, or in ``rejected`` (with the reason) when it still cannot be
+        mapped, or neither when the channel no longer has it. ``next`` is ignored.
+    :raises Throttled, TransientError, IntegrationAuthFailed: as :func:`import_orders`.
+
+    Idempotency: read-only on the channel; applying the answer twice is harmless.
+    Called by: ``marketsync quarantine retry`` (``core/runtime/jobs.py`` ``retry_quarantined``).
     """
 
 

@@ -89,9 +89,11 @@ async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None 
     first product import, however many of the daemon's runs that would take), with a
     progress line on ``stream`` (stdout by default) when that is a terminal.
     """
-    state, reason = await check(daemon, alias)
-    if state != IntegrationState.LIVE.value:
-        return f"{alias} is {state}: {reason}"
+    runner = daemon.runners.get(alias)
+    if runner is None or runner.state is not IntegrationState.LIVE:
+        state, reason = await check(daemon, alias)
+        if state != IntegrationState.LIVE.value:
+            return f"{alias} is {state}: {reason}"
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
     if kind not in jobs.KINDS or not hooks.supports(kind):
@@ -153,3 +155,37 @@ async def notifications(daemon: Daemon, account: str, action: str) -> list[str]:
         return list(await hooks.call(hook, integration=integration,
                                      queue_url=settings.queue_url))
     return list(await hooks.call(hook, integration=integration))
+
+
+async def retry_quarantined(daemon: Daemon, quarantined_id: int) -> str:
+    """``marketsync quarantine retry``: fetch a quarantined record again and import it if it
+    maps now; one line saying what happened."""
+    from marketsync.core.store import quarantine
+    from marketsync.core.store.models import IntegrationRow
+
+    def find(session):
+        record = quarantine.get(session, quarantined_id)
+        row = session.get(IntegrationRow, record.integration_id) if record else None
+        return record, row.alias if row else None
+
+    record, alias = await daemon.store.read(find)
+    if record is None:
+        return f"no quarantined record #{quarantined_id} (see `marketsync quarantine list`)"
+    runner = daemon.runners.get(alias)
+    if runner is None or runner.state is not IntegrationState.LIVE:
+        state, reason = await check(daemon, alias)
+        if state != IntegrationState.LIVE.value:
+            return f"{alias} is {state}: {reason}"
+    integration = daemon.integrations[alias]
+    hooks = daemon.plugins.channel(integration.channel)
+    try:
+        outcome = await jobs.retry_quarantined(daemon, integration, hooks, record)
+    except ValueError as error:
+        return f"#{quarantined_id}: {error}"
+    if outcome == "imported":
+        return f"#{quarantined_id} {record.record_id}: imported; removed from the quarantine"
+    if outcome == "rejected":
+        return (f"#{quarantined_id} {record.record_id}: still cannot be mapped (see "
+                f"`marketsync quarantine show {quarantined_id}`)")
+    return (f"#{quarantined_id} {record.record_id}: the channel did not return it; "
+            f"`marketsync quarantine drop {quarantined_id}` removes it")

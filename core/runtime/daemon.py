@@ -36,6 +36,7 @@ from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.runtime.stats import Stats
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
+from marketsync.core.store import quarantine
 from marketsync.core.store.leases import LeaseLost
 from marketsync.core.store.models import Account
 from marketsync.core.types import ChannelInfo, Integration
@@ -263,7 +264,22 @@ class Daemon:
                 if purged:
                     log.info("purged the buyer data of %d order(s) 30 days after delivery",
                              purged)
+            try:
+                expired = await self.store.run(quarantine.expire, clock.now())
+            except Exception:  # noqa: BLE001 - logged, retried next hour
+                log.exception("expiring old quarantined records failed; trying again in an hour")
+            else:
+                if expired:
+                    log.warning("dropped %d quarantined record(s) not seen for %d days",
+                                expired, quarantine.RETENTION.days)
             await trio.sleep(HOUSEKEEPING_EVERY)
+
+    async def refresh_quarantine_counts(self) -> None:
+        """Read the quarantine counts into ``stats`` (for /metrics): the table also changes
+        from the command line, so the count is read, not kept in step by hand."""
+        summaries = await self.store.read(quarantine.summaries)
+        self.stats.quarantined = {alias: summaries[row_id].count if row_id in summaries else 0
+                                  for alias, row_id in self.integration_ids.items()}
 
     async def _beat(self) -> None:
         while True:

@@ -25,7 +25,14 @@ from marketsync.core.runtime.scheduler import JobOutcome
 from marketsync.core.store import cursors, job_runs, quarantine
 from marketsync.core.store import submissions as store_submissions
 from marketsync.core.store.timing import transaction_now
-from marketsync.core.types import Cursor, Integration, Page, Priority, SubmissionReport
+from marketsync.core.types import (
+    Cursor,
+    Integration,
+    Page,
+    Priority,
+    RejectedRecord,
+    SubmissionReport,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from marketsync.core.config.schema import IntegrationConfig
@@ -156,8 +163,9 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
                      integration.alias, kind)
             cursor = Cursor(since=cursor.since)
             continue
-        changed = await daemon.store.run(_commit_page, integration_id, kind, page, apply,
-                                         daemon.cipher, run_started)
+        changed, quarantined = await daemon.store.run(_commit_page, integration_id, kind, page,
+                                                      apply, daemon.cipher, run_started)
+        _warn_quarantined(integration.alias, kind, quarantined)
         items += len(page.items)
         if changed:
             daemon.stock_changed()
@@ -183,12 +191,65 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
 
 
 def _commit_page(session: Session, integration_id: int, kind: str, page: Page,
-                 apply: Callable[..., Any], cipher, run_started) -> bool:
-    for rejected in page.rejected:
-        quarantine.add_rejected(session, integration_id, kind, rejected)
+                 apply: Callable[..., Any], cipher, run_started,
+                 save_cursor: bool = True) -> tuple[bool, list[RejectedRecord]]:
+    """Apply one page; returns whether stock changed and the records new to the quarantine.
+
+    A record imported after all (it was rejected before, an upgrade fixed its mapping)
+    leaves the quarantine in the same transaction."""
+    new = [rejected for rejected in page.rejected
+           if quarantine.add_rejected(session, integration_id, kind, rejected)]
     changed = apply(session, integration_id, page, cipher=cipher, run_started=run_started)
-    cursors.save(session, integration_id, kind, page.next)
-    return bool(changed)
+    if page.items:
+        quarantine.release_records(session, integration_id, kind,
+                                   {_record_id(item) for item in page.items} - {None})
+    if save_cursor:
+        cursors.save(session, integration_id, kind, page.next)
+    return bool(changed), new
+
+
+def _record_id(item: Any) -> str | None:
+    """The channel's id of an imported item, as a plugin names it in ``RejectedRecord``."""
+    for attribute in ("channel_order_id", "channel_sku"):
+        value = getattr(item, attribute, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _warn_quarantined(alias: str, kind: str, records: list[RejectedRecord]) -> None:
+    """One WARNING per record new to the quarantine (not per sighting: an overlapping
+    import sees it again every run). Reasons name fields, never buyer data."""
+    for record in records:
+        log.warning("%s: %s: record %s quarantined: %s (see `marketsync quarantine list`)",
+                    alias, kind, record.record_id or "(no id)", record.reason)
+
+
+async def retry_quarantined(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
+                            record: "quarantine.Quarantined") -> str:
+    """Fetch one quarantined record from the channel again and import it if it maps now.
+
+    Uses the channel's ``fetch_record`` hook; the record is applied exactly as the import
+    would apply it (same upsert, same stock effects), without moving the import's cursor.
+    :returns: ``"imported"``, ``"rejected"`` (still cannot be mapped; reason refreshed) or
+        ``"gone"`` (the channel no longer has it; the row stays until dropped).
+    """
+    if record.kind not in _APPLY:
+        raise ValueError(f"records of {record.kind!r} cannot be fetched again")
+    if not hooks.supports("fetch_record"):
+        raise ValueError(f"channel {integration.channel!r} cannot fetch one record again")
+    page: Page = await hooks.call("fetch_record", integration=integration, kind=record.kind,
+                                  record_id=record.record_id)
+    integration_id = daemon.integration_ids[integration.alias]
+    changed, _ = await daemon.store.run(_commit_page, integration_id, record.kind, page,
+                                        _APPLY[record.kind], daemon.cipher, clock.now(), False)
+    if changed:
+        daemon.stock_changed()
+    if any(_record_id(item) == record.record_id for item in page.items):
+        log.info("%s: %s: quarantined record %s imported on retry", integration.alias,
+                 record.kind, record.record_id)
+        return "imported"
+    return "rejected" if page.rejected else "gone"
 
 
 def _apply_orders(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:

@@ -42,6 +42,8 @@ class Stats:
     records: Counter = field(default_factory=Counter)  #: (alias, what) -> count
     push_latency: PushLatency = field(default_factory=PushLatency)
     valve_trips: Counter = field(default_factory=Counter)  #: alias -> pushes held by the valve
+    #: alias -> records in quarantine, as last read from the database (at each scrape)
+    quarantined: dict[str, int] = field(default_factory=dict)
 
     def on_call(self, record: CallRecord) -> None:
         self.calls[(record.operation or "-", record.status)] += 1

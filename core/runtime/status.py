@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs, leases
+from marketsync.core.store import quarantine
 from marketsync.core.store.models import IntegrationRow, Listing, SubmissionRow as Submission
 from marketsync.core.store.timing import transaction_now
 
@@ -36,6 +37,7 @@ def collect(session: Session) -> dict[str, Any]:
         .where(IntegrationRow.push_hold.in_(("review", "valve"))))}
     now = transaction_now()
     owners = {h.name: h.owner for h in leases.holdings(session) if h.owner}
+    quarantined = quarantine.summaries(session)
     report = []
     for status in store_integrations.get_states(session):
         jobs = [
@@ -66,6 +68,9 @@ def collect(session: Session) -> dict[str, Any]:
             "submissions_in_flight": in_flight.get(status.id, 0),
             "push_hold": holds.get(status.id, (None, None))[0],
             "push_hold_reason": holds.get(status.id, (None, None))[1],
+            "quarantined": quarantined[status.id].count if status.id in quarantined else 0,
+            "quarantine_newest": list(quarantined[status.id].newest)
+            if status.id in quarantined else [],
             "jobs": jobs,
         })
     return {"time": now, "integrations": report, "replicas": leases.replicas(session)}
@@ -107,6 +112,10 @@ def render(report: dict[str, Any]) -> str:
         if item["refused_pushes"]:
             lines.append(f"{'':<22}refused by the channel: {item['refused_pushes']} listing(s),"
                          " retried with growing delays (reasons: `marketsync products list`)")
+        if item.get("quarantined"):
+            lines.append(f"{'':<22}quarantined: {item['quarantined']} record(s) not imported "
+                         "(`marketsync quarantine list`); newest:")
+            lines += [f"{'':<24}{reason}" for reason in item["quarantine_newest"]]
         for job in item["jobs"]:
             error = f"  error: {job['last_error']}" if job["failures"] and job["last_error"] else ""
             lines.append(f"{'':<22}{job['kind']:<18} last {_ago(job['last_finished'], now):<10} "

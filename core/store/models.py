@@ -433,6 +433,9 @@ class QuarantinedRecord(Base):
     kind: Mapped[str] = mapped_column(String(64))
     record_id: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text)
+    #: where the mapping code failed (file:line in function), when it failed unexpectedly
+    trace: Mapped[str | None] = mapped_column(Text)
+    #: an allow-list of the record's fields (ids, times, statuses, SKUs, amounts): no PII
     raw: Mapped[Any | None] = mapped_column(JSON)
     times_seen: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = _created()

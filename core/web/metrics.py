@@ -77,6 +77,12 @@ class DaemonCollector:
             missed.add_metric([account], consumer.missed)
         yield handled
         yield missed
+        quarantined = GaugeMetricFamily("marketsync_quarantined_records",
+                                        "Records in quarantine (not imported) per integration",
+                                        labels=["integration"])
+        for alias, count in sorted(stats.quarantined.items()):
+            quarantined.add_metric([alias], count)
+        yield quarantined
         latency = HistogramMetricFamily("marketsync_push_latency_seconds",
                                         "Stock push sent to accepted by the channel (bench/push_latency.py measures change to acceptance)",
                                         labels=["integration"])

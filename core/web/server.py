@@ -81,6 +81,7 @@ def create_web_app(daemon: "Daemon") -> Guard:
         return PlainTextResponse("ok")
 
     async def metrics(request: Request) -> Response:
+        await daemon.refresh_quarantine_counts()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def callback(request: Request) -> Response:
@@ -174,7 +175,12 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
             f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}"
             + (f" <b class='refused'>({item['refused_pushes']} refused)</b>"
                if item["refused_pushes"] else "") + "</td>"
-            f"<td><table class='jobs'>{jobs}</table></td>"
+            f"<td><table class='jobs'>{jobs}</table>"
+            + (f"<p class='quarantine' data-count='{item['quarantined']}'><b>"
+               f"{item['quarantined']} record(s) in quarantine</b> (not imported; "
+               "<code>marketsync quarantine list</code>): "
+               + "; ".join(esc(reason) for reason in item["quarantine_newest"]) + "</p>"
+               if item.get("quarantined") else "") + "</td>"
             + (f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
                f"{token_field}<button type='submit'>Retry</button></form></td></tr>"
                if item["alias"] in daemon.runners else "<td></td></tr>"))

@@ -71,6 +71,13 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
 
 
 @hookimpl
+async def fetch_record(integration: Integration, kind: str, record_id: str) -> Page[Any]:
+    if kind != "import_orders":
+        return Page(items=(), done=True)  # listings and stock come from reports: no single fetch
+    return await orders.fetch_order(integration, record_id)
+
+
+@hookimpl
 async def import_products(integration: Integration, cursor: Cursor) -> Page[ChannelListing]:
     return await reports.import_products(integration, cursor)
 

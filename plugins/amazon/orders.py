@@ -206,6 +206,22 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
         done.set()
 
 
+async def fetch_order(integration: Integration, order_id: str) -> Page[ChannelOrder]:
+    """One order again by id (v2026-01-01 ``getOrder``, same data sets as the search),
+    mapped as the import maps it: for ``marketsync quarantine retry``."""
+    api = SpApi(integration)
+    try:
+        body = await api.get_json(f"{PATH}/{order_id}", "getOrder",
+                                  params={"includedData": csv_param(INCLUDED_DATA)})
+    except AmazonRequestError as exc:
+        if exc.status == 404:
+            return Page(items=(), done=True)
+        raise
+    order = body.get("order") if isinstance(body, dict) else None
+    items, rejected = map_orders([order] if order is not None else [])
+    return Page(items=items, rejected=rejected, done=True)
+
+
 def _from_stash(sweep: _Sweep, alias: str, after: datetime) -> Page[ChannelOrder] | None:
     """A companion's complete answer for us, if it covers our window and is recent."""
     stash = sweep.stash.pop(alias, None)

@@ -315,3 +315,28 @@ def test_stock_plan_and_accept_name_what_they_act_on(invoke):
     assert "nothing would change on any channel" in invoke("stock", "plan").output
     refused = invoke("stock", "accept", "amazon-xx")
     assert refused.exit_code == 1 and "unknown integration 'amazon-xx'" in refused.output
+
+
+def test_quarantine_list_show_drop(invoke, store):
+    """A quarantined record is listed, shown with its reason and kept fields, and dropped."""
+    from marketsync.core.store import quarantine
+    from marketsync.core.store.models import IntegrationRow
+
+    def add(session):
+        integration_id = session.query(IntegrationRow).one().id
+        quarantine.add(session, integration_id, "import_orders", "305-1", "TypeError: odd",
+                       {"orderId": "305-1", "programs": 5, "buyer": {"buyerName": "E. M."}},
+                       trace="orders.py:250 in map_order")
+    assert "quarantine is empty" in invoke("quarantine", "list").output
+    store.run_blocking(add)
+    listed = invoke("quarantine", "list").output
+    assert "amazon-de  import_orders  305-1  seen 1x" in listed and "TypeError: odd" in listed
+    [line] = [l for l in listed.splitlines() if "305-1" in l]
+    record_id = line.split()[0]
+    shown = invoke("quarantine", "show", record_id).output
+    assert "reason: TypeError: odd" in shown and "trace: orders.py:250 in map_order" in shown
+    assert '"buyer": "<object>"' in shown and "E. M." not in shown
+    assert invoke("quarantine", "show", "999").exit_code == 1
+    assert "dropped 1 record(s)" in invoke("quarantine", "drop", record_id).output
+    assert invoke("quarantine", "drop", record_id).exit_code == 1
+    assert "quarantine is empty" in invoke("quarantine", "list").output

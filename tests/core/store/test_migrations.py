@@ -83,3 +83,46 @@ def test_downgrade_to_base_and_back(store_url: str) -> None:
         assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
         store.upgrade()
         assert _diff(store) == []
+
+
+def test_quarantine_migration_scrubs_buyer_data_from_existing_rows(store_url: str) -> None:
+    """Rows quarantined before issue 12 held the whole order; after the upgrade no buyer
+    name, e-mail or address is left, and ids, times, SKUs and amounts are."""
+    import json
+
+    from alembic import command
+    from sqlalchemy import text
+
+    raw = {"orderId": "305-1", "createdTime": "1995-06-15T09:30:00Z",
+           "buyer": {"buyerName": "Erika Mustermann", "buyerEmail": "erika@example.invalid"},
+           "recipient": {"deliveryAddress": {"name": "Erika Mustermann",
+                                             "addressLine1": "Heidestr. 17", "postalCode": "51147"}},
+           "orderItems": [{"orderItemId": "1", "quantityOrdered": 2,
+                           "product": {"sellerSku": "MUG-1", "title": "Mug"}}]}
+    with Store(store_url) as store:
+        with store.engine.begin() as connection:
+            command.upgrade(migrate.alembic_config(connection), "0002")
+            connection.execute(text(
+                "INSERT INTO accounts (name, channel, created_at, updated_at) "
+                "VALUES ('eu', 'amazon', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+            connection.execute(text(
+                "INSERT INTO integrations (alias, channel, account_id, marketplace, state, "
+                "state_changed_at, enabled, created_at, updated_at) SELECT 'amazon-de', "
+                "'amazon', id, 'DE', 'LIVE', '2026-01-01 00:00:00', true, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM accounts"))
+            connection.execute(text(
+                "INSERT INTO quarantine (integration_id, kind, record_id, reason, raw, times_seen, "
+                "created_at, last_seen_at) SELECT id, 'import_orders', '305-1', 'ancient', :raw, 1, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM integrations"),
+                {"raw": json.dumps(raw)})
+        store.upgrade()
+        with store.engine.connect() as connection:
+            stored = connection.execute(text("SELECT raw FROM quarantine")).scalar_one()
+    stored = stored if isinstance(stored, dict) else json.loads(stored)
+    text_form = json.dumps(stored)
+    for personal in ("Erika", "erika@", "Heidestr", "51147"):
+        assert personal not in text_form
+    assert stored["orderId"] == "305-1" and stored["createdTime"].startswith("1995")
+    assert stored["buyer"] == "<object>" and stored["recipient"] == "<object>"
+    assert stored["orderItems"][0]["product"]["sellerSku"] == "MUG-1"
+    assert stored["orderItems"][0]["quantityOrdered"] == 2

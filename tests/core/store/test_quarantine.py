@@ -75,3 +75,49 @@ async def test_raw_values_json_cannot_hold_become_text(store: Store) -> None:
     await store.run(quarantine.add, integration, "orders", "x", "bad price", raw)
     [record] = await store.read(quarantine.list_records)
     assert record.raw == {"price": "9.99", "at": "2026-01-01 00:00:00+00:00"}
+
+
+async def test_add_tells_whether_the_record_is_new(store: Store) -> None:
+    integration = await _integration(store)
+    assert await store.run(quarantine.add, integration, "orders", "a", "bad") is True
+    assert await store.run(quarantine.add, integration, "orders", "a", "bad") is False
+
+
+async def test_buyer_data_is_scrubbed_whatever_the_plugin_passes(store: Store) -> None:
+    """The store keeps an allow-list: a plugin that passes the whole order leaks nothing."""
+    integration = await _integration(store)
+    raw = {"orderId": "1", "createdTime": "2026-01-01T00:00:00Z", "programs": 5,
+           "buyer": {"buyerName": "Erika Mustermann", "buyerEmail": "erika@example.invalid"},
+           "recipient": "Heidestr. 17, 51147 Köln",
+           "shippingAddress": {"city": "Köln", "phone": "+49 221 0"},
+           "items": [{"sku": "MUG-1", "quantity": 2, "title": "Mug",
+                      "price": {"amount": "9.00", "currencyCode": "EUR"}}],
+           "giftMessage": "for Erika"}
+    await store.run(quarantine.add, integration, "import_orders", "1", "bad", raw)
+    [record] = await store.read(quarantine.list_records)
+    assert record.raw == {
+        "orderId": "1", "createdTime": "2026-01-01T00:00:00Z", "programs": 5,
+        "buyer": "<object>", "recipient": "<string>", "shippingAddress": "<object>",
+        "items": [{"sku": "MUG-1", "quantity": 2, "title": "<string>",
+                   "price": {"amount": "9.00", "currencyCode": "EUR"}}],
+        "giftMessage": "<string>",
+    }
+
+
+async def test_old_records_expire_and_the_summary_counts(store: Store, autojump_clock) -> None:
+    """Retention is bounded: a record not seen for RETENTION goes; the summary counts the rest
+    and shows the newest reasons first."""
+    clock.set_start(datetime(2026, 4, 1, tzinfo=UTC))
+    integration = await _integration(store)
+    await store.run(quarantine.add, integration, "import_orders", "old", "old reason")
+    await trio.sleep(quarantine.RETENTION.total_seconds() - 3600)
+    for n in range(4):
+        await store.run(quarantine.add, integration, "import_orders", f"new-{n}", f"reason {n}")
+        await trio.sleep(1)
+    summary = (await store.read(quarantine.summaries))[integration]
+    assert summary.count == 5
+    assert summary.newest == ("new-3: reason 3", "new-2: reason 2", "new-1: reason 1")
+    await trio.sleep(2 * 3600)
+    assert await store.run(quarantine.expire, clock.now()) == 1
+    assert {r.record_id for r in await store.read(quarantine.list_records)} == {
+        f"new-{n}" for n in range(4)}
