@@ -148,12 +148,15 @@ def _merge(order: Order, incoming: ChannelOrder) -> None:
             order.canceled_at = transaction_now()
         elif _RANK[incoming.status] > _RANK[order.status]:
             order.status = incoming.status
+    if order.status is OrderStatus.SHIPPED and order.shipped_at is None:
+        # the channel says shipped but not when (Amazon FBA has no packages[]): the update
+        # that first reported it is the best ship time there is, and starts the 30 days
+        order.shipped_at = incoming.updated_at or transaction_now()
     _set_purge_date(order)
 
 
 def _set_purge_date(order: Order) -> None:
-    order.pii_purge_after = pii.purge_after(order.delivered_at, order.shipped_at,
-                                            order.canceled_at)
+    order.pii_purge_after = pii.order_purge_date(order)
 
 
 def _store_buyer(order: Order, incoming: ChannelOrder, cipher: pii.PiiCipher | None) -> None:

@@ -20,11 +20,12 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketsync.core.store.models import Order
@@ -33,6 +34,11 @@ VERSION = 1
 NONCE_BYTES = 12
 #: Amazon DPP: buyer data goes 30 days after delivery
 RETENTION = timedelta(days=30)
+#: Whatever happened (or did not) to an order, its buyer data goes this long after the
+#: purchase: Amazon's longest delivery promises are about four weeks, so an order is
+#: delivered within 30 days of purchase or not at all, and 30 days on from that is 60.
+#: It covers what has no delivery date: never shipped, lost, or a channel that never says.
+HARD_CAP = timedelta(days=60)
 PII_COLUMNS = ("buyer_name", "buyer_email", "buyer_phone", "ship_to_address")
 
 
@@ -131,18 +137,38 @@ def order_aad(column: str, integration_id: int, channel_order_id: str) -> str:
 
 
 def purge_after(delivered_at: datetime | None, shipped_at: datetime | None,
-                canceled_at: datetime | None) -> datetime | None:
+                canceled_at: datetime | None, purchased_at: datetime | None = None
+                ) -> datetime | None:
     """When the order's buyer data must go: 30 days after delivery, counted from shipping
-    when delivery is unknown (earlier is always allowed), or from a cancellation."""
+    when delivery is unknown (earlier is always allowed), or from a cancellation; and
+    never later than :data:`HARD_CAP` after the purchase."""
     moment = delivered_at or shipped_at or canceled_at
-    return None if moment is None else moment + RETENTION
+    dates = [moment + RETENTION] if moment is not None else []
+    if purchased_at is not None:
+        dates.append(purchased_at + HARD_CAP)
+    return min(dates) if dates else None
+
+
+def order_purge_date(order: Order) -> datetime | None:
+    """:func:`purge_after` for a stored order."""
+    return purge_after(order.delivered_at, order.shipped_at, order.canceled_at,
+                       order.purchased_at)
+
+
+def _holds_pii():
+    return or_(*(getattr(Order, column).is_not(None) for column in PII_COLUMNS))
 
 
 def purge_due(session: Session, now: datetime) -> int:
-    """Delete the buyer data of every order past its purge date; returns how many."""
+    """Delete the buyer data of every order past its purge date; returns how many.
+
+    Orders stored before the hard cap existed may have no purge date (an FBA order has no
+    package ship time); they get one first, so no order keeps buyer data for ever."""
+    for order in session.execute(select(Order).where(
+            Order.pii_purge_after.is_(None), _holds_pii())).scalars():
+        order.pii_purge_after = order_purge_date(order)
     query = select(Order).where(
-        Order.pii_purge_after.is_not(None), Order.pii_purge_after <= now,
-        or_(*(getattr(Order, column).is_not(None) for column in PII_COLUMNS)),
+        Order.pii_purge_after.is_not(None), Order.pii_purge_after <= now, _holds_pii(),
     )
     purged = 0
     for order in session.execute(query).scalars():
@@ -150,6 +176,32 @@ def purge_due(session: Session, now: datetime) -> int:
             setattr(order, column, None)
         purged += 1
     return purged
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What ``marketsync pii status`` prints."""
+
+    holding: int  #: orders that hold buyer data now
+    overdue: int  #: of those, past their purge date (the daemon purges hourly)
+    next_due: datetime | None  #: the earliest purge date among them
+    next_due_orders: int  #: how many orders that date covers (same day)
+    latest_due: datetime | None  #: by then every order held now is purged
+
+
+def retention_report(session: Session, now: datetime) -> RetentionReport:
+    """How many orders hold buyer data and when their purges are due."""
+    holding = session.execute(select(func.count()).select_from(Order)
+                              .where(_holds_pii())).scalar_one()
+    dates = [order_purge_date(o) if o.pii_purge_after is None else o.pii_purge_after
+             for o in session.execute(select(Order).where(_holds_pii())).scalars()]
+    dates = [d for d in dates if d is not None]
+    overdue = sum(1 for d in dates if d <= now)
+    upcoming = sorted(d for d in dates if d > now)
+    next_due = upcoming[0] if upcoming else None
+    same_day = sum(1 for d in upcoming if next_due and d.date() == next_due.date())
+    return RetentionReport(holding=holding, overdue=overdue, next_due=next_due,
+                           next_due_orders=same_day, latest_due=max(dates) if dates else None)
 
 
 def redact(value: object | None) -> str:

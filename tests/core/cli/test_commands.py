@@ -15,7 +15,7 @@ from marketsync.core.domain import inventory, orders, pii
 from marketsync.core.cli import GROUPS, CliContext
 from marketsync.core.store import Store
 from marketsync.core.store.integrations import ensure_integration
-from marketsync.core.types import ChannelOrder, ChannelOrderItem, Fulfillment, OrderStatus
+from marketsync.core.types import Buyer, ChannelOrder, ChannelOrderItem, Fulfillment, OrderStatus
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 
@@ -340,3 +340,25 @@ def test_quarantine_list_show_drop(invoke, store):
     assert "dropped 1 record(s)" in invoke("quarantine", "drop", record_id).output
     assert invoke("quarantine", "drop", record_id).exit_code == 1
     assert "quarantine is empty" in invoke("quarantine", "list").output
+
+
+def test_pii_status_counts_buyer_data_and_the_next_purge(invoke, store):
+    """`pii status`: orders holding buyer data and when their purge is due."""
+    assert "orders holding buyer data: 0" in invoke("pii", "status").output
+
+    def add(session):
+        from marketsync.core.store.models import IntegrationRow
+
+        integration_id = session.query(IntegrationRow).one().id
+        purchased = datetime(2030, 1, 1, tzinfo=timezone.utc)
+        orders.apply_channel_orders(session, integration_id, [ChannelOrder(
+            channel_order_id="A-1", marketplace="DE", status=OrderStatus.NEW,
+            channel_status="UNSHIPPED", fulfillment=Fulfillment.MFN, purchased_at=purchased,
+            updated_at=purchased, buyer=Buyer(name="Erika Muster"),
+            items=(ChannelOrderItem(channel_item_id="1", channel_sku="MUG", quantity=1),))],
+            cipher=pii.PiiCipher.from_text(KEY))
+    store.run_blocking(add)
+    shown = invoke("pii", "status").output
+    assert "orders holding buyer data: 1" in shown
+    assert "next purge due: 2030-03-02 00:00 UTC (1 order(s) that day)" in shown
+    assert "at most 60 days after purchase" in shown and "Erika" not in shown
