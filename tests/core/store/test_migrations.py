@@ -101,7 +101,7 @@ def test_quarantine_migration_scrubs_buyer_data_from_existing_rows(store_url: st
                            "product": {"sellerSku": "MUG-1", "title": "Mug"}}]}
     with Store(store_url) as store:
         with store.engine.begin() as connection:
-            command.upgrade(migrate.alembic_config(connection), "0002")
+            command.upgrade(migrate.alembic_config(connection), "quarantine_scrub-1")
             connection.execute(text(
                 "INSERT INTO accounts (name, channel, created_at, updated_at) "
                 "VALUES ('eu', 'amazon', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
