@@ -1,0 +1,46 @@
+"""The fault matrix, CI size: one round per malformed kind, each fault at least once.
+
+See ``fault_matrix.py`` for what a round does and what is checked; ``bench/fault_matrix.py``
+runs the simulated week.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from marketsync.plugins.amazon.sandbox.control import MALFORMATIONS
+
+from . import fault_matrix
+from .conftest import EU, NA, SCENARIO
+
+
+@pytest.fixture
+def scenario_changes():
+    """Only the orders the matrix places (so the end state is exact), and stock for them."""
+    catalog = [dict(entry) for entry in SCENARIO["catalog"]]
+    for entry in catalog:
+        for key in ("mfn_quantity", "fba_quantity"):
+            if key in entry:
+                entry[key] = 2000
+    return {"catalog": catalog, "history_days": 0,
+            "generator": dict(SCENARIO["generator"], orders_per_day={})}
+
+
+def buyer_texts(world) -> list[str]:
+    return sorted({v for o in world.orders.values()
+                   for v in (o.buyer.get("buyerName"), o.buyer.get("buyerEmail"),
+                             o.address.get("addressLine1")) if v})
+
+
+async def test_every_promise_holds_through_the_fault_matrix(make_daemon, world, e2e_clock):
+    daemon = make_daemon(integrations=[("amazon-us", "na", "US"), ("amazon-de", "eu", "DE")])
+    found = await fault_matrix.run_matrix(
+        daemon, world, rounds=len(MALFORMATIONS),
+        marketplaces={"amazon-us": "US", "amazon-de": "DE"}, sellers={"US": NA, "DE": EU},
+        buyer_texts=buyer_texts, round_seconds=1800)
+    assert found.problems == [], found.row()
+    assert set(found.bad.values()) == set(MALFORMATIONS)
+    assert set(found.faults) == set(fault_matrix.FAULTS)
+    assert len(found.good) >= 2 * len(MALFORMATIONS) and found.shipped
+    assert found.quarantined == len(found.bad)
+    assert found.listings_compared >= 4  # MUG-1 and KETTLE-1 at both sellers
