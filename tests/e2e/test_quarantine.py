@@ -19,11 +19,14 @@ import pytest
 import trio
 from sqlalchemy import select
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from marketsync.core.cli import oneshot
 from marketsync.core.runtime import logs
 from marketsync.core.runtime.status import collect, render
 from marketsync.core.store import quarantine
 from marketsync.core.store.models import Order
+from marketsync.core.web.server import create_web_app
 from marketsync.plugins.amazon.sandbox import create_app
 from marketsync.plugins.amazon.sandbox.control import MALFORMATIONS
 
@@ -86,8 +89,12 @@ async def test_malformed_orders_are_quarantined_alone_and_no_buyer_data_is_kept(
             assert good.status_code == 201
         await trio.sleep(3 * 3600)  # paid, visible, imported (more than once: overlap)
         report = await daemon.store.read(collect)
-        await daemon.refresh_quarantine_counts()
-        gauge = dict(daemon.stats.quarantined)
+        web = httpx.AsyncClient(transport=httpx.ASGITransport(
+            app=create_web_app(daemon), client=("127.0.0.1", 40000)),
+            base_url="http://127.0.0.1:8470")
+        metrics = (await web.get("/metrics")).text
+        page = (await web.get("/")).text
+        await web.aclose()
         await daemon.stop(grace=1)
         nursery.cancel_scope.cancel()
     records = await daemon.store.read(quarantine.list_records)
@@ -106,7 +113,11 @@ async def test_malformed_orders_are_quarantined_alone_and_no_buyer_data_is_kept(
     [item] = report["integrations"]
     assert item["quarantined"] == len(bad) and len(item["quarantine_newest"]) == 3
     assert f"quarantined: {len(bad)} record(s)" in render(report)
+    gauge = {s.labels["integration"]: s.value
+             for f in text_string_to_metric_families(metrics)
+             if f.name == "marketsync_quarantined_records" for s in f.samples}
     assert gauge == {"amazon-de": len(bad)}
+    assert f"{len(bad)} record(s) in quarantine" in page
     entries = [json.loads(line) for line in captured.getvalue().splitlines()]
     warned = [e for e in entries if e["level"] == "warning" and "quarantined:" in e["message"]]
     assert sorted(re.search(r"record (\S+) quarantined", e["message"]).group(1)
