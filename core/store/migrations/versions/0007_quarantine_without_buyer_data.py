@@ -1,7 +1,7 @@
 """quarantine rows lose their buyer data and gain a stack summary
 
 Revision ID: quarantine_scrub
-Revises: 0005_notifications_seen
+Revises: 0006_rate_buckets_shared
 Create Date: 2026-12-04 19:45:00
 
 Until now the Amazon plugin quarantined a whole order, buyer name, e-mail and delivery
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 revision: str = 'quarantine_scrub'
-down_revision: Union[str, Sequence[str], None] = '0005_notifications_seen'
+down_revision: Union[str, Sequence[str], None] = '0006_rate_buckets_shared'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
