@@ -324,6 +324,7 @@ integrations:
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.serve)
         await until(lambda: ("shop", "import_orders") in triggered)
+        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)  # deleted after the trigger
         assert daemon.notification_consumers["local"].counts["acted"] == 1
         from prometheus_client import generate_latest
         from prometheus_client.core import CollectorRegistry
@@ -337,7 +338,6 @@ integrations:
         assert 'marketsync_notifications_missed{account="local"} 0.0' in scraped
         await daemon.stop(grace=1)
         nursery.cancel_scope.cancel()
-    assert waiting(sqs_endpoint, queue_url) == 0
 
 
 def test_status_counts_the_orders_polling_found_that_no_notification_announced(store):
