@@ -4,8 +4,9 @@ A ``BucketBackend`` (``core/runtime/governor.py``) whose every ``try_take`` and 
 is one statement of ``core/store/rate_buckets.py``. Ordering, priorities, penalties after
 a 429 and adopted rates stay in each process's ``Governor``; only the token count is
 shared. A single daemon keeps the in-process buckets: this costs one database round trip
-per governed call (about a millisecond on a local PostgreSQL), worth it only when another
-process spends the same account's tokens.
+per governed call (``bench/shared_buckets.py``: 17 ms wall, 2.8 ms CPU per acquire on the
+shared 2-core machine, against 0.04 ms in process), worth it only when another process
+spends the same account's tokens.
 
 Bucket statements are not fenced by the running job's lease: they guard the channel's
 limits, not our data, and a token taken by a job that then learns it lost its lease is
