@@ -90,7 +90,7 @@ class Daemon:
                                  rate_margin=RATE_MARGIN)
         self.stats = Stats()
         #: on PostgreSQL every job runs under a lease (several replicas may share the
-        #: database); built in ``prepare`` once the jobs are known. SQLite has one daemon.
+        #: database); built in ``serve`` once the jobs are known. SQLite has one daemon.
         self.leases: LeaseKeeper | None = None
         self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome,
                                    may_run=self._may_run)
@@ -205,13 +205,6 @@ class Daemon:
             self.runners[cfg.alias] = IntegrationRunner(
                 self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
                 rng=self.rng)
-        if not self.store.is_sqlite:
-            keys = [spec.key for alias, runner in self.runners.items() if runner.hooks
-                    for spec in self.job_specs(alias)]
-            ttl = self.config.replicas.lease_ttl
-            # its own connections: a heartbeat must never queue behind the jobs' queries
-            self.leases = LeaseKeeper(Store(self.store.url), keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
-                                      margin=ttl / 4, on_acquired=lambda key: self.trigger(*key))
         stored = await self.store.read(stored_credentials, self.cipher)
         for account, credentials in stored.items():
             self.use_credentials(account, credentials)
@@ -219,9 +212,20 @@ class Daemon:
             if seller_id:
                 self.learn_seller_id(account, seller_id)
 
+    def _lease_keeper(self) -> LeaseKeeper:
+        """Every job of every integration under a lease; the keeper has its own connections,
+        so that a heartbeat never queues behind the jobs' queries."""
+        keys = [spec.key for alias, runner in self.runners.items() if runner.hooks
+                for spec in self.job_specs(alias)]
+        ttl = self.config.replicas.lease_ttl
+        return LeaseKeeper(Store(self.store.url), keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
+                           margin=ttl / 4, on_acquired=lambda key: self.trigger(*key))
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.runners:
             await self.prepare()
+        if not self.store.is_sqlite and self.leases is None:
+            self.leases = self._lease_keeper()  # several replicas may share PostgreSQL
         send, receive = trio.open_memory_channel[JobOutcome](1000)
         self._pending_outcomes = send
         try:
