@@ -14,7 +14,7 @@ import re
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -51,12 +51,30 @@ class OrderStatus(str, enum.Enum):
 
 
 @frozen
+class DailyQuota:
+    """A published "``limit`` calls per day, starting again at a fixed time" quota (eBay).
+
+    Unlike a token bucket nothing refills during the day: a quota spent by noon is spent
+    until ``resets_at`` (local time in ``timezone``, an IANA name). ``reserve`` is the share
+    of the day's calls kept for urgent work (pushes, shipment confirmations), so a long
+    import cannot leave a sale unpushed until the next day.
+    """
+
+    limit: int
+    resets_at: time = time(0)
+    timezone: str = "UTC"
+    reserve: float = 0.1
+
+
+@frozen
 class UsagePlan:
-    """A published rate limit: ``rate`` requests per second refilling a bucket of ``burst``."""
+    """A published rate limit: ``rate`` requests per second refilling a bucket of ``burst``,
+    and, when the channel publishes one, a daily quota on top (``daily``)."""
 
     operation: str
     rate: float
     burst: int
+    daily: DailyQuota | None = None
 
 
 @frozen
@@ -127,6 +145,10 @@ class Integration:
     account_runtime: dict[str, Any] = field(default_factory=dict)
     #: scratch space for this integration alone
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: ``report_quota(operation, limit, remaining, resets_at)``: tell the governor the live
+    #: daily figures a channel reports (eBay's Analytics ``getRateLimits``) for the quota
+    #: ``operation`` draws on; set by the core, None outside the daemon
+    report_quota: Callable[[str, int, int, datetime], None] | None = None
 
 
 # --- incremental imports -----------------------------------------------------------------

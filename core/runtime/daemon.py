@@ -137,7 +137,22 @@ class Daemon:
                 on_call=self.stats.on_call,
                 rng=self.rng,
             )
+            integration.report_quota = self._quota_reporter(integration, bucket_key, info)
         return integration
+
+    def _quota_reporter(self, integration: Integration, bucket_key, info: ChannelInfo) -> Callable:
+        """``Integration.report_quota`` for ``integration``: live daily figures to the governor,
+        defining the operation's bucket from its published plan if no call has yet."""
+        def report(operation: str, limit: int, remaining: int, resets_at) -> None:
+            key = bucket_key(integration, operation)
+            plan = info.usage_plans.get(operation)
+            if key is None or plan is None or plan.daily is None:
+                return
+            if key not in self.governor:
+                self.governor.define(key, plan.rate, plan.burst)
+            self.governor.define_quota(key, plan.daily)
+            self.governor.adopt_quota(key, limit, remaining, resets_at)
+        return report
 
     def integration_config(self, alias: str):
         """The YAML settings of integration ``alias`` (``jobs.JobContext``)."""

@@ -29,6 +29,12 @@ Design (see research/aesthetics.md §3 and §8.6):
   Every 2xx afterwards divides the penalty by :data:`RECOVERY_FACTOR` until it is back at 1.
 * **Adaptation.** ``observe`` adopts the rate a channel reports in a response header
   (SP-API ``x-amzn-RateLimit-Limit``) when it differs from the one in use.
+* **Daily quotas.** A bucket may also carry a :class:`~marketsync.core.types.DailyQuota`
+  (eBay: "N calls per day per API"): a counter per calendar window that starts again at a
+  fixed local time. Waiting hours for a token inside a job would only time the job out,
+  so a spent quota raises :class:`~marketsync.core.errors.Throttled` with the seconds until
+  the reset, and the scheduler backs the job off. Non-urgent work stops at
+  ``limit * (1 - reserve)``. ``adopt_quota`` takes the live figures a channel reports.
 """
 
 from __future__ import annotations
@@ -40,11 +46,15 @@ import logging
 import math
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import trio
 
-from marketsync.core.types import Priority
+from marketsync.core import clock
+from marketsync.core.errors import Throttled
+from marketsync.core.types import DailyQuota, Priority
 
 log = logging.getLogger("marketsync.governor")
 
@@ -160,6 +170,35 @@ def _tokens(cell: _Cell, now: float) -> float:
     return max(0.0, cell.limits.burst - debt)
 
 
+@dataclass(slots=True)
+class _Window:
+    """A daily quota's counter for the window ``[start, end)``, in wall time."""
+
+    quota: DailyQuota
+    zone: ZoneInfo
+    limit: int
+    used: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def roll(self, now: datetime) -> None:
+        """Start a new window when ``now`` is past the current one's end."""
+        if self.end is not None and now < self.end:
+            return
+        local = now.astimezone(self.zone)
+        reset = datetime.combine(local.date(), self.quota.resets_at, self.zone)
+        if reset > local:
+            reset -= timedelta(days=1)
+        self.start, self.end = reset, reset + timedelta(days=1)
+        self.used, self.limit = 0, self.quota.limit
+
+    def allowance(self, priority: Priority) -> int:
+        """Calls ``priority`` may still make in this window."""
+        if priority <= Priority.URGENT:
+            return self.limit - self.used
+        return math.floor(self.limit * (1.0 - self.quota.reserve)) - self.used
+
+
 @dataclass(frozen=True, slots=True)
 class BucketState:
     """One bucket as ``marketsync status`` and ``/metrics`` show it."""
@@ -197,6 +236,7 @@ class _Bucket:
     throttled: int = 0
     acquired: int = 0
     margin: float = 0.0  #: share of the published rate left unused (see Governor)
+    window: _Window | None = None  #: the daily quota, when the channel publishes one
 
     @property
     def base_rate(self) -> float:
@@ -264,6 +304,54 @@ class Governor:
             bucket.reported_rate = None
             bucket.wake_head()
 
+    def define_quota(self, key: BucketKey, quota: DailyQuota) -> None:
+        """Give ``key`` (already defined) a daily quota; the same quota again changes nothing."""
+        bucket = self._bucket(key)
+        if isinstance(quota.limit, bool) or not isinstance(quota.limit, int) or quota.limit < 1:
+            raise ValueError(f"daily quota of {key!r}: limit must be an int >= 1, got {quota.limit!r}")
+        if not 0.0 <= quota.reserve < 1.0:
+            raise ValueError(f"daily quota of {key!r}: reserve must be in [0, 1), got {quota.reserve!r}")
+        if bucket.window is not None and bucket.window.quota == quota:
+            return
+        bucket.window = _Window(quota=quota, zone=ZoneInfo(quota.timezone), limit=quota.limit)
+
+    def adopt_quota(self, key: BucketKey, limit: int, remaining: int, resets_at: datetime) -> None:
+        """The channel reported its live figures: they win over our own count until
+        ``resets_at``, the end of the channel's current window."""
+        bucket = self._bucket(key)
+        window = bucket.window
+        if window is None or limit < 1 or remaining < 0 or resets_at.tzinfo is None:
+            log.debug("ignoring quota figures for %r", key)
+            return
+        now = clock.now()
+        if resets_at <= now:
+            return
+        window.roll(now)
+        window.limit, window.used = limit, max(0, limit - remaining)
+        window.end = resets_at
+        window.start = resets_at - timedelta(days=1)
+
+    def quota_left(self, key: BucketKey) -> int | None:
+        """Calls left today on ``key``'s daily quota (None: no quota)."""
+        window = self._bucket(key).window
+        if window is None:
+            return None
+        window.roll(clock.now())
+        return window.limit - window.used
+
+    def _check_quota(self, bucket: _Bucket, cost: int, priority: Priority) -> None:
+        window = bucket.window
+        if window is None:
+            return
+        now = clock.now()
+        window.roll(now)
+        if window.allowance(priority) >= cost:
+            return
+        wait = max(1.0, (window.end - now).total_seconds()) if window.end else 3600.0
+        raise Throttled(f"daily quota of {bucket.key!r} spent ({window.used} of {window.limit}"
+                        f"{'' if priority <= Priority.URGENT else ', the rest kept for urgent work'}); "
+                        f"it starts again in {wait / 3600:.1f} h", retry_after=wait)
+
     def __contains__(self, key: object) -> bool:
         return key in self._buckets
 
@@ -295,8 +383,9 @@ class Governor:
         if priority is None:
             priority = current_priority.get()
         await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_quota(bucket, cost, priority)
         now = trio.current_time()
-        if not bucket.waiters and await self._take(bucket, cost, now) == 0.0:
+        if not bucket.waiters and await self._take(bucket, cost, now, priority) == 0.0:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
         waiter = _Waiter(
@@ -316,7 +405,7 @@ class Governor:
                         f"{bucket.plan.burst}"
                     )
                 if bucket.waiters[0] is waiter:
-                    wait = await self._take(bucket, waiter.cost, trio.current_time())
+                    wait = await self._take(bucket, waiter.cost, trio.current_time(), priority)
                     if wait == 0.0:
                         served = True
                         return
@@ -334,13 +423,17 @@ class Governor:
             if not served:
                 log.debug("gave up waiting for %r", key)
 
-    async def _take(self, bucket: _Bucket, cost: int, now: float) -> float:
+    async def _take(self, bucket: _Bucket, cost: int, now: float,
+                    priority: Priority = Priority.URGENT) -> float:
+        self._check_quota(bucket, cost, priority)  # others may have spent it while we waited
         # Shielded: once a shared backend has taken the token, losing it to a cancel would
         # leak it; the statement is short.
         with trio.CancelScope(shield=True):
             wait = await self._backend.try_take(bucket.key, cost, now, bucket.limits)
         if wait <= 0.0:
             bucket.acquired += cost
+            if bucket.window is not None:
+                bucket.window.used += cost
             return 0.0
         return wait
 

@@ -204,6 +204,8 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 f"operation {operation!r} has a rate-limit bucket {key!r} but no usage plan"
             )
         self._governor.define(key, plan.rate, plan.burst)
+        if plan.daily is not None:
+            self._governor.define_quota(key, plan.daily)
         return key
 
     def backoff_delay(self, failure: int) -> float:
