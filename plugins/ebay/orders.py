@@ -1,0 +1,214 @@
+"""import_orders: Fulfillment ``getOrders`` by last modification, one page per call.
+
+Why these rules:
+
+* eBay returns every order of the seller whatever the site; an integration keeps the
+  orders whose line items were listed on its marketplace (``listingMarketplaceId``).
+* The window ``lastmodifieddate:[from..to]`` is pinned in ``cursor.state`` while paging, so
+  offsets keep meaning the same result set; every new window re-reads ``OVERLAP`` before
+  the watermark (late publication), and the core's upsert by order id dedupes.
+* An order modified while we page leaves the window (its new date is after ``to``) and the
+  later orders shift one place towards the start: ``total`` shrinks. The next page then
+  starts that many places earlier, so no order is skipped (re-read ones are harmless).
+* A record that breaks the contract is rejected with its reason and quarantined by the
+  core; the page goes on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marketsync.core import clock
+from marketsync.core.errors import CursorExpired
+from marketsync.core.types import (
+    Address,
+    Buyer,
+    ChannelOrder,
+    ChannelOrderItem,
+    Cursor,
+    Fulfillment,
+    Integration,
+    Money,
+    OrderStatus,
+    Page,
+    RejectedRecord,
+)
+from marketsync.plugins.ebay.client import EbayApi, EbayRequestError, marketplace_id
+from marketsync.plugins.ebay.manifest import BY_ID
+
+PATH = "/sell/fulfillment/v1/order"
+LAG = timedelta(seconds=30)  #: eBay indexes a change within seconds; stay a little behind
+OVERLAP = timedelta(minutes=10)
+MAX_HISTORY_DAYS = 90  #: getOrders reaches two years back; 90 days is plenty for a start
+PAGE_SIZE = 200  #: getOrders' maximum
+
+FULFILMENT = {"NOT_STARTED": OrderStatus.NEW, "IN_PROGRESS": OrderStatus.PARTIALLY_SHIPPED,
+              "FULFILLED": OrderStatus.SHIPPED}
+
+
+class Malformed(ValueError):
+    """An order we cannot map; its message is the quarantine reason."""
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(clock.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise Malformed(f"{what} missing or not a string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(f"{what} is not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise Malformed(f"{what} has no time zone: {value!r}")
+    return moment
+
+
+async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+    now = clock.now()
+    state = dict(cursor.state)
+    if "to" in state:
+        since, until = datetime.fromisoformat(state["from"]), datetime.fromisoformat(state["to"])
+        offset, total = int(state.get("offset", 0)), state.get("total")
+    else:
+        until = now - LAG
+        if cursor.since is None:
+            days = int(integration.settings.get("history_days") or 30)
+            since = now - timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
+        else:
+            since = cursor.since - OVERLAP
+        offset, total = 0, None
+    api = EbayApi(integration)
+    for _ in range(3):
+        params = {"filter": f"lastmodifieddate:[{_iso(since)}..{_iso(until)}]",
+                  "limit": str(PAGE_SIZE), "offset": str(offset)}
+        try:
+            body = await api.get_json(PATH, "getOrders", params=params)
+        except EbayRequestError as exc:
+            if exc.status == 400 and "to" in state:
+                raise CursorExpired(f"getOrders refused the page at offset {offset}: "
+                                    f"{exc.detail}") from None
+            raise
+        new_total = body.get("total") if isinstance(body.get("total"), int) else None
+        if total is None or new_total is None or new_total >= total or not offset:
+            break
+        # orders left the window since the last page: step back so nothing is skipped
+        offset, total = max(0, offset - (total - new_total)), new_total
+    mine = marketplace_id(integration)
+    items: list[ChannelOrder] = []
+    rejected: list[RejectedRecord] = []
+    raw_orders = body.get("orders") or []
+    for raw in raw_orders:
+        order_id = raw.get("orderId") if isinstance(raw, dict) else None
+        try:
+            if not isinstance(raw, dict):
+                raise Malformed("the order is not an object")
+            if _marketplace_of(raw) != mine:
+                continue
+            items.append(map_order(raw))
+        except Malformed as exc:
+            rejected.append(RejectedRecord(record_id=str(order_id) if order_id else None,
+                                           reason=f"eBay order: {exc}", raw=_redacted(raw)))
+    next_offset = offset + len(raw_orders)
+    if body.get("next") and raw_orders and (new_total is None or next_offset < new_total):
+        return Page(items=items, rejected=rejected, done=False, next=Cursor(
+            since=cursor.since, state={"from": since.isoformat(), "to": until.isoformat(),
+                                       "offset": next_offset, "total": new_total}))
+    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=until))
+
+
+def _marketplace_of(raw: dict) -> str | None:
+    lines = raw.get("lineItems")
+    if not isinstance(lines, list) or not lines:
+        raise Malformed("lineItems missing or empty")
+    first = lines[0] if isinstance(lines[0], dict) else {}
+    return first.get("listingMarketplaceId") or first.get("purchaseMarketplaceId")
+
+
+def _money(amount: Any, what: str) -> Money | None:
+    if amount is None:
+        return None
+    if not isinstance(amount, dict):
+        raise Malformed(f"{what} is not an Amount")
+    try:
+        return Money(amount=Decimal(str(amount["value"])), currency=str(amount["currency"]))
+    except (KeyError, InvalidOperation):
+        raise Malformed(f"{what} is not an Amount: {amount!r}") from None
+
+
+def map_order(raw: dict) -> ChannelOrder:
+    """One eBay ``Order`` → ``ChannelOrder``; ``Malformed`` says what is wrong."""
+    order_id = raw.get("orderId")
+    if not isinstance(order_id, str) or not order_id:
+        raise Malformed("orderId missing")
+    purchased = _time(raw.get("creationDate"), "creationDate")
+    updated = _time(raw.get("lastModifiedDate"), "lastModifiedDate")
+    fulfilment = raw.get("orderFulfillmentStatus")
+    if fulfilment not in FULFILMENT:
+        raise Malformed(f"orderFulfillmentStatus {fulfilment!r} is not one of "
+                        f"{', '.join(FULFILMENT)}")
+    cancel = (raw.get("cancelStatus") or {}).get("cancelState", "NONE_REQUESTED")
+    status = OrderStatus.CANCELED if cancel == "CANCELED" else FULFILMENT[fulfilment]
+    market = BY_ID.get(_marketplace_of(raw) or "")
+    if market is None:
+        raise Malformed(f"listingMarketplaceId {_marketplace_of(raw)!r} is not an eBay marketplace")
+    items = []
+    for index, line in enumerate(raw["lineItems"]):
+        if not isinstance(line, dict):
+            raise Malformed(f"lineItems[{index}] is not an object")
+        quantity = line.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise Malformed(f"lineItems[{index}].quantity is not a positive integer: {quantity!r}")
+        sku, line_id = line.get("sku"), line.get("lineItemId")
+        if not isinstance(line_id, str) or not line_id:
+            raise Malformed(f"lineItems[{index}].lineItemId missing")
+        if not isinstance(sku, str) or not sku:
+            raise Malformed(f"lineItems[{index}] has no SKU (a listing not made through the "
+                            f"Inventory API cannot be matched to a product)")
+        cost = _money(line.get("lineItemCost"), f"lineItems[{index}].lineItemCost")
+        shipped = quantity if line.get("lineItemFulfillmentStatus") == "FULFILLED" else 0
+        items.append(ChannelOrderItem(
+            channel_item_id=line_id, channel_sku=sku, quantity=quantity,
+            quantity_shipped=shipped, title=line.get("title"),
+            unit_price=Money(amount=cost.amount / quantity, currency=cost.currency) if cost else None))
+    total = _money((raw.get("pricingSummary") or {}).get("total"), "pricingSummary.total")
+    buyer, address, pii = _buyer(raw)
+    return ChannelOrder(
+        channel_order_id=order_id, marketplace=market.code, status=status,
+        channel_status=f"{fulfilment}/{cancel}", fulfillment=Fulfillment.MFN,
+        purchased_at=purchased, updated_at=updated, items=tuple(items),
+        currency=total.currency if total else market.currency, total=total,
+        buyer=buyer, shipping_address=address, pii_available=pii,
+        extra={"sales_record": raw.get("salesRecordReference")})
+
+
+def _buyer(raw: dict) -> tuple[Buyer | None, Address | None, bool]:
+    instructions = raw.get("fulfillmentStartInstructions") or []
+    ship_to = None
+    for entry in instructions:
+        if isinstance(entry, dict) and isinstance(entry.get("shippingStep"), dict):
+            ship_to = entry["shippingStep"].get("shipTo")
+            break
+    if not isinstance(ship_to, dict):
+        return None, None, False
+    where = ship_to.get("contactAddress") or {}
+    phone = (ship_to.get("primaryPhone") or {}).get("phoneNumber")
+    address = Address(name=ship_to.get("fullName"), line1=where.get("addressLine1"),
+                      line2=where.get("addressLine2"), city=where.get("city"),
+                      district=where.get("county"), state=where.get("stateOrProvince"),
+                      postal_code=where.get("postalCode"), country_code=where.get("countryCode"),
+                      phone=phone)
+    buyer = Buyer(name=ship_to.get("fullName"), email=ship_to.get("email"), phone=phone)
+    return buyer, address, True
+
+
+def _redacted(raw: Any) -> Any:
+    """What is kept in quarantine: the order without its buyer and address."""
+    if not isinstance(raw, dict):
+        return None
+    return {k: v for k, v in raw.items() if k not in ("buyer", "fulfillmentStartInstructions")}
