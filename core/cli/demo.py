@@ -101,9 +101,10 @@ class DemoSetup:
     aliases: list[str]
 
 
-def write_config(directory: Path, world, listen: str) -> DemoSetup:
+def write_config(directory: Path, world, listen: str, ebay_world=None) -> DemoSetup:
     """One account per simulated seller, one integration per marketplace it sells in;
-    the LWA secret and refresh tokens go to 0600 files the YAML refers to."""
+    the LWA secret and refresh tokens go to 0600 files the YAML refers to. With
+    ``ebay_world`` (the eBay plugin is installed) its shop is a second channel."""
     from marketsync.plugins.amazon.marketplaces import by_id
 
     secrets_dir = directory / "secrets"
@@ -139,9 +140,39 @@ def write_config(directory: Path, world, listen: str) -> DemoSetup:
             # with its pushes held for review (`marketsync stock plan/accept`)
             integrations += [f"  - alias: {alias}", f"    account: {name}",
                              f"    marketplace: {code}", "    review_first_push: false"]
+    if ebay_world is not None:
+        lines, integrations = _ebay_config(secrets_dir, ebay_world, lines, integrations, aliases)
     path = directory / "marketsync.yaml"
     path.write_text("\n".join(lines + integrations) + "\n")
     return DemoSetup(directory=directory, config_path=path, aliases=aliases)
+
+
+def _ebay_config(secrets_dir: Path, world, lines: list[str], integrations: list[str],
+                 aliases: list[str]) -> tuple[list[str], list[str]]:
+    """The simulated eBay shop as a second channel: one account, one integration per eBay
+    site it sells on (codes as the eBay plugin names them: US, GB...)."""
+    app = next(iter(world.apps.values()))
+    secret_file = secrets_dir / "ebay-client-secret"
+    secret_file.write_text(app.client_secret + "\n")
+    secret_file.chmod(0o600)
+    for number, account in enumerate(world.accounts.values(), 1):
+        name = "ebay" if number == 1 else f"ebay{number}"
+        token_file = secrets_dir / f"{name}-refresh-token"
+        token_file.write_text(account.refresh_tokens[0] + "\n")
+        token_file.chmod(0o600)
+        lines = lines + [f"  {name}:", "    channel: ebay", f"    endpoint: {world.base_url}",
+                         "    credentials:", f"      client_id: {app.client_id}",
+                         f"      client_secret: ${{file:{secret_file}}}",
+                         f"      refresh_token: ${{file:{token_file}}}",
+                         f"      ru_name: {app.ru_name}"]
+        for marketplace_id in account.marketplaces:
+            code = marketplace_id.removeprefix("EBAY_")
+            alias = f"ebay-{code.lower()}"
+            aliases.append(alias)
+            integrations = integrations + [f"  - alias: {alias}", f"    account: {name}",
+                                           f"    marketplace: {code}",
+                                           "    review_first_push: false"]
+    return lines, integrations
 
 
 # --- watching the store -------------------------------------------------------------------
@@ -332,14 +363,26 @@ async def run_demo(scenario: str, duration: float, speed: float, directory: Path
     async with trio.open_nursery() as nursery:
         world = await nursery.start(lambda task_status: serve_simulator(
             scenario, "127.0.0.1", 0, 1.0, out=lambda text: None, task_status=task_status))
-        setup = write_config(directory, world, "127.0.0.1:8470")
+        ebay_world = None
+        if "ebay" in plugins.channels:  # a second channel when its plugin is installed
+            from marketsync.plugins.ebay.sandbox.serve import serve as serve_ebay
+
+            ebay_world = await nursery.start(lambda task_status: serve_ebay(
+                "demo", "127.0.0.1", 0, 1.0, out=lambda text: None, task_status=task_status))
+        setup = write_config(directory, world, "127.0.0.1:8470", ebay_world)
         config = load_config(setup.config_path, plugins.infos(), unavailable=plugins.unavailable())
         daemon = Daemon(config, plugins=plugins, store=Store(config.database))
         await daemon.prepare()
         web_url = await nursery.start(lambda task_status: serve_web(
             daemon, listen="127.0.0.1:0", task_status=task_status))
-        markets = ", ".join(a.removeprefix("amazon-").upper() for a in setup.aliases)
-        echo(f"marketsync demo: a simulated Amazon ({markets}) at {world.base_url}, "
+        markets = ", ".join(a.removeprefix("amazon-").upper() for a in setup.aliases
+                            if a.startswith("amazon-"))
+        also = ""
+        if ebay_world is not None:
+            sites = ", ".join(a.removeprefix("ebay-").upper() for a in setup.aliases
+                              if a.startswith("ebay-"))
+            also = f" and a simulated eBay ({sites}) at {ebay_world.base_url}"
+        echo(f"marketsync demo: a simulated Amazon ({markets}) at {world.base_url}{also}, "
              f"{speed:g}x faster than real time, for {_span(duration)} of simulated time")
         echo(f"  configuration  {setup.config_path}")
         echo(f"  status page    {web_url}/   (also {web_url}/metrics and /healthz)")

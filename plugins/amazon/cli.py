@@ -11,9 +11,12 @@ import trio
 
 
 def register(cli: click.Group) -> None:
-    @cli.group()
-    def sandbox():
-        """The SP-API simulator (for trying marketsync without an Amazon account)."""
+    sandbox = cli.commands.get("sandbox")
+    if not isinstance(sandbox, click.Group):  # another channel's plugin may have made it
+
+        @cli.group()
+        def sandbox():
+            """Simulated channels (for trying marketsync without seller accounts)."""
 
     @sandbox.command("serve")
     @click.option("--scenario", default="default", show_default=True,

@@ -89,3 +89,11 @@ def sandbox_app(scenario: Any) -> Any:
     from marketsync.plugins.ebay.sandbox import SCENARIOS, World, create_app, load_scenario
 
     return create_app(World(load_scenario(scenario or SCENARIOS / "default.yaml")))
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    """``marketsync sandbox ebay``: the simulator on a loopback port."""
+    from marketsync.plugins.ebay.cli import register
+
+    register(cli)
