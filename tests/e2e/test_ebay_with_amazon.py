@@ -33,6 +33,8 @@ EBAY_CLIENT, EBAY_SECRET = "marketsy-e2e-PRD-2222222222-22222222", "PRD-e2e-secr
 EBAY_REFRESH = "v^1.1#i^1#r^1#e2e-refresh"
 EBAY_SCENARIO = {
     "seed": 99, "history_days": 0,
+    # not the published 100,000: the governor must learn it from getRateLimits
+    "quotas": {"sell.fulfillment": 50_000},
     "applications": [{"client_id": EBAY_CLIENT, "client_secret": EBAY_SECRET,
                       "ru_name": "marketsync-e2e-ru"}],
     "accounts": [{"user_id": "e2e-ebay-seller", "marketplaces": ["EBAY_US", "EBAY_GB"],
@@ -117,6 +119,10 @@ async def test_an_ebay_sale_lowers_every_amazon_listing(two_channels, e2e_clock)
             a: IntegrationState.LIVE for a in daemon.runners}
         available = await settle(daemon)
         assert amazon_quantities(amazon, "MUG-1") == {NA: available, EU: available}
+        # the daily quota the governor applies is eBay's live figure, counted down by our calls
+        key = ("ebay", EBAY_CLIENT, "sell.fulfillment")
+        left, (limit, remaining) = daemon.governor.quota_left(key), ebay.quota(EBAY_CLIENT, "sell.fulfillment")
+        assert limit == 50_000 and 0 <= remaining - left <= 5 and remaining < limit
         assert ebay.offers["e2e-ebay-seller"]["MUG-1"].available == available
 
         sold = ebay.sell("e2e-ebay-seller", "MUG-1", 3)
