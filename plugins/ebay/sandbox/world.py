@@ -154,6 +154,14 @@ class World:
             elif event.kind == "cancel":
                 self.cancel(event.data["user"], event.data["order_id"], at=event.at)
 
+    def generate_from(self, moment: datetime) -> None:
+        """(Re)start the order generator at ``moment`` (after its rates were changed): the
+        current day is planned again from there on, nothing before it is placed."""
+        self._history_from = moment
+        self._events = [e for e in self._events if e.kind != "sale"]
+        heapq.heapify(self._events)
+        self._planned_until = self.day(moment) - timedelta(days=1)
+
     def _plan_until(self, today: date) -> None:
         first = self._planned_until + timedelta(days=1) if self._planned_until else self.day(self._history_from)
         day = first
