@@ -92,8 +92,10 @@ def channel_info() -> ChannelInfo:
     The answer also carries what the core needs to run the channel without knowing it:
     the marketplaces a YAML ``marketplace:`` may name, the credential keys an account
     takes (and which are secrets), the jobs with their default schedule and priority,
-    the published usage plans (rate and burst per operation), how an operation maps to a
-    rate-limit bucket (``bucket_key``), and which response header reports the live rate.
+    the published usage plans (rate and burst per operation, and a ``DailyQuota`` when the
+    channel limits calls per day, as eBay does), how an operation maps to a rate-limit
+    bucket (``bucket_key``), and which response header reports the live rate. Live daily
+    figures a channel reports through an API go to ``integration.report_quota``.
 
     :returns: a :class:`~marketsync.core.types.ChannelInfo`; must not do I/O.
     :raises: nothing; an exception here disables the plugin's channel with the reason.
