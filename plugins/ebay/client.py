@@ -199,9 +199,13 @@ class EbayApi:
 
     async def call(self, method: str, path: str, operation: str, *,
                    params: Mapping[str, Any] | None = None, json: Any = None,
-                   expect: Iterable[int] = (200,)) -> httpx.Response:
-        """Send one eBay request; return the response when its status is expected."""
+                   expect: Iterable[int] = (200,), host: str = API_HOST) -> httpx.Response:
+        """Send one eBay request; return the response when its status is expected.
+
+        ``host`` is eBay's host for the API (Commerce Identity lives on ``apiz``); an
+        overridden endpoint (the simulator) serves every API."""
         expected = frozenset(expect)
+        base = endpoint_of(self.integration, host)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in (1, 2):
             token = await self.access_token()
@@ -211,7 +215,7 @@ class EbayApi:
             if json is not None:
                 headers["content-type"] = "application/json"
             try:
-                response = await self.http.request(method, self.endpoint + path, params=query,
+                response = await self.http.request(method, base + path, params=query,
                                                    json=json, headers=headers,
                                                    extensions={OPERATION: operation})
             except httpx.TransportError as exc:

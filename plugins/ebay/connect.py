@@ -20,7 +20,14 @@ from marketsync.core.errors import (
 )
 from marketsync.core.types import AccountInfo, Integration
 from marketsync.plugins.ebay import manifest
-from marketsync.plugins.ebay.client import AUTH_HOST, SCOPES, EbayApi, EbayRequestError, endpoint_of
+from marketsync.plugins.ebay.client import (
+    APIZ_HOST,
+    AUTH_HOST,
+    SCOPES,
+    EbayApi,
+    EbayRequestError,
+    endpoint_of,
+)
 
 AUTHORIZE_PATH = "/oauth2/authorize"
 USER_PATH = "/commerce/identity/v1/user/"
@@ -67,7 +74,7 @@ async def check(integration: Integration) -> AccountInfo:
     """``getUser`` proves the token; ``getRateLimits`` tells the governor today's quotas."""
     try:
         api = EbayApi(integration)
-        user = await api.get_json(USER_PATH, "getUser")
+        user = await api.get_json(USER_PATH, "getUser", host=APIZ_HOST)
     except TransientError as exc:
         raise IntegrationNotReady(f"{integration.alias}: eBay not reachable: {exc}") from None
     except EbayRequestError as exc:

@@ -260,3 +260,35 @@ async def test_a_spent_daily_quota_throttles_without_a_call(make_integration, wo
     assert spent == 2  # 4 - the first - 10 % kept for urgent work (floor(3.6) = 3 in total)
     assert refused.value.retry_after > 3600
     assert not [c for c in world.calls if c.status == 429]
+
+
+async def test_production_hosts_without_an_endpoint_override(make_integration):
+    """Without the simulator's endpoint, calls go to eBay's hosts: Identity on apiz."""
+    import httpx as _httpx
+
+    from marketsync.core.runtime.governor import Governor
+    from marketsync.core.runtime.http import make_client
+
+    seen: list[str] = []
+
+    def handler(request: _httpx.Request) -> _httpx.Response:
+        seen.append(f"{request.url.host}{request.url.path}")
+        if request.url.path.endswith("/oauth2/token"):
+            return _httpx.Response(200, json={"access_token": "t", "expires_in": 7200,
+                                              "token_type": "User Access Token"})
+        if request.url.path.startswith("/commerce/identity"):
+            return _httpx.Response(200, json={"userId": "u1", "username": "u"})
+        return _httpx.Response(200, json={"rateLimits": []})
+
+    integration = make_integration("DE")
+    integration.settings = {k: v for k, v in integration.settings.items() if k != "endpoint"}
+    integration.http = make_client(_httpx.MockTransport(handler), Governor(),
+                                   bucket_for=lambda op: manifest.bucket_key(integration, op),
+                                   plan_for=manifest.INFO.usage_plans.get, rate_header=None)
+    integration.report_quota = lambda *args: None
+    info = await plugin.check_credentials(integration)
+    assert info.seller_id == "u1"
+    assert seen == ["api.ebay.com/identity/v1/oauth2/token", "apiz.ebay.com/commerce/identity/v1/user/",
+                    "api.ebay.com/developer/analytics/v1_beta/rate_limit/"]
+    url = plugin.authorization_url(integration, "s", "http://127.0.0.1:8470/cb")
+    assert url.startswith("https://auth.ebay.com/oauth2/authorize?")
