@@ -39,7 +39,10 @@ from marketsync.plugins.ebay.client import EbayApi, EbayRequestError, marketplac
 from marketsync.plugins.ebay.manifest import BY_ID
 
 PATH = "/sell/fulfillment/v1/order"
-LAG = timedelta(seconds=30)  #: eBay indexes a change within seconds; stay a little behind
+#: The window ends this far before now. eBay may index a change a little late, but every
+#: run re-reads OVERLAP anyway, so the lag only keeps the watermark off the moving edge;
+#: each second of it is a second of a sale's way to the other channels (P1: 90 s).
+LAG = timedelta(seconds=5)
 OVERLAP = timedelta(minutes=10)
 MAX_HISTORY_DAYS = 90  #: getOrders reaches two years back; 90 days is plenty for a start
 PAGE_SIZE = 200  #: getOrders' maximum
