@@ -74,8 +74,9 @@ def make_daemon(amazon, ebay, store_url: str, workdir: Path) -> Daemon:
                            "      client_secret: ${BENCH_EBAY_SECRET}",
                            "      refresh_token: ${BENCH_EBAY_REFRESH}"]) + "\n"
     integrations += "\n".join(["  - alias: ebay-us", "    account: shop", "    marketplace: US",
+                               "    review_first_push: false",
                                "  - alias: ebay-gb", "    account: shop",
-                               "    marketplace: GB"]) + "\n"
+                               "    marketplace: GB", "    review_first_push: false"]) + "\n"
     plugins = plugin_loading.build(
         builtin=(*plugin_loading.DEFAULT_PLUGINS, "marketsync.plugins.ebay"),
         load_entry_points=False)

@@ -70,7 +70,8 @@ def config_text(integrations=ALL) -> str:
               f"      client_id: {EBAY_CLIENT}", "      client_secret: ${E2E_EBAY_SECRET}",
               "      refresh_token: ${E2E_EBAY_REFRESH}", "integrations:"]
     for alias, account, market in integrations:
-        lines += [f"  - alias: {alias}", f"    account: {account}", f"    marketplace: {market}"]
+        lines += [f"  - alias: {alias}", f"    account: {account}", f"    marketplace: {market}",
+                  "    review_first_push: false"]  # these tests are about what follows
     return "\n".join(lines) + "\n"
 
 
