@@ -234,7 +234,8 @@ class Daemon:
                 for spec in self.job_specs(alias)]
         ttl = self.config.replicas.lease_ttl
         return LeaseKeeper(Store(self.store.url), keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
-                           margin=ttl / 4, on_acquired=lambda key: self.trigger(*key))
+                           margin=ttl / 4, on_acquired=lambda key: self.trigger(*key),
+                           on_stock_moved=self.stock_changed)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.runners:

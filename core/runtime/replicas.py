@@ -43,7 +43,10 @@ from dataclasses import dataclass, field
 import trio
 
 from marketsync.core import clock
+from sqlalchemy import func, select
+
 from marketsync.core.store import Store, leases
+from marketsync.core.store.models import StockMovement
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,13 @@ class LeaseKeeper:
                  ttl: float = LEASE_TTL, poll: float = LEASE_POLL,
                  margin: float = TRUST_MARGIN,
                  on_acquired: Callable[[JobKey], None] | None = None,
+                 on_stock_moved: Callable[[], None] | None = None,
                  rng: random.Random | None = None) -> None:
+        """``on_stock_moved``: called at a look when the stock ledger grew since the last
+        one. A sale imported by one replica moves stock that another replica's
+        integrations must push; the in-process trigger cannot reach them, so each replica
+        looks at the ledger's newest row with every heartbeat (one indexed query) and
+        pushes within a look of the change, as a single daemon does."""
         if not 0 < margin < ttl or not 0 < poll < ttl - margin:
             raise ValueError(f"lease timing: need 0 < poll ({poll}) < ttl ({ttl}) - margin "
                              f"({margin}) and margin > 0")
@@ -102,6 +111,8 @@ class LeaseKeeper:
         self._held: dict[str, _Held] = {}
         self._running: dict[str, int] = {}
         self._on_acquired = on_acquired
+        self._on_stock_moved = on_stock_moved
+        self._last_movement: int | None = None
         self._rng = rng or random.Random()
         self.live_replicas = 1
         self.takeovers = 0  #: leases won since start
@@ -193,6 +204,11 @@ class LeaseKeeper:
                 self._on_acquired(key)
         self.live_replicas = max(1, await self.store.run(leases.live_replicas))
         await self._balance(trusted_until)
+        if self._on_stock_moved is not None:
+            latest = await self.store.read(_latest_movement)
+            if self._last_movement is not None and latest != self._last_movement:
+                self._on_stock_moved()
+            self._last_movement = latest
 
     async def _balance(self, trusted_until: float) -> None:
         mine = {self._keys[name][0] for name in self._held if name in self._keys}
@@ -257,3 +273,7 @@ class LeaseKeeper:
             scope.cancel()
         log.warning("lost the lease %s (token %d): %s; its job stops here", name, held.token,
                     why)
+
+
+def _latest_movement(session) -> int:
+    return session.execute(select(func.coalesce(func.max(StockMovement.id), 0))).scalar_one()

@@ -156,3 +156,23 @@ async def test_status_shows_which_replica_owns_each_job(store: Store, autojump_c
     await trio.sleep(TTL + 1)  # both gone: nobody owns anything
     report = await store.read(collect)
     assert report["replicas"] == [] and report["integrations"][0]["jobs"][0]["owner"] is None
+
+
+async def test_a_stock_move_written_elsewhere_wakes_the_pushes(store: Store,
+                                                                autojump_clock) -> None:
+    """A sale imported by another replica (or a CLI count) moves the ledger: the keeper's
+    next look asks this replica to push, without an in-process trigger."""
+    from marketsync.core.domain import inventory, products
+
+    clock.set_start(datetime(2026, 9, 1, tzinfo=timezone.utc))
+    moved: list[int] = []
+    a = keeper(store, "replica-a", on_stock_moved=lambda: moved.append(1))
+    await a.look()
+    await a.look()
+    assert moved == []  # nothing moved: nothing to push
+    await store.run(lambda s: products.add_product(s, "MUG-1"))
+    await store.run(lambda s: inventory.set_on_hand(s, "MUG-1", 7, note="count"))
+    await a.look()
+    assert moved == [1]
+    await a.look()
+    assert moved == [1]
