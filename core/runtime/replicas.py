@@ -9,23 +9,30 @@ and wakes after another took over cannot write anything on the job's behalf.
 The keeper, one per daemon, looks every ``poll`` seconds (research/wave2.md §3.3, with
 the same numbers: TTL 20 s, a look every 2 s, trust ending 5 s before the expiry):
 
-1. renews every lease it holds in one statement; a lease missing from the answer is lost:
-   its job is cancelled at once and runs no more;
-2. counts the live replicas (each holds a presence lease ``replica:<owner>``) and takes
-   free or expired leases up to its fair share, a whole integration at a time so that a
-   push and the poll of its feed, which trigger each other, stay on one replica;
-3. gives back whole integrations beyond its share (not while one of their jobs runs), so
-   a replica that joins gets work within a few looks.
+1. renews the replica's presence lease (``replica:<owner>``) in one statement; the job
+   leases it holds live as long as that one does, so a look costs the same for 3 jobs or
+   3,000, and a fenced write's share lock on a job row never holds up the renewal. When
+   the presence had lapsed (the process was paused, or cut off from the database), every
+   job stops and the replica joins again;
+2. reads which job rows still name it: one taken over meanwhile is lost, its job
+   cancelled at once;
+3. counts the live replicas and takes free leases (no owner, or a dead one) up to its
+   fair share, a whole integration at a time so that a push and the poll of its feed,
+   which trigger each other, stay on one replica; gives back whole integrations beyond
+   its share (not while one of their jobs runs), so a replica that joins gets work within
+   a few looks;
+4. tells the daemon when the stock ledger grew (another replica's sale must be pushed by
+   the integrations this one owns).
 
-Trust is local: a lease is trusted until ``start of the renewing statement + TTL −
-margin`` on this process's monotonic clock, so a delay after the database answered only
-shortens it. A running job's cancel scope has that deadline and is pushed forward by
-each renewal; a process that slept past it is cancelled before its next checkpoint.
+Trust is local: a lease is trusted until ``start of the look + TTL − margin`` on this
+process's monotonic clock, so a delay after the database answered only shortens it. A
+running job's cancel scope has that deadline and is pushed forward by each look; a
+process that slept past it is cancelled before its next checkpoint.
 
-A replica killed with SIGKILL stops renewing; its leases expire ``ttl`` seconds after
-their last renewal and the others take them at their next look: fail-over within
-``ttl + poll`` (22 s with the defaults). On a graceful stop the keeper releases
-everything, so the others take over at their next look.
+A replica killed with SIGKILL stops renewing; its presence expires ``ttl`` seconds after
+the last renewal and the others take its jobs at their next look: fail-over within
+``ttl + poll`` (22 s with the defaults). On a graceful stop the keeper gives everything
+back, so the others take over at their next look.
 """
 
 from __future__ import annotations

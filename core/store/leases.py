@@ -7,6 +7,9 @@ transaction, so an ex-owner that was paused past its expiry is refused once anot
 replica took over. Ownership is an expiry in a row rather than a lock held by a
 connection, so a hung process loses it too.
 
+A replica's many job leases (``take_free`` … ``check_member``, below) hang on one
+presence lease per replica instead of an expiry each: see the section comment there.
+
 Times come from ``transaction_now()`` (trio's clock, mockable in tests) instead of the
 database clock the research sketch uses: replicas' clocks must agree to well within the
 TTL, which NTP gives. Each statement is a single conditional UPDATE, so two replicas
