@@ -146,7 +146,8 @@ class LeaseKeeper:
         scope = trio.CancelScope(deadline=held.trusted_until)
         held.scopes.add(scope)
         self._running[name] = self._running.get(name, 0) + 1
-        token = leases.current_fence.set(leases.Fence(name, self.owner, held.token))
+        token = leases.current_fence.set(leases.Fence(
+            name, self.owner, held.token, idle_limit_ms=max(1000, int(self.ttl * 1000))))
         try:
             with scope:
                 yield scope

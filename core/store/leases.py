@@ -51,6 +51,10 @@ class Fence:
     name: str
     owner: str
     token: int
+    #: a fenced transaction left idle this long is ended by PostgreSQL (its process was
+    #: paused while the job row was share-locked, which holds up a takeover); the keeper
+    #: sets its lease TTL, so the takeover after a pause is not delayed beyond that
+    idle_limit_ms: int = FENCED_IDLE_LIMIT_MS
 
 
 #: The fence of the job running in this task. ``Store.run`` reads it and calls ``check``
@@ -225,13 +229,13 @@ def check_member(session: Session, fence: Fence) -> None:
     """The fence of a replica's job lease: raise LeaseLost unless the row still names us
     with this token and we are alive. The job row stays share-locked until commit, so a
     takeover waits for this transaction to finish (PostgreSQL); a transaction left idle
-    by a paused process is ended by the server after ``FENCED_IDLE_LIMIT_MS``."""
+    by a paused process is ended by the server after ``fence.idle_limit_ms``."""
     now = transaction_now()
     query = select(Lease.id).where(Lease.name == fence.name, Lease.owner == fence.owner,
                                    Lease.token == fence.token)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(
-            f"SET LOCAL idle_in_transaction_session_timeout = {FENCED_IDLE_LIMIT_MS}"))
+            f"SET LOCAL idle_in_transaction_session_timeout = {int(fence.idle_limit_ms)}"))
         query = query.with_for_update(read=True, of=Lease)
     if session.execute(query).scalar_one_or_none() is None or not session.execute(
             select(_alive(literal(fence.owner), now))).scalar():
