@@ -271,6 +271,16 @@ async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -
     channel has taken the work; the core stores the returned submission before anything
     else and follows it with :func:`poll_submission`, also after a restart.
 
+    Quantity, handling time and price of one listing travel in one message: the core fills
+    ``StockUpdate.price`` whenever a local price is due for a merchant-fulfilled listing
+    (and asks for this push as soon as the price is set), so a plugin must send all three
+    in the same channel message where the channel allows it (Amazon: one Listings patch
+    or one JSON_LISTINGS_FEED message). The update type was extended rather than the two
+    hooks merged: ``push_prices`` still serves listings that have no quantity of ours
+    (FBA), and a plugin without prices keeps implementing ``push_stock`` alone. A refusal
+    of a message that carried a price is taken as the price's: the price waits after
+    refusals, the quantity goes again alone at once.
+
     :param integration: the integration to push to.
     :param updates: one :class:`~marketsync.core.types.StockUpdate` per channel SKU.
     :returns: a :class:`~marketsync.core.types.Submission`. Results known at once (a
@@ -284,7 +294,8 @@ async def push_stock(integration: Integration, updates: Sequence[StockUpdate]) -
 
 @hookspec(firstresult=True)
 async def push_prices(integration: Integration, updates: Sequence[PriceUpdate]) -> Submission:
-    """Send prices set locally for channel SKUs; same contract as :func:`push_stock`.
+    """Send prices set locally for channel SKUs whose price cannot ride with a stock push
+    (FBA listings, listings not mapped to a product); same contract as :func:`push_stock`.
 
     :param integration: the integration to push to.
     :param updates: one :class:`~marketsync.core.types.PriceUpdate` per SKU.

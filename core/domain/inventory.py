@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +39,7 @@ from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
     Fulfillment,
     ItemResult,
+    Money,
     StockUpdate,
     Submission,
     SubmissionReport,
@@ -391,19 +393,50 @@ def pending_stock_updates(
     )
     updates: list[StockUpdate] = []
     generations: dict[str, int] = {}
+    now = transaction_now()
+    currency: str | None = None
     for listing in session.execute(query).scalars():
         if listing.channel_sku in busy:
             continue
         handling = listing.wanted_handling_time
+        price = None
+        if price_due(listing, now):
+            if listing.currency is None and currency is None:
+                currency = integration_currency(session, integration_id)
+            price = Money(amount=listing.wanted_price, currency=listing.currency or currency)
         updates.append(StockUpdate(
             channel_sku=listing.channel_sku,
             quantity=int(listing.wanted_quantity or 0),
             handling_time_days=default_handling_time_days if handling is None else handling,
+            price=price,
         ))
         generations[listing.channel_sku] = listing.push_generation
         if limit is not None and len(updates) >= limit:
             break
     return StockBatch(tuple(updates), generations)
+
+
+def price_due(listing: Listing, now: datetime) -> bool:
+    """A local price the channel has not acknowledged, and not waiting after a refusal."""
+    return (listing.wanted_price is not None
+            and listing.wanted_price != listing.acknowledged_price
+            and (listing.price_retry_at is None or listing.price_retry_at <= now))
+
+
+def carries_price(listing: Listing) -> bool:
+    """Whether the listing's price goes out in its stock push (quantity, handling time and
+    price in one message) rather than through ``push_prices``: merchant-fulfilled and
+    mapped, so a stock push is possible at all. FBA listings have no quantity of ours."""
+    return (listing.fulfillment is Fulfillment.MFN and listing.product_id is not None
+            and listing.wanted_quantity is not None)
+
+
+def integration_currency(session: Session, integration_id: int) -> str:
+    currency = session.execute(
+        select(Listing.currency).where(Listing.integration_id == integration_id,
+                                       Listing.currency.is_not(None)).limit(1)
+    ).scalar_one_or_none()
+    return currency or ""
 
 
 def record_stock_push(
@@ -418,7 +451,9 @@ def record_stock_push(
     assert row is not None
     # the sent quantities are ours to keep next to the generations (see the report note)
     row.payload = {**row.payload, "quantities": {u.channel_sku: u.quantity for u in batch.updates},
-                   "handling": {u.channel_sku: u.handling_time_days for u in batch.updates}}
+                   "handling": {u.channel_sku: u.handling_time_days for u in batch.updates},
+                   "prices": {u.channel_sku: str(u.price.amount) for u in batch.updates
+                              if u.price is not None}}
     if submission.results and submission.poll_after <= 0:
         submissions.apply_report(session, submission_id,
                                  SubmissionReport(done=True, results=submission.results))
@@ -440,6 +475,7 @@ def apply_push_results(
     payload = row.payload if row is not None else {}
     quantities = payload.get("quantities", {})
     handling = payload.get("handling", {})
+    prices = payload.get("prices", {})
     accepted = {r.channel_sku for r in results if r.accepted}
     refused = refusals(results)
     now = transaction_now()
@@ -454,6 +490,13 @@ def apply_push_results(
                 listing.channel_quantity = quantities.get(sku)
                 listing.acknowledged_handling_time = handling.get(sku)
             accepted_now(listing, "push")
+            if sku in prices:
+                listing.acknowledged_price = listing.price = Decimal(prices[sku])
+                accepted_now(listing, "price")
+        elif sku in refused and sent is not None and sku in prices:
+            # the message carried a price too: blame the price (it waits), and the
+            # quantity goes again at once on its own, so a bad price never holds it back
+            refused_now(listing, "price", refused[sku], now)
         elif sku in refused and sent is not None:
             refused_now(listing, "push", refused[sku], now)
         if listing.push_generation > listing.pushed_generation:

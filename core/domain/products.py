@@ -320,6 +320,9 @@ def set_price(session: Session, sku: str, amount: Decimal, integration_id: int) 
         raise UnknownListing(f"product {sku!r} has no listing on integration {integration_id}")
     for listing in listings:
         listing.wanted_price = amount.quantize(Decimal("0.01"))
+        if inventory.carries_price(listing):
+            # goes out with the stock push, in the same message as quantity and handling
+            listing.push_generation = (listing.push_generation or 0) + 1
     return len(listings)
 
 
@@ -341,20 +344,14 @@ def pending_price_updates(session: Session, integration_id: int,
     for listing in session.execute(query).scalars():
         if listing.wanted_price == listing.acknowledged_price or listing.channel_sku in busy:
             continue
-        currency = listing.currency or _integration_currency(session, integration_id)
+        if inventory.carries_price(listing):
+            continue  # rides with the listing's stock push (inventory.pending_stock_updates)
+        currency = listing.currency or inventory.integration_currency(session, integration_id)
         updates.append(PriceUpdate(channel_sku=listing.channel_sku,
                                    price=Money(amount=listing.wanted_price, currency=currency)))
         if limit is not None and len(updates) >= limit:
             break
     return updates
-
-
-def _integration_currency(session: Session, integration_id: int) -> str:
-    currency = session.execute(
-        select(Listing.currency).where(Listing.integration_id == integration_id,
-                                       Listing.currency.is_not(None)).limit(1)
-    ).scalar_one_or_none()
-    return currency or ""
 
 
 def record_price_push(session: Session, integration_id: int, updates: Sequence[PriceUpdate],

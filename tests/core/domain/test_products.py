@@ -8,12 +8,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marketsync.core.domain import inventory, products
 from marketsync.core.store import Store, submissions
 from marketsync.core.store.integrations import ensure_integration
-from marketsync.core.store.models import Listing, Product
+from marketsync.core.store.models import Listing, Product, SubmissionRow
 from marketsync.core.store.timing import pinned_now, transaction_now
 from marketsync.core.types import (
     ChannelListing,
@@ -148,31 +148,48 @@ def test_deleted_locally_comes_back_with_the_import(sqlite_store):
     sqlite_store.run_blocking(work)
 
 
-def test_prices_come_back_and_local_prices_are_pushed(sqlite_store):
+def stock_push(session, integration, channel_id="s-1"):
+    """What the push_stock job sends now, recorded as sent (a feed: results come later)."""
+    batch = inventory.pending_stock_updates(session, integration)
+    inventory.record_stock_push(session, integration, batch, Submission(
+        kind="stock", channel_id=channel_id, channel_skus=[u.channel_sku for u in batch.updates],
+        poll_after=30))
+    submission_id = session.execute(select(func.max(SubmissionRow.id))).scalar_one()
+    return batch, submission_id
+
+
+def finish(session, submission_id, sku, accepted=True, message=None):
+    submissions.apply_report(session, submission_id, SubmissionReport(
+        done=True, results=[ItemResult(channel_sku=sku, accepted=accepted, message=message)]))
+    return products.apply_submission_results(session, submission_id)
+
+
+def test_prices_come_back_and_local_prices_ride_with_the_stock(sqlite_store):
+    """A merchant-fulfilled listing's price goes out in its stock push (one message with
+    quantity and handling time), asked for at once; push_prices is left with nothing."""
     def work(session):
         de, fr = integrations(session)
-        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
-                                                                     price=eur("9.99"))])
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG", price=eur("9.99"), quantity=6)])
         assert listing(session, de, "MUG").price == Decimal("9.99")
-        assert products.pending_price_updates(session, de) == []
-        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
-                                                                     price=eur("10.49"))])
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG", price=eur("10.49"), quantity=6)])
         assert listing(session, de, "MUG").price == Decimal("10.49")
-        assert products.pending_price_updates(session, de) == []
+        assert not inventory.pending_stock_updates(session, de)
         products.set_price(session, "MUG", Decimal("12.5"), de)
-        updates = products.pending_price_updates(session, de)
-        assert [(u.channel_sku, u.price) for u in updates] == [("MUG", eur("12.50"))]
-        submission_id = products.record_price_push(session, de, updates, Submission(
-            kind="prices", channel_id="p-1", channel_skus=["MUG"], poll_after=30))
-        assert products.pending_price_updates(session, de) == []  # in flight
+        assert products.pending_price_updates(session, de) == []
+        batch, submission_id = stock_push(session, de)
+        assert [(u.channel_sku, u.quantity, u.price) for u in batch.updates] \
+            == [("MUG", 6, eur("12.50"))]
+        assert not inventory.pending_stock_updates(session, de)  # in flight
         # the import still shows the old price while ours is on its way: ours stays
-        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
-                                                                     price=eur("10.49"))])
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG", price=eur("10.49"), quantity=6)])
         assert listing(session, de, "MUG").wanted_price == Decimal("12.50")
-        submissions.apply_report(session, submission_id, SubmissionReport(
-            done=True, results=[ItemResult(channel_sku="MUG", accepted=True)]))
-        assert products.apply_submission_results(session, submission_id) == []
-        assert listing(session, de, "MUG").price == Decimal("12.50")
+        assert finish(session, submission_id, "MUG") == []
+        row = listing(session, de, "MUG")
+        assert (row.price, row.acknowledged_price) == (Decimal("12.50"), Decimal("12.50"))
+        assert not inventory.pending_stock_updates(session, de)
         with pytest.raises(products.UnknownListing):
             products.set_price(session, "MUG", Decimal("1"), fr)
         with pytest.raises(ValueError, match="above zero"):
@@ -180,53 +197,63 @@ def test_prices_come_back_and_local_prices_are_pushed(sqlite_store):
     sqlite_store.run_blocking(work)
 
 
-def test_price_set_again_while_in_flight_is_pushed_again(sqlite_store):
+def test_an_fba_price_still_goes_through_push_prices(sqlite_store):
     def work(session):
         de, _ = integrations(session)
-        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
-                                                                     price=eur("9.99"))])
-        products.set_price(session, "MUG", Decimal("11"), de)
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG-FBA", fulfillment=Fulfillment.FBA, price=eur("9.99"))])
+        products.set_price(session, "MUG-FBA", Decimal("11"), de)
+        assert not inventory.pending_stock_updates(session, de)
         updates = products.pending_price_updates(session, de)
+        assert [(u.channel_sku, u.price) for u in updates] == [("MUG-FBA", eur("11.00"))]
         submission_id = products.record_price_push(session, de, updates, Submission(
-            kind="prices", channel_id="p-1", channel_skus=["MUG"], poll_after=30))
-        products.set_price(session, "MUG", Decimal("12"), de)
-        submissions.apply_report(session, submission_id, SubmissionReport(
-            done=True, results=[ItemResult(channel_sku="MUG", accepted=True)]))
-        assert products.apply_submission_results(session, submission_id) == ["MUG"]
+            kind="prices", channel_id="p-1", channel_skus=["MUG-FBA"], poll_after=30))
+        products.set_price(session, "MUG-FBA", Decimal("12"), de)
+        assert finish(session, submission_id, "MUG-FBA") == ["MUG-FBA"]
         assert [u.price.amount for u in products.pending_price_updates(session, de)] \
             == [Decimal("12.00")]
     sqlite_store.run_blocking(work)
 
 
+def test_price_set_again_while_in_flight_is_pushed_again(sqlite_store):
+    def work(session):
+        de, _ = integrations(session)
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG", price=eur("9.99"), quantity=3)])
+        products.set_price(session, "MUG", Decimal("11"), de)
+        _, submission_id = stock_push(session, de)
+        products.set_price(session, "MUG", Decimal("12"), de)
+        assert finish(session, submission_id, "MUG") == ["MUG"]
+        assert [u.price.amount for u in inventory.pending_stock_updates(session, de).updates] \
+            == [Decimal("12.00")]
+    sqlite_store.run_blocking(work)
+
+
 def test_a_refused_price_waits_and_does_not_hold_back_the_stock(sqlite_store):
-    """Amazon refuses 0.50 (below the listing's minimum, say): the reason is kept, the price
-    waits 60 s before it goes again, and the listing's stock pushes are not affected."""
+    """Amazon refuses the message carrying 0.50 (below the listing's minimum, say): the
+    reason is kept on the price, which waits 60 s; the quantity goes again at once alone."""
     start = transaction_now()
 
     def work(session):
         de, _ = integrations(session)
-        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="MUG",
-                                                                     price=eur("9.99"))])
+        products.apply_channel_listings(session, de, [ChannelListing(
+            channel_sku="MUG", price=eur("9.99"), quantity=5)])
         products.set_price(session, "MUG", Decimal("0.50"), de)
         with pinned_now(start):
-            updates = products.pending_price_updates(session, de)
-            submission_id = products.record_price_push(session, de, updates, Submission(
-                kind="prices", channel_id="p-1", channel_skus=["MUG"], poll_after=30))
-            submissions.apply_report(session, submission_id, SubmissionReport(
-                done=True, results=[ItemResult(channel_sku="MUG", accepted=False,
-                                               message="8541: price below the minimum")]))
-            assert products.apply_submission_results(session, submission_id) == ["MUG"]
+            inventory.set_on_hand(session, "MUG", 4)
+            batch, submission_id = stock_push(session, de)
+            assert [(u.quantity, u.price) for u in batch.updates] == [(4, eur("0.50"))]
+            assert finish(session, submission_id, "MUG", accepted=False,
+                          message="8541: price below the minimum") == ["MUG"]
         row = listing(session, de, "MUG")
         assert (row.price_error, row.price_refusals) == ("8541: price below the minimum", 1)
-        assert row.push_error is None  # stock is another matter
-        with pinned_now(start + timedelta(seconds=59)):
-            assert products.pending_price_updates(session, de) == []
-            inventory.set_on_hand(session, "MUG", 4)
-            assert [u.quantity for u in inventory.pending_stock_updates(session, de).updates] \
-                == [4]
+        assert row.push_error is None and row.push_retry_at is None  # stock is another matter
+        with pinned_now(start + timedelta(seconds=1)):
+            assert [(u.quantity, u.price) for u in
+                    inventory.pending_stock_updates(session, de).updates] == [(4, None)]
         with pinned_now(start + timedelta(seconds=60)):
-            assert [u.price.amount for u in products.pending_price_updates(session, de)] \
-                == [Decimal("0.50")]
+            assert [(u.quantity, u.price) for u in
+                    inventory.pending_stock_updates(session, de).updates] == [(4, eur("0.50"))]
     sqlite_store.run_blocking(work)
 
 
