@@ -15,6 +15,7 @@ from marketsync.core.domain import orders as book, pii, products, recipients, sh
 from marketsync.core.store.models import IntegrationRow, Order, ShipmentRow
 
 from marketsync.core.cli.context import CliContext, pass_cli
+from marketsync.core.cli.daemon_link import PUSHES, tell_daemon
 
 
 @click.group()
@@ -123,6 +124,8 @@ def cancel(cli: CliContext, order_id: int) -> None:
     """Cancel locally: restocks unless shipped; nothing is cancelled on the channel."""
     changed = cli.store.run_blocking(book.cancel_locally, order_id)
     click.echo(f"order {order_id}: " + ("canceled" if changed else "was already canceled"))
+    if changed:
+        tell_daemon(cli, *PUSHES)  # the units are back on sale
 
 
 @orders.command()
@@ -147,10 +150,12 @@ def ship(cli: CliContext, order_id: int, carrier: str, tracking: str,
                                      tracking_number=tracking, ship_method=method, was=was)
         click.echo(f"order {order_id}: shipment {key} now {carrier} {tracking}; "
                    "confirmation queued again")
+        tell_daemon(cli, "confirm_shipment")
         return
     key = cli.store.run_blocking(book.ship_order, order_id, carrier=carrier,
                                  tracking_number=tracking, ship_method=method)
     click.echo(f"order {order_id}: shipped ({key}); confirmation queued")
+    tell_daemon(cli, "confirm_shipment")
 
 
 @orders.command("ship-import")
@@ -161,6 +166,7 @@ def ship_import(cli: CliContext, file: Path) -> None:
     a row with correct=yes fixes the order's shipment instead of adding one."""
     keys = cli.store.run_blocking(csvio.import_shipments, file.read_text("utf-8"), str(file))
     click.echo(f"{file}: {len(keys)} shipment(s); confirmations queued")
+    tell_daemon(cli, "confirm_shipment")
 
 
 @orders.command("fulfill-mcf")
@@ -173,6 +179,7 @@ def fulfill_mcf(cli: CliContext, order_id: int, alias: str) -> None:
     def work(session):
         return book.fulfill_mcf(session, order_id, products.integration_id(session, alias))
     click.echo(f"order {order_id}: MCF order {cli.store.run_blocking(work)}")
+    tell_daemon(cli, "fetch_tracking", *PUSHES)  # sends the MCF order; its units come free
 
 
 @orders.command()

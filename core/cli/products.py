@@ -12,6 +12,7 @@ from marketsync.core.cli import csvio
 from marketsync.core.domain import products as catalog
 
 from marketsync.core.cli.context import CliContext, pass_cli
+from marketsync.core.cli.daemon_link import PUSHES, tell_daemon
 
 
 @click.group()
@@ -81,6 +82,7 @@ def map_(cli: CliContext, channel_sku: str, sku: str, alias: str) -> None:
         catalog.map_listing(session, catalog.integration_id(session, alias), channel_sku, sku)
     cli.store.run_blocking(work)
     click.echo(f"{alias}:{channel_sku} -> {sku}")
+    tell_daemon(cli, *PUSHES)
 
 
 @products.command()
@@ -93,6 +95,7 @@ def unmap(cli: CliContext, channel_sku: str, alias: str) -> None:
         catalog.unmap_listing(session, catalog.integration_id(session, alias), channel_sku)
     cli.store.run_blocking(work)
     click.echo(f"{alias}:{channel_sku} unmapped")
+    tell_daemon(cli, *PUSHES)
 
 
 @products.command()
@@ -111,6 +114,7 @@ def price(cli: CliContext, sku: str, amount: str, alias: str) -> None:
         return catalog.set_price(session, sku, value, catalog.integration_id(session, alias))
     count = cli.store.run_blocking(work)
     click.echo(f"{sku} on {alias}: {value} ({count} listing(s) to push)")
+    tell_daemon(cli, *PUSHES)
 
 
 @products.command("handling-time")
@@ -121,3 +125,4 @@ def handling_time(cli: CliContext, file: Path) -> None:
     count = cli.store.run_blocking(csvio.import_handling_times, file.read_text("utf-8"),
                                    str(file))
     click.echo(f"{file}: {count} row(s) applied")
+    tell_daemon(cli, *PUSHES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -366,6 +366,13 @@ class Daemon:
                 self.scheduler.trigger(alias, kind, delay=delay)
             except KeyError:
                 pass  # the channel does not implement that job, or the settings skip it
+
+    def nudge(self, kinds: Iterable[str]) -> None:
+        """Something changed in another process (the CLI): run these jobs of every
+        integration now rather than at their next scheduled run."""
+        for kind in kinds:
+            for alias in self.runners:
+                self.trigger(alias, kind)
 
     def stock_changed(self) -> None:
         """Local availability changed: every integration that pushes stock should look.

@@ -106,6 +106,9 @@ def wanted(kind: str, cfg: "IntegrationConfig") -> bool:
 
 #: the import kinds; what each applies to the store is ``_APPLY[kind]``
 IMPORTS = ("import_orders", "import_products", "import_stock")
+#: jobs another process (the CLI) may ask a running daemon to run now: they send local
+#: changes out (stock, prices, shipments; fetch_tracking also sends new MCF orders)
+NUDGEABLE = frozenset({"push_stock", "push_prices", "confirm_shipment", "fetch_tracking"})
 
 
 @dataclass(frozen=True)

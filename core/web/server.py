@@ -26,6 +26,7 @@ from starlette.routing import Route
 from marketsync.core import clock
 from marketsync.core.web.guard import Guard, is_loopback, public_origin
 from marketsync.core.web.metrics import DaemonCollector
+from marketsync.core.runtime import jobs
 from marketsync.core.runtime.status import collect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +68,18 @@ def create_web_app(daemon: "Daemon") -> Guard:
         daemon.stock_changed()
         return PlainTextResponse("push requested", status_code=202)
 
+    async def local_change(request: Request) -> Response:
+        """The CLI changed something in another process (a price, a shipment, a mapping):
+        run the jobs that send it now, e.g. ``?jobs=confirm_shipment``."""
+        kinds = [k for k in request.query_params.get("jobs", "").split(",") if k]
+        unknown = sorted(set(kinds) - jobs.NUDGEABLE)
+        if not kinds or unknown:
+            return PlainTextResponse(
+                f"jobs= must name some of {', '.join(sorted(jobs.NUDGEABLE))}"
+                + (f" (not {', '.join(unknown)})" if unknown else ""), status_code=400)
+        daemon.nudge(kinds)
+        return PlainTextResponse("runs requested", status_code=202)
+
     async def healthz(request: Request) -> Response:
         problems = []
         if not daemon.scheduler_alive():
@@ -104,6 +117,7 @@ def create_web_app(daemon: "Daemon") -> Guard:
         Route("/", status_page),
         Route("/integrations/{alias}/retry", retry, methods=["POST"]),
         Route("/stock-changed", stock_changed, methods=["POST"]),
+        Route("/local-change", local_change, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/channels/{channel}/callback", callback),
