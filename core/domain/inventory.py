@@ -344,6 +344,30 @@ def want(listing: Listing, quantity: int, handling_time: int | None) -> bool:
     return False
 
 
+def handling_times_due(session: Session, integration_id: int, default_days: int) -> int:
+    """Ask for a push of every MFN listing whose handling time (the product's override,
+    else the integration's ``default_days``) is not the one the channel last acknowledged
+    from us, even when its quantity did not change: otherwise a new default reached the
+    channel only with the next quantity push for other reasons. A channel that does not
+    report handling times (Amazon's listings report) gets each listing once. Returns how
+    many listings became due."""
+    rows = session.execute(
+        select(Listing, Product.handling_time_days)
+        .join(Product, Product.id == Listing.product_id)
+        .where(Listing.integration_id == integration_id,
+               Listing.fulfillment == Fulfillment.MFN, Listing.on_channel.is_(True),
+               Listing.wanted_quantity.is_not(None),
+               Listing.push_generation <= Listing.pushed_generation)
+    ).all()
+    due = 0
+    for listing, override in rows:
+        wanted = default_days if override is None else override
+        if listing.acknowledged_handling_time != wanted:
+            listing.push_generation = (listing.push_generation or 0) + 1
+            due += 1
+    return due
+
+
 def pending_push_integrations(session: Session) -> list[int]:
     """Integrations with at least one MFN listing waiting for a stock push: after a unit of
     work that changed stock, the caller triggers their ``push_stock`` job on demand."""

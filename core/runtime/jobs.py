@@ -190,6 +190,10 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
     daemon.stats.records[(integration.alias, kind)] += items
     if items:
         log.info("%s: %s: %d record(s)", integration.alias, kind, items)
+    if done and kind == "import_products":
+        days = daemon.integration_config(integration.alias).handling_time_days
+        if await daemon.store.run(inventory.handling_times_due, integration_id, days):
+            daemon.trigger(integration.alias, "push_stock")
     return ImportRun(items=items, done=done, waiting=waiting)
 
 

@@ -81,3 +81,4 @@ async def test_a_shipment_is_confirmed_within_a_minute(make_daemon, world, e2e_c
         nursery.cancel_scope.cancel()
     assert answer.status_code == 202 and took < 60
     assert refused.status_code == 400 and "not drop_tables" in refused.text
+
