@@ -15,14 +15,21 @@ Both include the daemon's debounce, scheduling, governor waits and, for large ba
 the feed's queue and processing time in the simulator (30 s + 2 min by default).
 The simulator generates no orders here, so nothing else moves the quantities.
 
+Rounds with a price (``--price-sizes``, issue 11) set a new price of each chosen SKU on
+both integrations in the same moment as its count: a listing counts as applied when the
+simulator holds both, and the round reports how many patch messages each listing took
+(1 = quantity, handling time and price in one message).
+
     .venv/bin/python bench/push_latency.py [--quick] [--database URL] [--poll S]
-                                           [--sizes 10000x1,50x2] [--timeline]
+                                           [--sizes 10000x1,50x2] [--price-sizes 50x2]
+                                           [--timeline]
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +39,16 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from marketsync.core import clock, inventory  # noqa: E402
+from marketsync.core import clock  # noqa: E402
+from marketsync.core.domain import inventory, products  # noqa: E402
 from marketsync.core.store.models import IntegrationRow  # noqa: E402
 from marketsync.core.store.models import Listing, Product  # noqa: E402
+from marketsync.plugins.amazon.marketplaces import MARKETPLACES  # noqa: E402
 
 REGIONS = {"NA": ["US"], "EU": ["DE"]}
-FULL = {"skus": 10_000, "sizes": [(1, 10), (50, 6), (10_000, 2)]}
-QUICK = {"skus": 300, "sizes": [(1, 5), (50, 3), (300, 1)]}
+FULL = {"skus": 10_000, "sizes": [(1, 10), (50, 6), (10_000, 2)],
+        "price_sizes": [(1, 10), (50, 6)]}
+QUICK = {"skus": 300, "sizes": [(1, 5), (50, 3), (300, 1)], "price_sizes": [(1, 5), (50, 3)]}
 ROUND_LIMIT = 3600.0  #: simulated seconds a round may take before it is reported as stuck
 
 
@@ -48,6 +58,8 @@ class Round:
     applied: list[float] = field(default_factory=list)
     acknowledged: list[float] = field(default_factory=list)
     missing: int = 0
+    priced: bool = False
+    messages: int = 0  #: patchListingsItem calls for the chosen SKUs during the round
     started: object = None  #: the simulated wall time of the change (for the timeline)
     ended: object = None
 
@@ -80,11 +92,21 @@ def _listing_counts(session) -> dict[str, int]:
         .group_by(IntegrationRow.alias)).all())
 
 
+def _set_prices(session, prices: dict[str, Decimal]) -> None:
+    for integration_id in session.execute(select(IntegrationRow.id)).scalars():
+        for sku, price in prices.items():
+            products.set_price(session, sku, price, integration_id)
+
+
 async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
-                  poll: float) -> Round:
+                  poll: float, priced: bool = False) -> Round:
     chosen = rng.sample(skus, size)
     quantities = {sku: rng.randint(5, 500) for sku in chosen}
+    prices = {sku: Decimal(rng.randint(500, 9000)) / 100 for sku in chosen} if priced else {}
+    calls_before = len(world.calls)
     targets = await daemon.store.run(_set_many, quantities)
+    if prices:
+        await daemon.store.run(_set_prices, prices)
     daemon.stock_changed()
     changed_at = trio.current_time()
     started = clock.now()
@@ -92,13 +114,18 @@ async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
                for region, codes in REGIONS.items() for code in codes}
     waiting_applied = {(alias, sku) for alias in sellers for sku in chosen}
     waiting_ack = set(waiting_applied)
-    result = Round(size=size, started=started)
+    result = Round(size=size, started=started, priced=priced)
+    market = {alias: MARKETPLACES[alias.removeprefix("amazon-").upper()].id for alias in sellers}
     with trio.move_on_after(ROUND_LIMIT):
         while waiting_applied or waiting_ack:
             now = trio.current_time() - changed_at
             for alias, sku in list(waiting_applied):
                 offer = world.catalog.get(sellers[alias], sku)
-                if offer is not None and offer.quantity == targets[sku]:
+                price_there = (offer.marketplaces.get(market[alias]).price
+                               if offer is not None and market[alias] in offer.marketplaces
+                               else None)
+                if (offer is not None and offer.quantity == targets[sku]
+                        and (sku not in prices or price_there == prices[sku])):
                     result.applied.append(now)
                     waiting_applied.discard((alias, sku))
             if waiting_ack:
@@ -108,6 +135,10 @@ async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
             if waiting_applied or waiting_ack:
                 await trio.sleep(poll)
     result.missing = len(waiting_applied) + len(waiting_ack)
+    wanted = {f"/{sku}" for sku in chosen}
+    result.messages = sum(1 for c in world.calls[calls_before:]
+                          if c.operation == "patchListingsItem"
+                          and c.path[c.path.rfind("/"):] in wanted)
     result.ended = clock.now()
     return result
 
@@ -140,12 +171,18 @@ def main() -> None:
         parser.add_argument("--timeline", action="store_true",
                             help="print when each push operation was called in every round")
         parser.add_argument("--sizes", help="rounds to run, e.g. 10000x1,50x2 (SIZExROUNDS)")
+        parser.add_argument("--price-sizes",
+                            help="rounds with a new price as well, e.g. 50x2 (0x0: none)")
 
     args = common.arguments(__doc__.splitlines()[0], options)
     shape = dict(QUICK if args.quick else FULL)
     if args.sizes:
         shape["sizes"] = [tuple(int(n) for n in part.split("x")) for part in args.sizes.split(",")]
         shape["skus"] = max(shape["skus"], max(size for size, _ in shape["sizes"]))
+    if args.price_sizes:
+        shape["price_sizes"] = [tuple(int(n) for n in part.split("x"))
+                                for part in args.price_sizes.split(",")
+                                if not part.startswith("0")]
     common.header("push latency: stock change → accepted by the channel", args)
     log_counter = common.quiet_logging()
     timer = common.WallTimer()
@@ -165,13 +202,16 @@ def main() -> None:
                     what="first listing imports")
                 print(f"first imports done after {took:.0f} simulated s "
                       f"({timer.seconds:.0f} real s)")
-                for size, count in shape["sizes"]:
+                plan = [(size, count, False) for size, count in shape["sizes"]]
+                plan += [(size, count, True) for size, count in shape["price_sizes"]]
+                for size, count, priced in plan:
                     for n in range(count):
                         await trio.sleep(rng.uniform(20, 90))  # off the 15 s backstop's phase
                         result = await measure(daemon, world, skus, size, rng,
-                                               args.poll if size <= 50 else max(args.poll, 5.0))
-                        rounds.setdefault(size, []).append(result)
-                        print(f"  size {size:>6} round {n + 1}: "
+                                               args.poll if size <= 50 else max(args.poll, 5.0),
+                                               priced)
+                        rounds.setdefault((size, priced), []).append(result)
+                        print(f"  size {size:>6}{' +price' if priced else ''} round {n + 1}: "
                               f"{summary('applied', result.applied)}; "
                               f"{summary('acknowledged', result.acknowledged)}"
                               + (f"; {result.missing} NOT DONE" if result.missing else ""),
@@ -187,15 +227,16 @@ def main() -> None:
         common.run(run, args.threshold)
 
     print()
-    print(f"{'SKUs':>6} {'rounds':>6} {'listings':>8}  {'applied p50/p95':>17}  "
-          f"{'acknowledged p50/p95':>22}  not done")
-    for size, results in rounds.items():
+    print(f"{'SKUs':>6} {'price':>5} {'rounds':>6} {'listings':>8}  {'applied p50/p95':>17}  "
+          f"{'acknowledged p50/p95':>22}  not done  patches per listing")
+    for (size, priced), results in rounds.items():
         applied = [v for r in results for v in r.applied]
         acked = [v for r in results for v in r.acknowledged]
-        print(f"{size:>6} {len(results):>6} {len(applied):>8}  "
+        per_listing = sum(r.messages for r in results) / max(len(applied), 1)
+        print(f"{size:>6} {'yes' if priced else 'no':>5} {len(results):>6} {len(applied):>8}  "
               f"{common.percentile(applied, 50):7.1f} / {common.percentile(applied, 95):6.1f} s  "
               f"{common.percentile(acked, 50):10.1f} / {common.percentile(acked, 95):6.1f} s  "
-              f"{sum(r.missing for r in results)}")
+              f"{sum(r.missing for r in results):>8}  {per_listing:.2f}")
     common.footer(timer, log_counter)
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from marketsync.core import inventory  # noqa: E402
+from marketsync.core.domain import inventory  # noqa: E402
 from marketsync.core.store.models import Order  # noqa: E402
 from marketsync.plugins.amazon.manifest import INFO  # noqa: E402
 
