@@ -188,7 +188,11 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
             f"<td>{esc(item['reason'] or '')}</td>"
             f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}"
             + (f" <b class='refused'>({item['refused_pushes']} refused)</b>"
-               if item["refused_pushes"] else "") + "</td>"
+               if item["refused_pushes"] else "")
+            + (f" <b class='held' title='{esc(item.get('push_hold_reason') or '')}'>"
+               f"(pushes held: {'review' if item.get('push_hold') == 'review' else 'safety valve'}"
+               f" — marketsync stock plan {esc(item['alias'])})</b>"
+               if item.get("push_hold") in ("review", "valve") else "") + "</td>"
             f"<td><table class='jobs'>{jobs}</table>"
             + (f"<p class='quarantine' data-count='{item['quarantined']}'><b>"
                f"{item['quarantined']} record(s) in quarantine</b> (not imported; "

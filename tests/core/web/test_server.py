@@ -253,6 +253,19 @@ async def test_render_escapes_channel_text(make_daemon, e2e_clock):
     assert "<b>bad</b>" not in html and "failing ×2" in html
 
 
+async def test_the_page_says_when_pushes_are_held(make_daemon, e2e_clock):
+    """A tripped safety valve (or a review) shows beside the pushes, with its reason."""
+    daemon = make_daemon()
+    report = {"time": clock.now(), "integrations": [{
+        "alias": "amazon-uk", "channel": "amazon", "marketplace": "UK", "state": "LIVE",
+        "reason": None, "pending_pushes": 7, "refused_pushes": 0, "submissions_in_flight": 0,
+        "push_hold": "valve", "push_hold_reason": "7 of 9 listings with stock would go to 0",
+        "jobs": []}]}
+    html = render_status(daemon, report, ask_token=False)
+    assert "pushes held: safety valve" in html and "marketsync stock plan amazon-uk" in html
+    assert "title='7 of 9 listings with stock would go to 0'" in html
+
+
 async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clock):
     """The connect flow end to end: consent URL, the simulated Seller Central redirect,
     the callback on the status surface; a new refresh token is stored and used. From
