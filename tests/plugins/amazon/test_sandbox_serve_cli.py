@@ -44,7 +44,7 @@ def test_sandbox_serve_answers_lwa_and_sp_api_on_a_loopback_port():
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=30)  # a loaded machine stops hypercorn slowly
         except subprocess.TimeoutExpired:
             process.kill()
             raise
