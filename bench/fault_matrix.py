@@ -2,7 +2,7 @@
 
 Each simulated hour places good orders and one malformed order (the simulator's kinds in
 turn, merchant and FBA alternately), turns on one fault for 20 minutes (5xx storm, 429
-storm, access tokens expiring every five minutes, an outage, or none), changes a stock
+storm, every access token expired at once, an outage, or none), changes a stock
 figure and ships an open merchant order; after the last round the daemon gets an hour
 to converge and every promise is checked (``tests/e2e/fault_matrix.py``). Prints the
 row for docs/benchmarks.md; exits 1 when a promise failed.
