@@ -111,14 +111,15 @@ def _open_merchant_order(session, exclude: set[str]) -> tuple[int, str] | None:
 
 
 async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str],
-                     sellers: dict[str, str], buyer_texts, round_seconds: float = ROUND
-                     ) -> Findings:
+                     sellers: dict[str, str], buyer_texts, round_seconds: float = ROUND,
+                     faults: tuple[str, ...] = FAULTS) -> Findings:
     """Drive ``daemon`` through ``rounds`` rounds and check (see the module docstring).
 
     :param marketplaces: alias -> marketplace code, for placing orders.
     :param sellers: marketplace code -> seller id, for the channel's quantities.
     :param buyer_texts: ``world`` -> every buyer name, e-mail and street the simulator made.
     :param round_seconds: simulated length of a round; its first third has the fault.
+    :param faults: the faults rounds take in turn (a subset of :data:`FAULTS`).
     """
     found = Findings()
     control = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(world)),
@@ -136,7 +137,7 @@ async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str]
         await trio.sleep(900)  # first imports
         codes = sorted(set(marketplaces.values()))
         for number in range(rounds):
-            fault = FAULTS[number % len(FAULTS)]
+            fault = faults[number % len(faults)]
             kind = MALFORMATIONS[number % len(MALFORMATIONS)]
             code = codes[number % len(codes)]
             fba = number % 2 == 1
