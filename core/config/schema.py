@@ -266,6 +266,12 @@ class IntegrationConfig:
     push_valve_cut_percent: int = setting(
         "hold a push that would cut the listed quantity by more than this share at once "
         "(and by at least 20 units)", parse.integer(1, 100), 50)
+    company_name: str | None = setting("seller's company name, the heading of invoices and "
+                                       "packing slips", parse.text(), None, shown="the alias")
+    ships_from: str | None = setting(
+        "country merchant-fulfilled parcels leave from (IOSS applies only from outside the EU)",
+        parse.text(r"[A-Z]{2}", "two capital letters, e.g. CN", "country code"), None,
+        shown="return_address's country, else the marketplace's")
     ioss_number: str | None = setting("EU import one-stop-shop number for invoices",
                                       parse.text(r"IM\d{10}", "IM followed by 10 digits",
                                                  "IOSS number"), None)

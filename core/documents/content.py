@@ -24,16 +24,19 @@ from marketsync.core.domain import pii
 from marketsync.core.domain.invoices import DEFAULT_NUMBER_FORMAT, assign_invoice_number
 from marketsync.core.domain.orders import get_order
 from marketsync.core.store.models import IntegrationRow, Order
-from marketsync.core.types import Address, OrderStatus
+from marketsync.core.types import Address, Fulfillment, OrderStatus
 
 Kind = Literal["invoice", "packing_slip"]
 KINDS: tuple[Kind, ...] = ("invoice", "packing_slip")
 
-#: Destinations where an IOSS number matters: EU member states (ISO 3166-1), plus
-#: Northern Ireland's "XI", which follows EU rules for goods.
+#: The EU's VAT area for goods: member states (ISO 3166-1), plus Northern Ireland's
+#: "XI", which follows EU rules for goods.
 EU_COUNTRIES = frozenset(
     "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI"
     .split())
+#: IOSS covers consignments of an intrinsic value (goods without VAT and transport) up to
+#: this many euros; above it, import VAT is paid at the border instead.
+IOSS_THRESHOLD_EUR = Decimal("150")
 
 
 class DocumentError(ValueError):
@@ -44,12 +47,15 @@ class DocumentError(ValueError):
 class Seller:
     """The integration's face on paper: its settings from the configuration."""
 
-    name: str  #: the integration's alias doubles as the company name
+    name: str  #: the heading: the company name, the alias where none is configured
+    alias: str | None = None  #: the integration's alias (defaults to ``name``)
     logo: Path | None = None
     return_address: Address | None = None
     phone: str | None = None
     email: str | None = None
     ioss_number: str | None = None
+    #: where merchant-fulfilled parcels leave from; None: the return address's country
+    ships_from: str | None = None
     invoice_template: Path | None = None
     packing_slip_template: Path | None = None
     invoice_number_format: str = DEFAULT_NUMBER_FORMAT
@@ -63,7 +69,9 @@ class Seller:
         returns = getattr(integration, "return_address", None)
         documents = getattr(integration, "documents", None)
         return cls(
-            name=integration.alias,
+            name=getattr(integration, "company_name", None) or integration.alias,
+            alias=integration.alias,
+            ships_from=getattr(integration, "ships_from", None),
             logo=getattr(integration, "logo", None),
             return_address=returns.to_address() if returns is not None else None,
             phone=getattr(contact, "phone", None),
@@ -78,6 +86,12 @@ class Seller:
     def template(self, kind: Kind) -> Path | None:
         return self.invoice_template if kind == "invoice" else self.packing_slip_template
 
+    def origin(self) -> str | None:
+        """The country this seller's own parcels leave from, when known."""
+        if self.ships_from:
+            return self.ships_from
+        return self.return_address.country_code if self.return_address else None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Line:
@@ -87,6 +101,16 @@ class Line:
     unit_price: Decimal | None
     tax: Decimal | None  #: the line's tax as the channel reported it
     amount: Decimal | None  #: unit price × quantity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VatRate:
+    """One row of the VAT summary: the lines taxed at one rate, added up."""
+
+    rate: Decimal  #: percent, derived from the channel's amounts (to the nearest 0.5)
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,17 +128,66 @@ class OrderDocument:
     tax_total: Decimal | None
     total: Decimal | None
     destination: str | None  #: country code the parcel goes to, when known
+    #: country code the parcel leaves from: the channel's network for channel-fulfilled
+    #: orders, the seller's ``ships_from`` for their own
+    origin: str | None = None
     buyer_name: str | None = None
     buyer_email: str | None = None
     ship_to: Address | None = None
     invoice_number: str | None = None
     seller: Seller | None = None
 
+    @property
+    def tax_included(self) -> bool:
+        """EU-style prices contain the tax: the total is the items' sum."""
+        return (self.tax_total is not None and self.total is not None
+                and self.subtotal == self.total)
+
+    def goods_value(self) -> Decimal | None:
+        """The items without tax: what IOSS calls the intrinsic value."""
+        if self.subtotal is None:
+            return None
+        return self.subtotal - (self.tax_total or 0) if self.tax_included else self.subtotal
+
     def ioss_number(self) -> str | None:
-        """The seller's IOSS number when the parcel goes into the EU, else None."""
+        """The seller's IOSS number where IOSS applies, else None.
+
+        IOSS is for distance sales of goods imported into the EU: the parcel goes to an
+        EU destination, leaves from outside the EU, and is worth at most EUR 150 without
+        VAT. A DE→DE order is a domestic sale (no import at all); a parcel over the
+        threshold pays import VAT at the border. The threshold can only be checked for
+        amounts in euros (marketsync keeps no exchange rates), so another currency never
+        prints the number.
+        """
         if self.seller is None or not self.seller.ioss_number:
             return None
-        return self.seller.ioss_number if self.destination in EU_COUNTRIES else None
+        value = self.goods_value()
+        if (self.destination not in EU_COUNTRIES or self.origin is None
+                or self.origin in EU_COUNTRIES or self.currency != "EUR" or value is None
+                or value > IOSS_THRESHOLD_EUR):
+            return None
+        return self.seller.ioss_number
+
+    def vat_summary(self) -> tuple[VatRate, ...]:
+        """Lines with a reported tax, grouped by the rate their amounts imply.
+
+        The channel reports tax amounts, not rates; a rate is derived from each line's
+        net and tax and rounded to the nearest half percent (cents make it inexact), which
+        gives back the statutory rates (19, 7, 5.5, 20, …).
+        """
+        groups: dict[Decimal, list[Decimal]] = {}
+        for line in self.lines:
+            if line.tax is None or line.amount is None:
+                continue
+            net = line.amount - line.tax if self.tax_included else line.amount
+            if net <= 0:
+                continue
+            rate = (line.tax / net * 200).quantize(Decimal("1")) / 2
+            total = groups.setdefault(rate, [Decimal(0), Decimal(0)])
+            total[0] += net
+            total[1] += line.tax
+        return tuple(VatRate(rate=rate, net=net, tax=tax, gross=net + tax)
+                     for rate, (net, tax) in sorted(groups.items()))
 
 
 @dataclass(slots=True)
@@ -169,7 +242,7 @@ def load_document(session: Session, order_id: int, kind: Kind, *,
     buyer = _open_buyer(order, cipher)
     alias = session.execute(select(IntegrationRow.alias)
                             .where(IntegrationRow.id == order.integration_id)).scalar_one()
-    seller = (sellers or {}).get(alias) or Seller(name=alias)
+    seller = (sellers or {}).get(alias) or Seller(name=alias, alias=alias)
     invoice_number = None
     if kind == "invoice":
         invoice_number = assign_invoice_number(session, order_id,
@@ -180,12 +253,15 @@ def load_document(session: Session, order_id: int, kind: Kind, *,
     currency = order.currency or next((i.currency for i in order.items if i.currency), None)
     ship_to = buyer.get("ship_to")
     destination = order.ship_to_country or (ship_to.country_code if ship_to else None)
+    market_country = _marketplace_country(order.marketplace)
+    origin = market_country if order.fulfillment is Fulfillment.FBA else (
+        seller.origin() or market_country)
     return OrderDocument(
         order_id=order.id, integration=alias, number=order.channel_order_id,
         purchased_at=order.purchased_at, marketplace=order.marketplace, currency=currency,
         lines=lines, subtotal=subtotal, tax_total=tax_total,
         total=order.total if order.total is not None else subtotal,
-        destination=destination or _marketplace_country(order.marketplace),
+        destination=destination or market_country, origin=origin,
         buyer_name=buyer.get("name"), buyer_email=buyer.get("email"), ship_to=ship_to,
         invoice_number=invoice_number, seller=seller,
     )

@@ -129,9 +129,12 @@ def template_context(document: OrderDocument, kind: Kind) -> dict[str, Any]:
     return {
         "kind": kind,
         "seller": {
-            "name": seller.name,
+            "name": seller.name, "alias": seller.alias or seller.name,
             "logo": seller.logo.absolute().as_uri() if seller.logo else None,
-            "return_address": address_lines(seller.return_address),
+            # the addressee is left out where it only repeats the heading
+            "return_address": [line for index, line in
+                               enumerate(address_lines(seller.return_address))
+                               if index or line != seller.name],
             "phone": seller.phone, "email": seller.email,
         },
         "order": {
@@ -149,9 +152,9 @@ def template_context(document: OrderDocument, kind: Kind) -> dict[str, Any]:
             "units": sum(line.quantity for line in document.lines),
             "subtotal": document.subtotal, "tax_total": document.tax_total,
             "total": document.total,
-            # EU-style prices contain the tax: the total is the items' sum
-            "tax_included": document.tax_total is not None and document.total is not None
-            and document.subtotal == document.total,
+            "tax_included": document.tax_included,
+            "vat_summary": [{"rate": row.rate.normalize(), "net": row.net, "tax": row.tax,
+                             "gross": row.gross} for row in document.vat_summary()],
         },
     }
 

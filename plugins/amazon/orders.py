@@ -384,7 +384,22 @@ def _item(line: Any, index: int) -> ChannelOrderItem:
         title=product.get("title"),
         unit_price=_money((product.get("price") or {}).get("unitPrice"),
                           f"{where}.product.price.unitPrice"),
+        tax=_item_tax(line.get("proceeds"), f"{where}.proceeds"),
     )
+
+
+def _item_tax(proceeds: Any, where: str) -> Money | None:
+    """The item's tax: the ``TAX`` entry of its proceeds breakdown (absent where the price
+    carries none, e.g. US sales tax that Amazon collects itself)."""
+    if not isinstance(proceeds, dict):
+        return None
+    breakdowns = proceeds.get("breakdowns") or []
+    if not isinstance(breakdowns, list):
+        raise Malformed(f"{where}.breakdowns is not a list")
+    for index, entry in enumerate(breakdowns):
+        if isinstance(entry, dict) and entry.get("type") == "TAX":
+            return _money(entry.get("subtotal"), f"{where}.breakdowns[{index}].subtotal")
+    return None
 
 
 def _buyer(raw: Any) -> Buyer | None:

@@ -166,6 +166,21 @@ def money(amount: Decimal, currency: str, v0: bool = False) -> dict[str, str]:
     return {"CurrencyCode": currency, "Amount": text} if v0 else {"amount": text, "currencyCode": currency}
 
 
+#: Standard VAT/GST rates (percent) of marketplaces whose prices include the tax; on the
+#: others (US, CA, …) sales tax is added at checkout and not part of the seller's price.
+INCLUDED_TAX_RATES: dict[str, Decimal] = {code: Decimal(rate) for code, rate in {
+    "UK": 20, "DE": 19, "FR": 20, "IT": 22, "ES": 21, "NL": 21, "PL": 23, "SE": 25,
+    "BE": 21, "IE": 23, "TR": 20, "AU": 10, "JP": 10}.items()}
+
+
+def included_tax(gross: Decimal, marketplace_code: str) -> Decimal | None:
+    """The tax inside a tax-inclusive price, to the cent, as Amazon reports it per item."""
+    rate = INCLUDED_TAX_RATES.get(marketplace_code)
+    if rate is None:
+        return None
+    return (gross * rate / (100 + rate)).quantize(Decimal("0.01"))
+
+
 # -- v2026-01-01 ---------------------------------------------------------------------------
 
 
@@ -186,7 +201,14 @@ def render_order(order: SimOrder, cut: datetime, included: set[str], pii: bool) 
             unfulfilled = 0 if status == "CANCELLED" else item.quantity - shipped
             entry["fulfillment"] = {"quantityFulfilled": shipped, "quantityUnfulfilled": unfulfilled}
         if "PROCEEDS" in included and status != "PENDING":
-            entry["proceeds"] = {"proceedsTotal": money(item.unit_price * item.quantity, item.currency)}
+            gross = item.unit_price * item.quantity
+            tax = included_tax(gross, market.code)
+            entry["proceeds"] = {"proceedsTotal": money(gross, item.currency)}
+            if tax is not None:  # VAT/GST is inside the price there; Amazon reports it apart
+                entry["proceeds"]["breakdowns"] = [
+                    {"type": "ITEM", "subtotal": money(gross - tax, item.currency)},
+                    {"type": "TAX", "subtotal": money(tax, item.currency),
+                     "detailedBreakdowns": [{"subtype": "ITEM", "value": money(tax, item.currency)}]}]
         if "CANCELLATION" in included and status == "CANCELLED":
             entry["cancellation"] = {"cancellationExecution": {"cancelledBy": order.cancelled_by or "AMAZON",
                                                                "cancelReason": order.cancel_reason or ""}}
@@ -206,8 +228,13 @@ def render_order(order: SimOrder, cut: datetime, included: set[str], pii: bool) 
                                "shipByWindow": {"latestDateTime": isoformat(order.created + timedelta(days=2))}}
     if "PROCEEDS" in included and status != "PENDING":
         total = sum((i.unit_price * i.quantity for i in order.items), Decimal("0"))
-        body["proceeds"] = {"grandTotal": money(total, market.currency),
-                            "breakdowns": [{"type": "ITEM", "subtotal": money(total, market.currency)}]}
+        taxes = [included_tax(i.unit_price * i.quantity, market.code) for i in order.items]
+        breakdowns = [{"type": "ITEM", "subtotal": money(total, market.currency)}]
+        if all(t is not None for t in taxes) and taxes:
+            tax_total = sum(taxes, Decimal("0"))
+            breakdowns = [{"type": "ITEM", "subtotal": money(total - tax_total, market.currency)},
+                          {"type": "TAX", "subtotal": money(tax_total, market.currency)}]
+        body["proceeds"] = {"grandTotal": money(total, market.currency), "breakdowns": breakdowns}
     if pii and status not in ("PENDING", "PENDING_AVAILABILITY"):
         if "BUYER" in included:
             body["buyer"] = {"buyerName": order.buyer["buyerName"]}
@@ -401,6 +428,9 @@ async def get_order_items_v0(request: Request, call: Call) -> Response:
                                  "QuantityShipped": item.quantity if status == "SHIPPED" else order.shipped_quantity(item.order_item_id, cut)}
         if status != "PENDING":  # pricing is withheld while payment is pending
             entry["ItemPrice"] = money(item.unit_price * item.quantity, item.currency, v0=True)
+            tax = included_tax(item.unit_price * item.quantity, BY_ID[order.marketplace_id].code)
+            if tax is not None:
+                entry["ItemTax"] = money(tax, item.currency, v0=True)
         items.append(entry)
     return json_response({"payload": {"AmazonOrderId": order.order_id, "OrderItems": items}})
 

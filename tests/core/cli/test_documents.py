@@ -74,7 +74,7 @@ def config(tmp_path):
     Image.new("RGB", (120, 40), (200, 30, 30)).save(logo)
     integration = IntegrationConfig(
         alias="amazon-de", account="acme", channel="amazon", marketplace="DE", logo=logo,
-        ioss_number="IM2760000001", contact=ContactConfig(email="shop@acme.example"),
+        company_name="Acme GmbH", ioss_number="IM2760000001", contact=ContactConfig(email="shop@acme.example"),
         return_address=ReturnAddressConfig(name="Acme GmbH", line1="Lagerweg 4",
                                            city="Leipzig", postal_code="04109",
                                            country_code="DE"))
@@ -107,9 +107,11 @@ def test_invoice_of_one_order(invoke, store, tmp_path):
     assert result.output.strip() == \
         f"invoice amazon-de-000001 of order {store.ids[1]} (O-2): invoice-{store.ids[1]}.pdf"
     [page] = pages(tmp_path / f"invoice-{store.ids[1]}.pdf")
-    for text in ("Acme GmbH", "Lagerweg 4", "shop@acme.example", "IM2760000001",
+    for text in ("Acme GmbH", "Lagerweg 4", "shop@acme.example",
                  "Erika Mustermann", "51147 Köln", "9.90 EUR", "amazon-de-000001"):
         assert text in page, text
+    assert page.splitlines()[0] == "Acme GmbH"  # the company, not the alias, heads it
+    assert "IM2760000001" not in page  # DE→DE is no import: no IOSS number
     again = invoke("invoice", str(store.ids[1]), "--out", "again.pdf")
     assert "amazon-de-000001" in again.output  # a reprint keeps its number
     assert "amazon-de-000001" in pages(tmp_path / "again.pdf")[0]
@@ -138,7 +140,7 @@ def test_packing_slips_for_new_orders(invoke, tmp_path):
 
 def test_integration_filter_and_template_option(invoke, tmp_path):
     own = tmp_path / "own.html"
-    own.write_text("<p>SLIP {{ order.number }} FROM {{ seller.name }}</p>")
+    own.write_text("<p>SLIP {{ order.number }} FROM {{ seller.alias }}</p>")
     result = invoke("packing-slip", "--status", "New", "--integration", "amazon-de",
                     "--template", str(own))
     assert result.exit_code == 0, result.output

@@ -137,3 +137,29 @@ def test_an_exception_message_never_carries_the_value_that_caused_it():
     except AttributeError as error:
         record = RejectedRecord.from_exception("1", error)
     assert record.reason == "AttributeError: 'str' object has no attribute '…'"
+
+
+def test_item_tax_comes_from_the_tax_entry_of_the_item_proceeds():
+    """Amazon reports an item's VAT as the TAX entry of its proceeds breakdown; an item
+    without one (US sales tax Amazon keeps) has no tax; a broken one is refused."""
+    with_tax = copy.deepcopy(ORDER)
+    with_tax["orderItems"][0]["proceeds"] = {
+        "proceedsTotal": {"amount": "18.00", "currencyCode": "EUR"},
+        "breakdowns": [{"type": "ITEM", "subtotal": {"amount": "15.13", "currencyCode": "EUR"}},
+                       {"type": "TAX", "subtotal": {"amount": "2.87", "currencyCode": "EUR"}}]}
+    assert map_order(with_tax).items[0].tax.amount == Decimal("2.87")
+    assert map_order(ORDER).items[0].tax is None
+    broken = copy.deepcopy(with_tax)
+    broken["orderItems"][0]["proceeds"]["breakdowns"][1]["subtotal"] = {"amount": "x"}
+    with pytest.raises(Malformed, match=r"orderItems\[0\].proceeds.breakdowns\[1\].subtotal"):
+        map_order(broken)
+
+
+def test_the_simulator_reports_vat_inside_eu_prices_and_none_for_the_us():
+    """The simulator's item proceeds, as the plugin maps them: DE prices carry 19 % VAT
+    (18.00 gross -> 2.87 tax), US prices none."""
+    from marketsync.plugins.amazon.sandbox.orders import included_tax
+
+    assert included_tax(Decimal("18.00"), "DE") == Decimal("2.87")
+    assert included_tax(Decimal("12.00"), "UK") == Decimal("2.00")
+    assert included_tax(Decimal("10.00"), "US") is None
