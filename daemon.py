@@ -38,6 +38,7 @@ class State:
         self.log_format = log_format
         self.log_level = log_level
         self._config: Config | None = None
+        self._failures_reported = False
 
     @property
     def plugins(self) -> Plugins:
@@ -55,7 +56,8 @@ class State:
                 click.echo(line, err=True)
             click.echo(f"{len(error.errors)} error(s) in {path}", err=True)
             sys.exit(EXIT_CONFIG)
-        if self.plugins.failures:
+        if self.plugins.failures and not self._failures_reported:
+            self._failures_reported = True  # once per process, however often config() runs
             for failure in self.plugins.failures:
                 click.echo(f"warning: plugin {failure.name}: {failure.reason}", err=True)
         if config.pii.key:
@@ -66,7 +68,8 @@ class State:
             except PiiKeyError as error:
                 click.echo(f"{config.source}: pii.key: {error}", err=True)
                 sys.exit(EXIT_CONFIG)
-        logs.setup(self.log_format, self.log_level or config.log.level)
+        # --log-format wins; else the file's log.format (systemd's unit may set either)
+        logs.setup(self.log_format or config.log.format, self.log_level or config.log.level)
         self._config = config
         return config
 
@@ -101,23 +104,34 @@ def loaded_plugins() -> Plugins:
 @click.version_option(__version__, prog_name="marketsync")
 @click.option("-c", "--config", "config_path", envvar=CONFIG_ENV, type=click.Path(),
               help=f"YAML configuration (default: ${CONFIG_ENV} or {DEFAULT_CONFIG}).")
-@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
-              show_default=True, help="json: one object per line, for log shippers.")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default=None,
+              help="json: one object per line, for log shippers [default: log.format "
+                   "from the configuration, else human].")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
               default=None, help="Overrides log.level from the configuration.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, log_format: str, log_level: str | None):
+def cli(ctx: click.Context, config_path: str | None, log_format: str | None,
+        log_level: str | None):
     """marketsync keeps your order book and stock in step with your sales channels."""
     ctx.obj = State(config_path, log_format, log_level)
-    logs.setup(log_format, log_level or "INFO")
+    logs.setup(log_format or "human", log_level or "INFO")
 
 
 @cli.command("check-config")
 @click.argument("file", required=False, type=click.Path())
+@click.option("-c", "--config", "config_option", type=click.Path(),
+              help="The file to check, as the global -c (either works).")
 @click.option("--explain", is_flag=True, help="List every setting with its type and default.")
 @pass_state
-def check_config(state: State, file: str | None, explain: bool):
-    """Validate a configuration file and list every problem (exit 2 when invalid)."""
+def check_config(state: State, file: str | None, config_option: str | None, explain: bool):
+    """Validate a configuration file and list every problem (exit 2 when invalid).
+
+    FILE, -c FILE after the command, the global -c FILE, $MARKETSYNC_CONFIG or
+    /etc/marketsync/marketsync.yaml, in that order.
+    """
+    if file and config_option and file != config_option:
+        raise click.UsageError(f"two files to check: {file} and {config_option}")
+    file = file or config_option
     if explain:
         from marketsync.core.config.schema import explain as explain_settings
 
@@ -164,9 +178,18 @@ def run(state: State, standby: bool):
     if lock is not None and not lock.try_acquire() and not standby:
         click.echo(f"error: {lock.refusal(store.masked_url)}", err=True)
         sys.exit(EXIT_IN_USE)
-    trio.run(partial(run_service, lock=lock),
-             state.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
-             config, store, state.plugins)
+    from marketsync.core.errors import address_in_use
+
+    try:
+        trio.run(partial(run_service, lock=lock),
+                 state.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG,
+                 config, store, state.plugins)
+    except BaseException as error:  # noqa: BLE001 - one case is the operator's to fix
+        if address_in_use(error) is None:
+            raise
+        click.echo(f"error: cannot listen on {config.http.listen} (http.listen): the address "
+                   "is already in use — is another marketsync running?", err=True)
+        sys.exit(EXIT_CONFIG)
 
 
 @cli.group()

@@ -78,3 +78,21 @@ class ChannelNotSupported(MarketsyncError):
         super().__init__(f"channel {channel!r} does not implement {hook}")
         self.channel = channel
         self.hook = hook
+
+
+def address_in_use(error: BaseException) -> OSError | None:
+    """The "address already in use" inside ``error`` (a server's exception group), if any.
+
+    Binding a port nests the OSError in trio's and hypercorn's exception groups; a command
+    that finds it says so in one line instead of showing seventy lines of traceback.
+    """
+    import errno
+
+    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        return error
+    for inner in getattr(error, "exceptions", ()) or ():
+        found = address_in_use(inner)
+        if found is not None:
+            return found
+    cause = error.__cause__ or error.__context__
+    return address_in_use(cause) if cause is not None and cause is not error else None

@@ -28,10 +28,22 @@ def documents() -> None:
     """Invoices and packing slips as PDF, from templates you can replace."""
 
 
+class _Day(click.DateTime):
+    """A calendar day; help shows YYYY-MM-DD rather than click's ``[%Y-%m-%d]``."""
+
+    name = "date"
+
+    def __init__(self) -> None:
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+        return "YYYY-MM-DD"
+
+
 def _selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.argument("order_id", type=int, required=False),
-        click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]),
+        click.option("--date", "day", type=_Day(), metavar="YYYY-MM-DD",
                      help="Every order bought that day (UTC), one per page."),
         click.option("--status", type=click.Choice([s.value for s in OrderStatus]),
                      help="Every order in this status, e.g. New (with --date: both)."),
@@ -102,8 +114,13 @@ def _print(cli: CliContext, kind: Kind, *, order_id: int | None, day: datetime |
         number = f" {loaded[0].invoice_number}" if kind == "invoice" else ""
         click.echo(f"{what}{number} of order {order_id} ({loaded[0].number}): {target}")
     else:
-        click.echo(f"{len(loaded)} {what}(s) {_describe(selection.day, status, alias)}, "
-                   f"one order per page: {target}")
+        plural = "packing slips" if kind == "packing_slip" else "invoices"
+        click.echo(f"{_count(len(loaded), what, plural)} for orders "
+                   f"{_describe(selection.day, status, alias)}, one order per page: {target}")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"1 {one}" if n == 1 else f"{n} {many}"
 
 
 def _describe(day: date | None, status: str | None, alias: str | None) -> str:

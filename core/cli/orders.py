@@ -44,9 +44,15 @@ def list_(cli: CliContext, alias: str | None, status: str | None, limit: int) ->
     rows = cli.store.run_blocking(work)
     if not rows:
         click.echo("no orders")
-    for oid, alias_, channel_id, status_, fulfillment, purchased, units in rows:
-        click.echo(f"{oid:>6}  {alias_}  {channel_id}  {status_}  {fulfillment}  "
-                   f"{purchased:%Y-%m-%d %H:%M}  {units} unit(s)")
+        return
+    table = [("ID", "INTEGRATION", "ORDER", "STATUS", "FULFILLMENT", "BOUGHT (UTC)", "UNITS")]
+    table += [(str(oid), alias_, channel_id, status_, fulfillment,
+               f"{purchased:%Y-%m-%d %H:%M}", str(units))
+              for oid, alias_, channel_id, status_, fulfillment, purchased, units in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        cells = [row[0].rjust(widths[0])] + [c.ljust(w) for c, w in zip(row[1:-1], widths[1:-1])]
+        click.echo("  ".join(cells + [row[-1].rjust(widths[-1])]))
 
 
 def _details(session, order_id: int, cipher: pii.PiiCipher | None) -> dict[str, Any]:

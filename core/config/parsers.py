@@ -315,7 +315,19 @@ def database_url(value: Any, ctx: Context, path: str, line: int) -> str:
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?", scheme):
         raise Invalid(f"{mask_url(resolved)!r} is not a supported database URL (expected "
                       "sqlite:////PATH or postgresql+psycopg://USER@HOST/DB)")
+    if scheme.startswith("postgresql") and not _psycopg_installed():
+        raise Invalid("PostgreSQL needs the psycopg driver, which is not installed: "
+                      "pip install 'marketsync[postgres]'")
     return resolved
+
+
+def _psycopg_installed() -> bool:
+    """Checked here so check-config says it, not a traceback from ``run`` later."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @parser("HOST:PORT")

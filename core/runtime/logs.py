@@ -8,6 +8,7 @@ buyer data in logs).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -23,6 +24,12 @@ _PATTERNS = [
                 r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\"&,}]+"), r"\1\2***"),
     (re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"), "***@***"),
 ]
+
+
+#: The integration whose work the current task does (its runner, its jobs): JSON lines
+#: carry it as ``integration`` without every log call, plugins' included, passing it.
+current_integration: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "marketsync_current_integration", default=None)
 
 
 def redact(text: str) -> str:
@@ -48,7 +55,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        integration = getattr(record, "integration", None)
+        integration = getattr(record, "integration", None) or current_integration.get()
         if integration:
             entry["integration"] = integration
         if record.exc_info:

@@ -161,7 +161,7 @@ def build(
             _check_sync_hooks(obj, name)
             pm.register(obj, name=name)
         except Exception as exc:  # a broken plugin costs its channel, not the daemon
-            log.error("plugin %s not loaded: %s", name, exc)
+            log.debug("plugin %s not loaded: %s", name, exc)
             plugins.failures.append(PluginFailure(name, str(exc)))
 
     for module_name in builtin:
@@ -170,7 +170,7 @@ def build(
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            log.error("built-in plugin %s failed to import: %s", module_name, exc)
+            log.debug("built-in plugin %s failed to import: %s", module_name, exc)
             plugins.failures.append(PluginFailure(module_name, f"import failed: {exc}"))
             continue
         register(module, module_name)
@@ -187,7 +187,7 @@ def build(
             try:
                 obj = ep.load()
             except Exception as exc:
-                log.error("plugin %s (%s) failed to import: %s", ep.name, dist, exc)
+                log.debug("plugin %s (%s) failed to import: %s", ep.name, dist, exc)
                 plugins.failures.append(PluginFailure(ep.name, f"import failed ({dist}): {exc}"))
                 continue
             register(obj, ep.value)

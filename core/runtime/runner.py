@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from marketsync.core.runtime import logs
 from marketsync.core.runtime.backoff import Backoff
 from marketsync.core.errors import (
     IntegrationAuthFailed,
@@ -108,6 +109,7 @@ class IntegrationRunner:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reports started after the first setup attempt, so READY means "tried them all"."""
+        logs.current_integration.set(self.alias)  # the runner's own task and its children
         started = False
 
         def ready() -> None:

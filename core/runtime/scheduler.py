@@ -39,6 +39,7 @@ import trio
 
 from marketsync.core import clock
 from marketsync.core.errors import MarketsyncError, Throttled
+from marketsync.core.runtime import logs
 from marketsync.core.runtime.backoff import Backoff, jittered
 from marketsync.core.types import JobDefault, Priority
 
@@ -369,6 +370,7 @@ class Scheduler:
         job.last_started = clock.now()
         error: Exception | None = None
         token = current_job.set(spec)
+        logs.current_integration.set(spec.integration)  # this task's own context
         try:
             with trio.move_on_after(spec.timeout) as timeout:
                 try:

@@ -41,3 +41,11 @@ def register(cli: click.Group) -> None:
             click.echo("simulator stopped")
         except ConfigError as error:
             raise click.ClickException("\n".join(error.errors)) from None
+        except BaseException as error:  # noqa: BLE001 - a taken port is one line, exit 2
+            from marketsync.core.errors import address_in_use
+
+            if address_in_use(error) is None:
+                raise
+            click.echo(f"error: cannot listen on {host}:{port}: the address is already in "
+                       "use (choose another --port, or 0 for a free one)", err=True)
+            raise SystemExit(2) from None

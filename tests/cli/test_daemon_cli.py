@@ -139,3 +139,111 @@ def test_notifications_status_per_account(example, tmp_path):
         "eu-main: https://sqs.eu-west-1.amazonaws.com/123456789012/q",
         "  received 0, last never, missed by notifications (found by polling) 0"]
     assert "AKIDEXAMPLE" not in shown.output
+
+
+def _our_formatter():
+    import logging
+
+    return next(h.formatter for h in logging.getLogger().handlers
+                if getattr(h, "_marketsync", False))
+
+
+def test_log_format_json_in_the_yaml_is_honoured_and_the_option_wins(example):
+    """log.format: json in the file switches to JSON lines; --log-format overrides it."""
+    from marketsync.core.runtime.logs import HumanFormatter, JsonFormatter
+
+    example.write_text(example.read_text().replace("  format: human ", "  format: json "))
+    assert run("-c", str(example), "db", "upgrade").exit_code == 0
+    assert isinstance(_our_formatter(), JsonFormatter)
+    assert run("--log-format", "human", "-c", str(example), "db", "current").exit_code == 0
+    assert isinstance(_our_formatter(), HumanFormatter)
+
+
+@pytest.mark.parametrize("args", [
+    ("check-config", "{file}"), ("check-config", "-c", "{file}"),
+    ("-c", "{file}", "check-config"), ("check-config", "--config", "{file}")])
+def test_check_config_takes_the_file_every_way(args):
+    """As an argument, as -c after the command (the example's header) or as the global -c."""
+    result = run(*(a.format(file=EXAMPLE) for a in args))
+    assert result.exit_code == 0, result.output
+    assert "OK — 3 integration(s)" in result.output
+
+
+def test_a_postgresql_url_without_psycopg_is_one_line_from_check_config(example, monkeypatch):
+    """Without the [postgres] extra, check-config says what to install, in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    text = example.read_text().replace(f"state_dir: {example.parent}",
+                                       f"state_dir: {example.parent}\n"
+                                       "database: postgresql+psycopg://ms@127.0.0.1/ms")
+    example.write_text(text)
+    result = run("check-config", str(example))
+    assert result.exit_code == 2
+    [line] = [line for line in result.output.splitlines() if "psycopg" in line]
+    assert line.startswith(f"{example}:") and "database:" in line
+    assert "pip install 'marketsync[postgres]'" in line
+    assert "Traceback" not in result.output
+
+
+def _taken_port():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(example):
+    """`run` with http.listen taken: one line naming the address, exit code 2."""
+    import subprocess
+    import sys
+
+    sock, port = _taken_port()
+    with sock:
+        example.write_text(example.read_text().replace("listen: 127.0.0.1:8470",
+                                                       f"listen: 127.0.0.1:{port}"))
+        result = subprocess.run(
+            [sys.executable, "-c", "from marketsync.daemon import cli; cli()", "-c",
+             str(example), "run"], capture_output=True, text=True, timeout=120,
+            env={**__import__("os").environ, "MARKETSYNC_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot listen on 127.0.0.1:{port} (http.listen): the address "
+                      "is already in use — is another marketsync running?"]
+    assert "Traceback" not in result.stderr and "ExceptionGroup" not in result.stderr
+
+
+def test_sandbox_serve_on_a_port_in_use_is_one_line_and_exit_2():
+    """`sandbox serve --port N` with N taken: one line, exit code 2."""
+    sock, port = _taken_port()
+    with sock:
+        result = CliRunner().invoke(cli, ["sandbox", "serve", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot listen on 127.0.0.1:{port}: the address is already in use" \
+        in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_plugin_that_fails_to_import_is_reported_once(tmp_path, example):
+    """A broken third-party plugin: one line naming it, not three."""
+    import os
+    import subprocess
+    import sys
+
+    dist = tmp_path / "broken_marketsync-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-marketsync\n"
+                                   "Version: 0.1\n")
+    (dist / "entry_points.txt").write_text("[marketsync]\nbroken = broken_marketsync_gone\n")
+    env = {k: v for k, v in os.environ.items() if k != "MARKETSYNC_DISABLE_PLUGIN_AUTOLOAD"}
+    env["PYTHONPATH"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", "from marketsync.daemon import cli; cli()", "check-config",
+         str(example)], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    mentions = [line for line in (result.stdout + result.stderr).splitlines()
+                if "broken_marketsync_gone" in line]
+    assert len(mentions) == 1, mentions
+    assert mentions[0].startswith("warning: plugin broken:")

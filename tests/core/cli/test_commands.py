@@ -100,6 +100,11 @@ def test_orders_add_ship_cancel_show(invoke, store):
     assert "reserved 2" in invoke("stock", "show", "MUG").output
     listed = invoke("orders", "list").output
     assert "PHONE-1" in listed and "New" in listed and "Erika" not in listed
+    header, row = listed.splitlines()[:2]
+    assert header.split() == ["ID", "INTEGRATION", "ORDER", "STATUS", "FULFILLMENT",
+                              "BOUGHT", "(UTC)", "UNITS"]
+    assert header.index("ORDER") == row.index("PHONE-1")  # columns line up
+    assert row.split()[-1] == "2"
     shown = invoke("orders", "show", oid).output
     assert "buyer_name: Erika Muster" in shown and "item 1: MUG x2" in shown
     assert invoke("orders", "ship", oid, "--carrier", "DHL", "--tracking", "T1").exit_code == 0

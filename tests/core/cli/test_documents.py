@@ -121,7 +121,7 @@ def test_a_days_invoices_one_order_per_page(invoke, store, tmp_path):
     """The cancelled order is left out; the others are numbered in purchase order."""
     result = invoke("invoice", "--date", "2026-11-26")
     assert result.exit_code == 0, result.output
-    assert "3 invoice(s) bought on 2026-11-26" in result.output
+    assert "3 invoices for orders bought on 2026-11-26" in result.output
     printed = pages(tmp_path / "invoices-2026-11-26.pdf")
     assert len(printed) == 3
     for page, (number, invoice) in zip(printed, [("O-1", "000001"), ("O-2", "000002"),
