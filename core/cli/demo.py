@@ -218,6 +218,8 @@ class Watcher:
         self.tracked: dict[int, tuple] = {}
         self.pushes = self.prices = self.tracking = 0
         self.order_counts: list = []
+        self.caught_up: set[str] = set()  #: integrations whose backlog line was printed
+        self.states: dict[str, tuple[str, str | None]] = {}
         self._first = True
 
     def stamp(self) -> str:
@@ -251,7 +253,11 @@ class Watcher:
         earlier = Counter(self.alias(r.integration_id) for r in rows
                           if r.purchased_at < self.started_at)
         for alias, count in sorted(earlier.items()):
-            self.say(f"{alias:<10} caught up: {count} order(s) placed before the demo started")
+            # once per integration: a backfill spread over several polls is one story
+            if alias not in self.caught_up:
+                self.caught_up.add(alias)
+                self.say(f"{alias:<10} caught up: {count} order(s) placed before the demo "
+                         "started")
         fresh = [r for r in rows if r.purchased_at >= self.started_at
                  and self.alias(r.integration_id) != "manual"]
         for row in fresh[:ORDER_LINES]:
@@ -304,6 +310,8 @@ class Watcher:
     async def finish(self) -> None:
         await self.poll()
         self.order_counts = await self.daemon.store.read(_order_counts)
+        self.states = {alias: (runner.state.value, runner.reason)
+                       for alias, runner in self.daemon.runners.items()}
 
     def summary(self, elapsed: float) -> dict:
         orders: dict[str, Counter] = {}
@@ -320,6 +328,8 @@ class Watcher:
             "push_p95": latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None,
             "resolution": self.interval,
             "calls": sum(stats.calls.values()), "throttled": sum(stats.throttled.values()),
+            "not_live": {alias: state for alias, state in sorted(self.states.items())
+                         if state[0] != "LIVE"},
         }
 
 
@@ -440,6 +450,10 @@ def print_summary(summary: dict, echo=click.echo) -> None:
             if p95 is not None else ""))
     echo(f"  price changes {summary['prices']}, MCF tracking {summary['tracking']}")
     echo(f"  API calls {summary['calls']}, throttled (429) {summary['throttled']}")
+    for alias, (state, reason) in summary.get("not_live", {}).items():
+        echo(f"  {alias} ended {state}" + (f": {reason}" if reason else "")
+             + (" — its orders and stock were not synced; see the status page"
+                if state in ("INCOMPLETE", "ERROR") else ""))
     echo("\nNext steps:")
     echo("  1. Write /etc/marketsync/marketsync.yaml from the annotated config/example.yaml"
          " (`marketsync check-config --explain` lists every key).")

@@ -67,6 +67,11 @@ class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The run's clock (``core.clock``), as JSON lines use: under the demo's or a
+        test's accelerated clock a line's time matches the events around it."""
+        return clock.now().strftime(datefmt or "%H:%M:%S")
+
     def format(self, record: logging.LogRecord) -> str:
         # redact the whole line: another handler may have cached an unredacted traceback
         return redact(super().format(record))

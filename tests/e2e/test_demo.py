@@ -83,3 +83,73 @@ def test_durations(text, seconds):
 def test_bad_durations_say_how_to_write_one(text):
     with pytest.raises(click.BadParameter, match="write e.g. 90s, 30m"):
         parse_duration(text)
+
+
+def _watcher(lines, runners=None):
+    from types import SimpleNamespace
+
+    from marketsync.core.cli.demo import Watcher
+
+    daemon = SimpleNamespace(integration_ids={"amazon-de": 1, "amazon-au": 2},
+                             runners=runners or {}, stats=SimpleNamespace(calls={}, throttled={}))
+    return Watcher(daemon, echo=lines.append)
+
+
+def test_caught_up_is_said_once_per_integration_however_many_polls_the_backlog_takes():
+    """A backfill arriving over several polls is one "caught up" line per integration."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    lines: list[str] = []
+    watcher = _watcher(lines)
+    before = watcher.started_at - timedelta(days=1)
+    row = lambda oid, integration: SimpleNamespace(  # noqa: E731
+        id=oid, integration_id=integration, purchased_at=before)
+    watcher._orders([row(1, 1), row(2, 1), row(3, 2)])
+    watcher._orders([row(4, 1), row(5, 1)])  # the rest of amazon-de's backlog
+    caught_up = [line for line in lines if "caught up" in line]
+    assert len(caught_up) == 2
+    [de] = [line for line in caught_up if "amazon-de" in line]
+    assert "2 order(s)" in de
+    assert any("amazon-au" in line for line in caught_up)
+
+
+def test_the_summary_names_integrations_that_ended_incomplete():
+    """An integration left INCOMPLETE is in the summary with its reason, LIVE ones are not."""
+    from types import SimpleNamespace
+
+    from marketsync.core.cli.demo import print_summary
+    from marketsync.core.runtime.states import IntegrationState
+
+    lines: list[str] = []
+    runners = {"amazon-de": SimpleNamespace(state=IntegrationState.LIVE, reason=None),
+               "amazon-au": SimpleNamespace(state=IntegrationState.INCOMPLETE,
+                                            reason="refresh token revoked")}
+    watcher = _watcher(lines, runners)
+    watcher.states = {a: (r.state.value, r.reason) for a, r in runners.items()}
+    print_summary(watcher.summary(elapsed=600), echo=lines.append)
+    text = "\n".join(lines)
+    assert "amazon-au ended INCOMPLETE: refresh token revoked" in text
+    assert "were not synced" in text and "amazon-de ended" not in text
+
+
+def test_demo_log_lines_carry_the_simulated_time():
+    """Human log lines take their time from core.clock, like the demo's own lines, so one
+    stream never mixes simulated and wall-clock times."""
+    import logging
+
+    import trio
+
+    from marketsync.core.runtime.logs import HumanFormatter
+
+    record = logging.LogRecord("marketsync", logging.WARNING, __file__, 1, "hello", None, None)
+    stamps = []
+
+    async def main():
+        await trio.sleep(7200)  # two simulated hours later
+        stamps.append(HumanFormatter().format(record)[:5])
+        from marketsync.core import clock
+        stamps.append(clock.now().strftime("%H:%M"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert stamps[0] == stamps[1]

@@ -154,7 +154,12 @@ def assert_matches_model(response: httpx.Response, model_file: str, operation_id
 
 
 @pytest.fixture
-async def contract() -> Callable[[httpx.Response, str, str], None]:
+def contract() -> Callable[[httpx.Response, str, str], None]:
+    """Skips at setup, with the reason, when the models are absent (a skip raised inside
+    a trio test reaches pytest without its message)."""
+    if not MODELS.is_dir():
+        pytest.skip(f"contract check needs Amazon's official models in {MODELS}: put "
+                    "shared/spapi beside the repository or set MARKETSYNC_SPAPI")
     return assert_matches_model
 
 
