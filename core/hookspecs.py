@@ -73,6 +73,10 @@ CHANNEL_HOOKS = (
     "sandbox_app",
 )
 
+#: Channel hooks that may serve a whole account in one call: a plugin marks the job
+#: ``JobDefault(scope="account")`` and takes ``integrations`` (see :func:`import_orders`).
+ACCOUNT_SCOPED_HOOKS = ("import_orders",)
+
 #: Broadcast hooks: every plugin is called.
 CHANNEL_HOOKS += ("subscribe_notifications", "unsubscribe_notifications")
 BROADCAST_HOOKS = ("register_commands", "integration_state_changed")
@@ -168,8 +172,38 @@ async def complete_authorization(
 
 
 @hookspec(firstresult=True)
-async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+async def import_orders(
+    integration: Integration, integrations: Sequence[Integration], cursor: Cursor
+) -> Page[ChannelOrder]:
     """Return one page of orders created or updated since ``cursor``.
+
+    **Scope.** By default the job is per integration: ``integrations`` is
+    ``(integration,)`` and the cursor is the integration's own. A channel whose order API
+    answers for a whole seller account (Amazon's ``searchOrders`` names up to 50
+    marketplaces in one call and allows one call per three minutes per account; eBay's
+    order calls are per seller) declares ``JobDefault(kind="import_orders",
+    scope="account")``. Then the core runs **one job per account** and calls the hook with:
+
+    - ``integrations``: every integration of the account on this channel that is ``LIVE``
+      now (one per marketplace; the account and credentials are theirs in common);
+    - ``integration``: the first of them, whose governed ``http`` client and credentials
+      serve the account's calls;
+    - ``cursor``: the account's cursor (one per account and job kind, not per
+      integration), committed with each page as usual.
+
+    The core routes each returned order to the integration of the account whose
+    ``marketplace`` equals ``order.marketplace``; an order no integration of the account
+    serves is quarantined (with ``page.rejected``, under ``integration``), never
+    dropped. Which integrations take part may change between calls (one goes
+    ``INCOMPLETE``, one is added), so the plugin keeps per-marketplace progress in
+    ``cursor.state`` — by convention ``cursor.state["watermarks"]``, marketplace code →
+    ISO time: everything of that marketplace changed before it is imported. Upgrading
+    from per-integration cursors, the core's migration writes each integration's
+    watermark there (and the lowest as ``cursor.since``), so nothing is re-imported or
+    skipped. When a page token expires the core drops the token but keeps ``since`` and
+    ``state``; a cursor without a token is always a fresh query. The job can be woken
+    from any integration of the account (``JobContext.trigger(alias, "import_orders")``
+    with any member's alias).
 
     The core upserts the page's orders (by integration and channel order id) and stores
     ``page.next`` in the same transaction, then calls again with ``page.next`` until
@@ -179,7 +213,9 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
     makes overlap harmless. A record the plugin cannot map goes into ``page.rejected``
     with its reason, never into an exception: the core quarantines it and goes on.
 
-    :param integration: the integration whose orders to read.
+    :param integration: the integration whose orders to read (account scope: the one
+        whose client serves the account).
+    :param integrations: ``(integration,)``, or every LIVE integration of the account.
     :param cursor: the last committed cursor (``Cursor()`` on the first run).
     :returns: :class:`~marketsync.core.types.Page` of
         :class:`~marketsync.core.types.ChannelOrder`.

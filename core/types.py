@@ -85,6 +85,10 @@ class JobDefault:
     every: float  #: seconds between runs
     priority: Priority = Priority.PRODUCTS
     timeout: float = 600.0  #: a run longer than this is cancelled and counted as failed
+    #: ``"integration"``: one run per integration. ``"account"``: one run per account for
+    #: all its integrations of this channel (the hook gets them in ``integrations`` and the
+    #: core routes each record to its integration by marketplace); see ``core/hookspecs.py``
+    scope: str = "integration"
 
 
 @frozen

@@ -183,6 +183,9 @@ class Daemon:
             if not hooks.supports(kind) or not jobs.wanted(kind, cfg):
                 continue
             default = defaults.get(kind)
+            if default is not None and default.scope == "account":
+                specs.append(self._account_spec(alias, default))
+                continue
             every = cfg.schedule.get(kind) or (default.every if default else CORE_JOBS.get(kind))
             if every is None:
                 continue
@@ -191,6 +194,25 @@ class Daemon:
             specs.append(JobSpec(integration=alias, kind=kind, every=every, priority=priority,
                                  timeout=timeout))
         return specs
+
+    def account_members(self, alias: str, kind: str) -> list[str]:
+        """The enabled integrations of ``alias``'s account and channel that want ``kind``, in
+        the configuration's order: whom one run of an account-scoped job serves."""
+        cfg = self.config.integration(alias)
+        return [other.alias for other in self.config.integrations
+                if other.account == cfg.account and other.channel == cfg.channel
+                and other.enabled and jobs.wanted(kind, other)]
+
+    def _account_spec(self, alias: str, default) -> JobSpec:
+        """One job for the whole account, named after its first integration; a YAML
+        ``schedule`` on any of them overrides the channel's period (the shortest wins)."""
+        members = self.account_members(alias, default.kind) or [alias]
+        overrides = [self.config.integration(m).schedule.get(default.kind) for m in members]
+        overrides = [every for every in overrides if every]
+        return JobSpec(integration=members[0], kind=default.kind,
+                       every=min(overrides) if overrides else default.every,
+                       priority=default.priority, timeout=default.timeout,
+                       members=tuple(members))
 
     def _sync_rows(self, session) -> dict[str, int]:
         ids = {}
@@ -321,12 +343,22 @@ class Daemon:
         current_priority.set(spec.priority)
         integration = self.integrations[spec.integration]
         hooks = self.plugins.channels[integration.channel]
-        if self.leases is None:
+
+        async def body() -> None:
+            if spec.members:
+                live = [self.integrations[m] for m in spec.members
+                        if self.runners[m].state is IntegrationState.LIVE]
+                if live:  # those paused keep their watermarks and catch up when back
+                    await jobs.run_account(self, live, hooks, spec.kind)
+                return
             await jobs.run(self, integration, hooks, spec.kind)
+
+        if self.leases is None:
+            await body()
             return
         try:
             with self.leases.fenced(spec.key) as scope:
-                await jobs.run(self, integration, hooks, spec.kind)
+                await body()
         except LeaseLost as error:
             # another replica owns the job now: not a failure of the job, just not ours
             self.leases.lost(spec.key)
@@ -348,15 +380,21 @@ class Daemon:
         """Persist job health and let failures change integration states, off the job path."""
         async for outcome in receive:
             spec = outcome.spec
-            integration_id = self.integration_ids.get(spec.integration)
-            last_ok, last_written = self._health_written.get(spec.key, (None, float("-inf")))
-            now = clock.monotonic()
-            if integration_id is not None and self._may_run(spec) and (
-                    not outcome.ok or last_ok is not True or now - last_written >= HEALTH_WRITE_EVERY):
-                await self.store.run(jobs.record_outcome, integration_id, outcome)
-                self._health_written[spec.key] = (outcome.ok, now)
-            if not outcome.ok and outcome.exception is not None:
-                await self.runners[spec.integration].job_failed(outcome)
+            for alias in spec.covers:  # an account's job is every member's job too
+                key = (alias, spec.kind)
+                integration_id = self.integration_ids.get(alias)
+                last_ok, last_written = self._health_written.get(key, (None, float("-inf")))
+                now = clock.monotonic()
+                if integration_id is not None and self._may_run(spec) and (
+                        not outcome.ok or last_ok is not True
+                        or now - last_written >= HEALTH_WRITE_EVERY):
+                    await self.store.run(jobs.record_outcome, integration_id, outcome)
+                    self._health_written[key] = (outcome.ok, now)
+                runner = self.runners[alias]
+                # an account's run spoke for its LIVE members only
+                if not outcome.ok and outcome.exception is not None and (
+                        not spec.members or runner.state is IntegrationState.LIVE):
+                    await runner.job_failed(outcome)
 
     def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
         """Ask for a run soon (debounced), e.g. a push after a stock change."""

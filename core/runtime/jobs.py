@@ -10,6 +10,7 @@ only moves values between the plugin and those functions.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,8 +132,34 @@ async def run(daemon: JobContext, integration: Integration, hooks: "ChannelHooks
 
 async def run_import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks", kind: str,
                      on_page: PageObserver | None = None) -> ImportRun:
-    """One run of an import job, telling how it ended (the scheduler's runs do not ask)."""
+    """One run of an import job, telling how it ended (the scheduler's runs do not ask).
+
+    A job the channel declares account-scoped runs for this integration alone, with the
+    account's cursor (its per-marketplace watermarks keep the others where they were).
+    """
+    if is_account_scoped(hooks, kind):
+        return await run_account_import(daemon, [integration], hooks, kind, on_page)
     return await _import(daemon, integration, hooks, kind, _APPLY[kind], on_page)
+
+
+def is_account_scoped(hooks: "ChannelHooks", kind: str) -> bool:
+    return any(job.kind == kind and job.scope == "account" for job in hooks.info.jobs)
+
+
+async def run_account(daemon: JobContext, members: "list[Integration]", hooks: "ChannelHooks",
+                      kind: str) -> None:
+    """The scheduler's run of an account-scoped job, for the account's LIVE integrations."""
+    await run_account_import(daemon, members, hooks, kind)
+
+
+async def run_account_import(daemon: JobContext, members: "list[Integration]",
+                             hooks: "ChannelHooks", kind: str,
+                             on_page: PageObserver | None = None) -> ImportRun:
+    """One run of an account-scoped import: one hook call per page for every member."""
+    if kind not in _ROUTED:
+        raise ValueError(f"{kind} cannot be account-scoped")
+    return await _import(daemon, members[0], hooks, kind, _APPLY[kind], on_page,
+                         members=tuple(members))
 
 
 def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -> None:
@@ -146,30 +173,49 @@ def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -
 
 async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
                   kind: str, apply: Callable[..., Any],
-                  on_page: PageObserver | None = None) -> ImportRun:
+                  on_page: PageObserver | None = None,
+                  members: "tuple[Integration, ...] | None" = None) -> ImportRun:
     """Page through an import; each page and its cursor are committed together.
 
     An empty page that is not done means "the channel is still preparing it" (a report):
     the cursor is kept and the job asks again a little later instead of spinning.
+    With ``members`` the import serves an account: the cursor is the account's and each
+    record goes to the member integration of its marketplace (``_commit_account_page``).
     """
     integration_id = daemon.integration_ids[integration.alias]
-    cursor = await daemon.store.read(cursors.load, integration_id, kind)
+    if members is None:
+        cursor = await daemon.store.read(cursors.load, integration_id, kind)
+        extra: dict[str, Any] = {}
+    else:
+        cursor = await daemon.store.read(cursors.load_account, integration.account, kind)
+        extra = {"integrations": members}
+        routes = {m.marketplace: daemon.integration_ids[m.alias] for m in members}
     items = 0
+    found: Counter = Counter()  # account scope: records by marketplace, for the counters
     done = waiting = False
     run_started = clock.now()
     budget_ends = clock.monotonic() + IMPORT_RUN_BUDGET
     for _ in range(MAX_PAGES_PER_RUN):
         try:
-            page: Page = await hooks.call(kind, integration=integration, cursor=cursor)
+            page: Page = await hooks.call(kind, integration=integration, cursor=cursor, **extra)
         except CursorExpired:
             log.info("%s %s: cursor expired; starting again from the watermark",
                      integration.alias, kind)
-            cursor = Cursor(since=cursor.since)
+            # an account's state holds every marketplace's watermark: only the token goes
+            cursor = Cursor(since=cursor.since, state=cursor.state if members else {})
             continue
-        changed, quarantined = await daemon.store.run(_commit_page, integration_id, kind, page,
-                                                      apply, daemon.cipher, run_started)
+        if members is None:
+            changed, quarantined = await daemon.store.run(
+                _commit_page, integration_id, kind, page, apply, daemon.cipher, run_started)
+        else:
+            changed, quarantined = await daemon.store.run(
+                _commit_account_page, integration.account, routes, integration_id, kind, page,
+                apply, daemon.cipher, run_started)
         _warn_quarantined(integration.alias, kind, quarantined)
         items += len(page.items)
+        if members is not None:
+            for item in page.items:
+                found[getattr(item, "marketplace", None)] += 1
         if changed:
             daemon.stock_changed()
         if on_page is not None:
@@ -187,9 +233,15 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
             break
     else:
         daemon.trigger(integration.alias, kind)  # more pages: go on soon, after others
-    daemon.stats.records[(integration.alias, kind)] += items
-    if items:
-        log.info("%s: %s: %d record(s)", integration.alias, kind, items)
+    if members is None:
+        daemon.stats.records[(integration.alias, kind)] += items
+        if items:
+            log.info("%s: %s: %d record(s)", integration.alias, kind, items)
+    else:
+        for member in members:
+            daemon.stats.records[(member.alias, kind)] += found[member.marketplace]
+            if found[member.marketplace]:
+                log.info("%s: %s: %d record(s)", member.alias, kind, found[member.marketplace])
     if done and kind == "import_products":
         days = daemon.integration_config(integration.alias).handling_time_days
         if await daemon.store.run(inventory.handling_times_due, integration_id, days):
@@ -259,6 +311,46 @@ async def retry_quarantined(daemon: JobContext, integration: Integration, hooks:
     return "rejected" if page.rejected else "gone"
 
 
+def route(items, routes: dict[str, int], account: str
+          ) -> tuple[dict[int, list[Any]], list[RejectedRecord]]:
+    """Each record to the integration of its marketplace; one that no integration of the
+    account serves becomes a rejected record (quarantined, never silently dropped)."""
+    routed: dict[int, list[Any]] = {integration_id: [] for integration_id in routes.values()}
+    unroutable = []
+    for item in items:
+        marketplace = getattr(item, "marketplace", None)
+        target = routes.get(marketplace)
+        if target is None:
+            record_id = getattr(item, "channel_order_id", None)
+            unroutable.append(RejectedRecord(
+                record_id=record_id,
+                reason=f"marketplace {marketplace!r} is not imported by any integration of "
+                       f"account {account!r}",
+                raw={"record_id": record_id, "marketplace": marketplace}))
+            continue
+        routed[target].append(item)
+    return routed, unroutable
+
+
+def _commit_account_page(session: Session, account: str, routes: dict[str, int],
+                         lead_id: int, kind: str, page: Page, apply: Callable[..., Any],
+                         cipher, run_started) -> tuple[bool, list[RejectedRecord]]:
+    """``_commit_page`` for each integration of the account with its share of the page
+    (rejected records under the first), then the account's cursor, in one transaction."""
+    routed, unroutable = route(page.items, routes, account)
+    changed, new = False, []
+    for integration_id, found in routed.items():
+        rejected = (*page.rejected, *unroutable) if integration_id == lead_id else ()
+        if not found and not rejected:
+            continue
+        part = Page(items=found, next=page.next, done=page.done, rejected=rejected)
+        part_changed, part_new = _commit_page(session, integration_id, kind, part, apply,
+                                              cipher, run_started, save_cursor=False)
+        changed, new = changed or part_changed, new + part_new
+    cursors.save_account(session, account, kind, page.next)
+    return changed, new
+
+
 def _apply_orders(session: Session, integration_id: int, page: Page, *, cipher, run_started) -> bool:
     result = orders.apply_channel_orders(session, integration_id, page.items, cipher=cipher)
     return result.stock_changed > 0
@@ -290,6 +382,9 @@ def _apply_stock(session: Session, integration_id: int, page: Page, *, cipher, r
     products.apply_channel_stock(session, integration_id, page.items)
     return False
 
+
+#: import kinds whose records name their marketplace, so an account's page can be routed
+_ROUTED = ("import_orders",)
 
 _APPLY = {
     "import_orders": _apply_orders,

@@ -116,6 +116,10 @@ class ChannelHooks:
         """Call channel hook ``hook`` on this channel's plugin and await its answer."""
         if hook not in self.implemented:
             raise ChannelNotSupported(self.name, hook)
+        if hook in hookspecs.ACCOUNT_SCOPED_HOOKS and "integrations" not in kwargs \
+                and "integration" in kwargs:
+            # a per-integration call of a hook that can serve a whole account
+            kwargs["integrations"] = (kwargs["integration"],)
         result = self._callers[hook](**kwargs)
         if inspect.isawaitable(result):
             result = await result
@@ -207,6 +211,20 @@ def _check_sync_hooks(obj: object, name: str) -> None:
             raise TypeError(f"plugin {name}: hook {hook} must be a plain function, not async def")
 
 
+def _check_scopes(info: ChannelInfo) -> None:
+    """An account-scoped job needs a hook that takes ``integrations`` and records that
+    name their marketplace, or the core could not route what it returns."""
+    for job in info.jobs:
+        if job.scope == "integration":
+            continue
+        if job.scope != "account":
+            raise TypeError(f"job {job.kind!r}: scope {job.scope!r} is neither "
+                            "'integration' nor 'account'")
+        if job.kind not in hookspecs.ACCOUNT_SCOPED_HOOKS:
+            raise TypeError(f"job {job.kind!r} cannot be account-scoped (only: "
+                            f"{', '.join(hookspecs.ACCOUNT_SCOPED_HOOKS)})")
+
+
 def _discover_channels(plugins: Plugins) -> None:
     pm = plugins.pm
     owners: dict[str, object] = {}
@@ -216,6 +234,7 @@ def _discover_channels(plugins: Plugins) -> None:
             info = impl.function()
             if not isinstance(info, ChannelInfo):
                 raise TypeError(f"channel_info returned {type(info).__name__}, not ChannelInfo")
+            _check_scopes(info)
         except Exception as exc:
             log.error("plugin %s: channel_info failed: %s", impl.plugin_name, exc)
             plugins.failures.append(PluginFailure(impl.plugin_name, f"channel_info failed: {exc}"))

@@ -171,7 +171,8 @@ class IntegrationRunner:
         scheduler = self.daemon.scheduler
         if not self._jobs_added:
             for spec in self.daemon.job_specs(self.alias):
-                scheduler.add(spec)
+                if not scheduler.has(self.alias, spec.kind):  # an account's job: added once
+                    scheduler.add(spec)
             self._jobs_added = True
         scheduler.resume(self.alias)
 

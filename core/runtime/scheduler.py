@@ -70,11 +70,17 @@ class JobSpec:
     #: spreads first runs over ``[0, jitter * every)`` so a restart neither waits a whole
     #: period (6 h for tracking) nor fires every integration in the same instant
     first_delay: float | None = None
+    #: an account-scoped job: every integration it serves (``integration`` is the first);
+    #: it pauses only when all of them are paused and answers triggers from any of them
+    members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"job {self.kind!r} of integration {self.integration!r}"
         if not self.integration or not self.kind:
             raise ValueError(f"{where}: integration and kind must not be empty")
+        if self.members and self.members[0] != self.integration:
+            raise ValueError(f"{where}: members must start with the integration, "
+                             f"got {self.members!r}")
         for name in ("every", "timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -89,6 +95,11 @@ class JobSpec:
     @property
     def key(self) -> tuple[str, str]:
         return (self.integration, self.kind)
+
+    @property
+    def covers(self) -> tuple[str, ...]:
+        """The integrations this job works for."""
+        return self.members or (self.integration,)
 
     @property
     def backoff(self) -> Backoff:
@@ -210,10 +221,28 @@ class Scheduler:
             )
         if self._stopping:
             raise RuntimeError(f"cannot add job {spec.kind!r} of {spec.integration!r}: scheduler is stopping")
+        for member in spec.covers:
+            owner = self._job_for(member, spec.kind)
+            if owner is not None:
+                raise ValueError(f"integration {member!r} already has a job {spec.kind!r} "
+                                 f"({owner.spec.integration!r}); remove it first")
         job = _Job(spec)
         self._jobs[spec.key] = job
         if self._nursery is not None:
             self._nursery.start_soon(self._loop, job, name=f"job {spec.integration}/{spec.kind}")
+
+    def has(self, integration: str, kind: str) -> bool:
+        """Whether a job of this kind serves the integration (its own or its account's)."""
+        return self._job_for(integration, kind) is not None
+
+    def _job_for(self, integration: str, kind: str) -> "_Job | None":
+        job = self._jobs.get((integration, kind))
+        if job is not None:
+            return job
+        for (_, job_kind), job in self._jobs.items():
+            if job_kind == kind and integration in job.spec.members:
+                return job
+        return None
 
     def remove(self, integration: str, kind: str | None = None) -> int:
         """Forget one job, or every job of an integration; a run in progress is cancelled.
@@ -252,7 +281,7 @@ class Scheduler:
         a later time (``delay``) still gets its run then. While the job is backing off after failures the trigger
         waits for the backoff, unless ``force`` (a user's explicit "sync now").
         """
-        job = self._jobs.get((integration, kind))
+        job = self._job_for(integration, kind)
         if job is None:
             raise KeyError(f"no job {kind!r} scheduled for integration {integration!r}")
         delay = self._debounce if delay is None else delay
@@ -287,7 +316,7 @@ class Scheduler:
                     last_error=job.last_error,
                     next_due=due,
                     running=job.running,
-                    paused=job.spec.integration in self._paused,
+                    paused=self._is_paused(job.spec),
                 )
             )
         return states
@@ -325,9 +354,12 @@ class Scheduler:
         await self._done.wait()
 
     def _wake(self, integration: str) -> None:
-        for (alias, _), job in self._jobs.items():
-            if alias == integration:
+        for job in self._jobs.values():
+            if integration in job.spec.covers:
                 job.wake.set()
+
+    def _is_paused(self, spec: JobSpec) -> bool:
+        return all(member in self._paused for member in spec.covers)
 
     async def _loop(self, job: _Job, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.CancelScope() as scope:
@@ -347,7 +379,7 @@ class Scheduler:
         """Sleep until the job is due; False when the scheduler is stopping."""
         while not self._stopping:
             job.wake = trio.Event()
-            if job.spec.integration in self._paused or (
+            if self._is_paused(job.spec) or (
                     self._may_run is not None and not self._may_run(job.spec)):
                 deadline = math.inf  # resume()/trigger() wake us; remove() and stop() too
             else:

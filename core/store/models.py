@@ -159,6 +159,20 @@ class JobCursor(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class AccountCursor(Base):
+    """Where an account-scoped import stands (one job serves every integration of the
+    account); written in the same transaction as its page, like ``JobCursor``."""
+
+    __tablename__ = "account_cursors"
+    __table_args__ = (UniqueConstraint("account_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = _updated()
+
+
 class JobRun(Base):
     """Health of one job loop, so ``marketsync status`` in another process can show it."""
 

@@ -435,6 +435,37 @@ async def test_jobs_added_while_running_start_after_their_first_delay(autojump_c
     assert rec.starts[("amazon-de", "import_orders")] == [6.0, 16.0]
 
 
+async def test_an_account_job_serves_its_members_and_pauses_only_with_all(autojump_clock):
+    """One job for amazon-de and amazon-uk: it runs while either is live, a trigger for
+    either wakes it, and only both paused hold it."""
+    rec = Recorder(trio.current_time())
+    key = ("amazon-de", "import_orders")
+    scheduler = Scheduler(rec)
+    scheduler.add(spec(every=10.0, members=("amazon-de", "amazon-uk")))
+    assert scheduler.has("amazon-uk", "import_orders") and scheduler.has("amazon-de", "import_orders")
+    assert not scheduler.has("amazon-fr", "import_orders")
+    with pytest.raises(ValueError, match="'amazon-uk' already has a job 'import_orders'"):
+        scheduler.add(spec(integration="amazon-uk"))
+    async with running(scheduler):
+        await trio.sleep_until(rec.t0 + 3.0)
+        scheduler.trigger("amazon-uk", "import_orders", delay=0)  # a member's trigger
+        await trio.sleep_until(rec.t0 + 15.0)
+        scheduler.pause("amazon-de")  # one member down: the job goes on
+        await trio.sleep_until(rec.t0 + 25.0)
+        scheduler.pause("amazon-uk")  # both down: held
+        await trio.sleep_until(rec.t0 + 45.0)
+        assert [s.paused for s in scheduler.snapshot()] == [True]
+        scheduler.resume("amazon-uk")
+        await trio.sleep_until(rec.t0 + 50.0 - EPS)
+    assert rec.starts[key] == [0.0, 3.0, 13.0, 23.0, 45.0]
+    assert len(rec.starts) == 1  # no job of its own for amazon-uk
+
+
+def test_members_must_start_with_the_jobs_integration():
+    with pytest.raises(ValueError, match="members must start with the integration"):
+        spec(members=("amazon-uk", "amazon-de"))
+
+
 # --- stopping -------------------------------------------------------------------------------
 
 
