@@ -35,8 +35,10 @@ CREDENTIAL_KEYS: Mapping[str, str] = MappingProxyType({
 })
 
 JOBS = (
-    # a backfill pages at searchOrders' one call per 3 min; each page commits on its own
-    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS, timeout=3600),
+    # one run per seller account for all its marketplaces (one searchOrders names them
+    # all); a backfill pages at searchOrders' one call per 3 min, each page commits alone
+    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS, timeout=3600,
+               scope="account"),
     JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
     JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
     JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),

@@ -6,23 +6,26 @@ Why these rules:
   ones), so the window ends at ``now - LAG`` and the watermark trails now by that much.
 * Amazon publishes some changes late, so every run re-reads ``OVERLAP`` before the
   watermark; the core upserts by order id, so re-read orders are harmless.
-* The first run reaches ``history_days`` back, never more than 30 days.
+* The first run of a marketplace reaches ``history_days`` back, never more than 30 days.
 * A pagination token is valid 24 h and needs the same query, so the window travels in
   ``cursor.state`` with it; a refused token is ``CursorExpired`` and the core starts again
-  from the committed watermark.
-
-* One ``searchOrders`` call serves every marketplace of the account that is due
-  (:class:`_Sweep`): Amazon allows one call per three minutes per account.
+  from the committed watermarks.
+* The job is account-scoped (``manifest.py``): Amazon allows one ``searchOrders`` call per
+  three minutes per seller account and one call names every marketplace, so the core
+  calls this hook once per account with its LIVE integrations and routes each order to
+  the integration of its marketplace. Nothing is shared between calls but the cursor.
+* The cursor keeps a watermark per marketplace (``state["watermarks"]``): an integration
+  that was paused, or added later, starts the window where it stands, so no window is
+  lost; one query then covers every marketplace from the earliest watermark (re-reading
+  the others' overlap is harmless, and cheaper than a call of its own per marketplace).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-import trio
 
 from marketsync.core import clock
 from marketsync.core.errors import CursorExpired
@@ -47,14 +50,7 @@ LAG = timedelta(minutes=2, seconds=30)  #: Amazon's 2 minutes plus slack for clo
 OVERLAP = timedelta(minutes=10)
 MAX_HISTORY_DAYS = 30
 PAGE_SIZE = 100
-#: A follower waits this long for the running search that covers it, then asks itself
-#: (well inside the job timeout; a searchOrders token comes every three minutes).
-FOLLOW_TIMEOUT = 240.0
-#: A stashed answer older than this is dropped: the marketplace asks for itself.
-STASH_MAX_AGE = timedelta(minutes=20)
-#: A marketplace whose own import has not run for this long (stopped) is left out.
-COMPANION_MAX_LAG = timedelta(hours=1)
-_SWEEP = "amazon.order_sweep"
+WATERMARKS = "watermarks"  #: the core's convention for per-marketplace progress
 INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "CANCELLATION", "FULFILLMENT", "PACKAGES")
 #: SP-API returns orders of the last two years (JP, AU, SG: since 2016); anything older
 #: is a broken record, not history
@@ -78,132 +74,111 @@ class Malformed(ValueError):
 
 
 def window(integration: Integration, cursor: Cursor, now: datetime) -> tuple[datetime, datetime]:
-    """The ``lastUpdatedAfter``/``Before`` pair for a fresh query (no page token)."""
-    before = now - LAG
-    if cursor.since is None:
-        days = int(integration.settings.get("history_days") or MAX_HISTORY_DAYS)
-        after = now - timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
-    else:
-        after = cursor.since - OVERLAP
-    return after, before
+    """The ``lastUpdatedAfter``/``Before`` pair of one marketplace for a fresh query."""
+    return _start(integration, _mark(integration, cursor), now), now - LAG
 
 
-@dataclass
-class _Stash:
-    """Orders a companion's search found for this marketplace, and the window they cover."""
-
-    after: datetime
-    before: datetime
-    orders: list[Any]
+def _history(integration: Integration) -> timedelta:
+    days = int(integration.settings.get("history_days") or MAX_HISTORY_DAYS)
+    return timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
 
 
-@dataclass
-class _Sweep:
-    """Per account: lets one ``searchOrders`` call serve every marketplace that is due.
-
-    ``searchOrders`` allows one call per three minutes per account, so twelve marketplaces
-    asking for themselves every ten minutes would queue for ever. The integration that
-    asks first (the leader) includes every marketplace of the account seen so far with the
-    same order filter, starting at the earliest of their watermarks; what it finds for the
-    others waits in ``stash`` for their own next call, which then costs no request.
-    Everything here is in memory: after a restart each marketplace asks for itself once.
-    """
-
-    #: everything is keyed by integration alias: two integrations may share a marketplace
-    watermarks: dict[str, datetime] = field(default_factory=dict)
-    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    marketplaces: dict[str, str] = field(default_factory=dict)  #: alias -> marketplace id
-    stash: dict[str, _Stash] = field(default_factory=dict)
-    #: what a leader's pages found for its companions so far, by leader
-    pending: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    #: integrations a running search covers -> set when it is done
-    running: dict[str, trio.Event] = field(default_factory=dict)
+def _mark(integration: Integration, cursor: Cursor) -> datetime | None:
+    """Where the integration's marketplace stands: its own watermark in the account's
+    cursor, or ``cursor.since`` for a cursor of the per-integration kind (no watermarks)."""
+    if WATERMARKS not in cursor.state:
+        return cursor.since
+    mark = (cursor.state.get(WATERMARKS) or {}).get(integration.marketplace)
+    try:
+        return datetime.fromisoformat(mark) if mark else None
+    except (TypeError, ValueError):
+        return None  # a damaged entry: read the marketplace's history again (upserts)
 
 
-def _sweep(integration: Integration) -> _Sweep:
-    sweep = integration.account_runtime.get(_SWEEP)
-    if sweep is None:
-        sweep = integration.account_runtime[_SWEEP] = _Sweep()
-    return sweep
+def _start(integration: Integration, mark: datetime | None, now: datetime) -> datetime:
+    return now - _history(integration) if mark is None else mark - OVERLAP
 
 
-async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+def _filter(members: Sequence[Integration]) -> tuple[str, ...]:
+    """One ``fulfilledBy`` for the call: the members' own when they agree, else none
+    (each member then keeps only what it asked for, see ``_wanted``)."""
+    wanted = {FULFILLED_BY.get(str(m.settings.get("orders", "both")), ()) for m in members}
+    return wanted.pop() if len(wanted) == 1 else ()
+
+
+def _wanted(member: Integration, order: ChannelOrder) -> bool:
+    choice = str(member.settings.get("orders", "both"))
+    if choice == "FBA":
+        return order.fulfillment is Fulfillment.FBA
+    if choice == "MFN":
+        return order.fulfillment is Fulfillment.MFN
+    return True
+
+
+async def import_orders(integration: Integration, cursor: Cursor,
+                        integrations: Sequence[Integration] | None = None) -> Page[ChannelOrder]:
+    """One page of the account's orders, for every marketplace in ``integrations``."""
+    members = list(integrations or (integration,))
     api = SpApi(integration)
-    me = integration.alias
-    sweep = _sweep(integration)
-    fulfilled_by = FULFILLED_BY.get(str(integration.settings.get("orders", "both")), ())
-    sweep.filters[me] = fulfilled_by
-    sweep.marketplaces[me] = api.marketplace_id
+    by_code = {m.marketplace: m for m in members}
+    marks = dict(cursor.state.get(WATERMARKS) or {})
+    if WATERMARKS not in cursor.state and cursor.since is not None:
+        marks = {code: cursor.since.isoformat() for code in by_code}
     params: dict[str, Any] = {
         "includedData": csv_param(INCLUDED_DATA),
         "maxResultsPerPage": PAGE_SIZE,
     }
-    if fulfilled_by:
-        params["fulfilledBy"] = csv_param(fulfilled_by)
     if cursor.token:
         try:
             after = datetime.fromisoformat(cursor.state["after"])
             before = datetime.fromisoformat(cursor.state["before"])
         except (KeyError, TypeError, ValueError):
             raise CursorExpired("the order cursor has a page token but not its window") from None
-        companions = [c for c in cursor.state.get("companions") or () if c in sweep.marketplaces]
+        asked = list(cursor.state.get("marketplaces") or sorted(by_code))
+        served = list(cursor.state.get("served", asked))
+        fulfilled_by = tuple(cursor.state.get("fulfilled_by") or ())
         params["paginationToken"] = cursor.token
     else:
-        after, before = window(integration, cursor, clock.now())
+        now = clock.now()
+        before = now - LAG
+        after = min(_start(m, _mark(m, cursor), now) for m in members)
         if after >= before:
             return Page(items=(), next=cursor, done=True)
-        if me in sweep.running:  # a companion's search covers us: wait for its answer
-            with trio.move_on_after(FOLLOW_TIMEOUT):
-                await sweep.running[me].wait()
-        page = _from_stash(sweep, me, after)
-        if page is not None:
-            return page
-        now = clock.now()
-        companions = sorted(c for c, mark in sweep.watermarks.items()
-                            if c != me and sweep.filters.get(c) == fulfilled_by
-                            and c not in sweep.running and now - mark <= COMPANION_MAX_LAG)
-        after = min([after, *(sweep.watermarks[c] - OVERLAP for c in companions)])
-        sweep.pending[me] = {c: [] for c in companions}
-    wanted = sorted({api.marketplace_id, *(sweep.marketplaces[c] for c in companions)})
-    params["marketplaceIds"] = csv_param(wanted)
+        asked = served = sorted(by_code)
+        fulfilled_by = _filter(members)
+    if fulfilled_by:
+        params["fulfilledBy"] = csv_param(fulfilled_by)
+    params["marketplaceIds"] = csv_param(sorted(
+        marketplaces.MARKETPLACES[code].id for code in asked))
     params["lastUpdatedAfter"] = clock.isoformat(after)
     params["lastUpdatedBefore"] = clock.isoformat(before)
-    done = trio.Event()
-    for companion in companions:
-        sweep.running.setdefault(companion, done)
     try:
-        try:
-            body = await api.get_json(PATH, "searchOrders", params=params)
-        except AmazonRequestError as exc:
-            if cursor.token and exc.status == 400:
-                raise CursorExpired(f"searchOrders refused the page token: {exc.detail}") from None
-            raise
-        own: list[Any] = []
-        pending = sweep.pending.setdefault(me, {})
-        for raw in body.get("orders") or ():
-            where = ((raw.get("salesChannel") or {}) if isinstance(raw, dict) else {}).get(
-                "marketplaceId")
-            for companion in companions:
-                if sweep.marketplaces[companion] == where:
-                    pending.setdefault(companion, []).append(raw)
-            if where == api.marketplace_id or where not in wanted:
-                own.append(raw)  # an unknown marketplace is ours to reject, with its reason
-        items, rejected = map_orders(own)
-        next_token = (body.get("pagination") or {}).get("nextToken")
-        if next_token:
-            state = {"after": after.isoformat(), "before": before.isoformat(),
-                     "companions": companions}
-            return Page(items=items, rejected=rejected, done=False,
-                        next=Cursor(since=cursor.since, token=next_token, state=state))
-        for companion, found in sweep.pending.pop(me, {}).items():
-            sweep.stash[companion] = _Stash(after=after, before=before, orders=found)
-        sweep.watermarks[me] = before
-        return Page(items=items, rejected=rejected, done=True, next=Cursor(since=before))
-    finally:
-        for companion in companions:
-            if sweep.running.get(companion) is done:
-                del sweep.running[companion]
-        done.set()
+        body = await api.get_json(PATH, "searchOrders", params=params)
+    except AmazonRequestError as exc:
+        if cursor.token and exc.status == 400:
+            raise CursorExpired(f"searchOrders refused the page token: {exc.detail}") from None
+        raise
+    # a marketplace asked for whose integration is missing for one of the pages (paused
+    # meanwhile) has a gap in this window, even if it is back for the last page: its
+    # watermark stays, and a later query reads its orders again from there
+    served = [code for code in served if code in by_code]
+    absent = {marketplaces.MARKETPLACES[code].id for code in asked if code not in served}
+    raws = [raw for raw in body.get("orders") or ()
+            if _marketplace_id(raw) not in absent]
+    mapped, rejected = map_orders(raws)
+    items = [order for order in mapped
+             if order.marketplace not in by_code or _wanted(by_code[order.marketplace], order)]
+    next_token = (body.get("pagination") or {}).get("nextToken")
+    if next_token:
+        state = {WATERMARKS: marks, "after": after.isoformat(), "before": before.isoformat(),
+                 "marketplaces": asked, "served": served, "fulfilled_by": list(fulfilled_by)}
+        return Page(items=items, rejected=rejected, done=False,
+                    next=Cursor(since=cursor.since, token=next_token, state=state))
+    for code in served:  # every page of the window reached them
+        marks[code] = before.isoformat()
+    since = min(datetime.fromisoformat(mark) for mark in marks.values()) if marks else before
+    return Page(items=items, rejected=rejected, done=True,
+                next=Cursor(since=since, state={WATERMARKS: marks}))
 
 
 async def fetch_order(integration: Integration, order_id: str) -> Page[ChannelOrder]:
@@ -222,16 +197,9 @@ async def fetch_order(integration: Integration, order_id: str) -> Page[ChannelOr
     return Page(items=items, rejected=rejected, done=True)
 
 
-def _from_stash(sweep: _Sweep, alias: str, after: datetime) -> Page[ChannelOrder] | None:
-    """A companion's complete answer for us, if it covers our window and is recent."""
-    stash = sweep.stash.pop(alias, None)
-    if stash is None or stash.after > after:
-        return None
-    if clock.now() - stash.before > STASH_MAX_AGE:
-        return None
-    items, rejected = map_orders(stash.orders)
-    sweep.watermarks[alias] = stash.before
-    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=stash.before))
+def _marketplace_id(raw: Any) -> Any:
+    return ((raw.get("salesChannel") or {}) if isinstance(raw, dict) else {}).get(
+        "marketplaceId")
 
 
 def map_orders(orders: Any) -> tuple[list[ChannelOrder], list[RejectedRecord]]:
