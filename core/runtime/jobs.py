@@ -347,6 +347,12 @@ def _commit_account_page(session: Session, account: str, routes: dict[str, int],
         part_changed, part_new = _commit_page(session, integration_id, kind, part, apply,
                                               cipher, run_started, save_cursor=False)
         changed, new = changed or part_changed, new + part_new
+    # a record the plugin rejected earlier is quarantined under whichever integration was
+    # first then, whatever its marketplace: imported now, it leaves every member's queue
+    imported = {_record_id(item) for found in routed.values() for item in found} - {None}
+    if imported:
+        for integration_id in routes.values():
+            quarantine.release_records(session, integration_id, kind, imported)
     cursors.save_account(session, account, kind, page.next)
     return changed, new
 

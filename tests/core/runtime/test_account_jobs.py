@@ -54,6 +54,7 @@ class Seller:
         self.refuse: set[str] = set()  # marketplaces the account does not sell in
         self.stray = False  # also return an order of a marketplace nobody imports
         self.fail: Exception | None = None  # what the import raises, for every account
+        self.late = False  # reject order "late-Y" on the first call, return it afterwards
 
     @hookimpl
     def channel_info(self):
@@ -79,9 +80,14 @@ class Seller:
                  for i in integrations]
         if self.stray:
             items.append(order(f"{integration.account}-Z-{n}", "Z"))
+        rejected = [RejectedRecord(record_id=f"bad-{n}", reason="no items")]
+        if self.late and integration.account == "a":
+            if n == 0:
+                rejected.append(RejectedRecord(record_id="late-Y", reason="unknown status"))
+            else:
+                items.append(order("late-Y", "Y"))
         marks = {i.marketplace: clock.now().isoformat() for i in integrations}
-        return Page(items=items, done=True,
-                    rejected=[RejectedRecord(record_id=f"bad-{n}", reason="no items")],
+        return Page(items=items, done=True, rejected=rejected,
                     next=Cursor(since=clock.now(), state={
                         "watermarks": {**cursor.state.get("watermarks", {}), **marks},
                         "runs": n + 1}))
@@ -202,6 +208,26 @@ async def test_the_accounts_refused_credentials_stop_all_its_integrations(tmp_pa
                       "b-x": IntegrationState.LIVE}
     assert runs_a == 1  # paused with both members, not retried every period
     assert sum(1 for lead, _, _ in channel.calls if lead == "b-x") >= 3
+
+
+async def test_a_record_rejected_once_leaves_the_quarantine_when_imported(tmp_path, mock_clock):
+    """Rejected on the first run (quarantined under a-x, the first integration), imported
+    under a-y on the next: it is no longer held anywhere."""
+    clock.set_start(START)
+    channel = Seller()
+    channel.late = True
+    daemon = make_daemon(tmp_path, channel, THREE)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.serve)
+        await trio.sleep(30)
+        held_first = await daemon.store.read(quarantine.list_records, None, "import_orders")
+        await trio.sleep(900)
+        held_then = await daemon.store.read(quarantine.list_records, None, "import_orders")
+        rows, _ = await daemon.store.read(_stored)
+        nursery.cancel_scope.cancel()
+    assert "late-Y" in {r.record_id for r in held_first}
+    assert "late-Y" not in {r.record_id for r in held_then}
+    assert ("a-y", "Y", "late-Y") in rows
 
 
 async def test_a_sync_of_one_integration_uses_the_account_cursor(tmp_path, mock_clock):
