@@ -1,8 +1,16 @@
 """CSV bulk input: stock, handling times and manual orders.
 
-All or nothing: every row is checked first (shape, numbers, known SKUs) and any bad row
-means nothing is applied, with every bad row reported by its line number and reason, so
-a seller fixes the file once instead of discovering mistakes one run at a time.
+Checked as a whole, applied in chunks. Every row is checked first (shape, numbers, known
+SKUs, the on-hand floor) and any bad row means nothing is applied, with every bad row
+reported by file, line and column, so a seller fixes the file once instead of discovering
+mistakes one run at a time. The checked rows are then applied ``APPLY_CHUNK`` at a time,
+one transaction each: a 200,000-row file never holds the database's write lock for more
+than about a second at a time, so the daemon's own bookkeeping goes on meanwhile.
+
+An interruption between chunks (Ctrl-C, a crash) leaves the earlier chunks applied; the
+same file run again finishes the job and applies nothing twice. Counts (``quantity``),
+handling times and manual orders are idempotent by nature; a delta row's ledger key is
+the file's content hash and the row's line, which the ledger refuses a second time.
 
 Formats (a header row is required; extra columns are refused, to catch a wrong file):
 
@@ -15,53 +23,87 @@ Formats (a header row is required; extra columns are refused, to catch a wrong f
 * shipments: ``order_id,carrier,tracking_number`` (the local order id, as ``orders list``
   shows it) and optionally ``ship_method``, ``correct`` (``yes``: the row corrects the
   order's shipment instead of adding one) and ``was`` (the tracking number it corrects,
-  needed when the order has several shipments).
+  needed when the order has several shipments). Applied in one transaction: a row the
+  order cannot take is only found by trying it.
+
+Numbers are plain ASCII digits (a sign for deltas) within 0…``MAX_QUANTITY``: ``1_0``,
+``١٠`` or ``1e3`` are what Python's ``int()`` would take, not what a spreadsheet means.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketsync.core.domain import inventory, orders, pii, products, recipients, shipments
-from marketsync.core.cli.progress import track
-from marketsync.core.store.models import Product
+from marketsync.core.cli.progress import progress, track
+from marketsync.core.store.models import Product, StockMovement
 from marketsync.core.types import Address, Buyer
+
+T = TypeVar("T")
 
 #: the optional recipient columns of a manual orders file
 RECIPIENT_COLUMNS = ("buyer_name", "buyer_email", "phone", "address_line1", "address_line2",
                      "address_line3", "city", "state", "postal_code", "country")
+
+#: the largest quantity, delta or count a CSV may hold (the ledger's columns are 32-bit)
+MAX_QUANTITY = 10**9
+#: SKUs per ``IN (...)`` lookup: SQLite allows 32,766 variables (999 before 3.32)
+LOOKUP_BATCH = 500
+#: rows per transaction while applying: about half a second of SQLite's write lock
+APPLY_CHUNK = 500
+_NUMBER = re.compile(r"[+-]?[0-9]+\Z")  # a character class, not \d: \d matches ١٠ and ௧
 
 
 @dataclass(frozen=True, slots=True)
 class RowError:
     line: int
     reason: str
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.reason}"
 
 
 class CsvError(ValueError):
     """The file has bad rows; nothing was applied. ``errors`` lists every one."""
 
-    def __init__(self, source: str, errors: Sequence[RowError]):
+    def __init__(self, source: str, errors: Sequence[RowError], *, applied: int = 0):
         self.source = source
         self.errors = list(errors)
+        self.applied = applied
         lines = "\n".join(f"{source}:{error}" for error in self.errors)
-        super().__init__(f"{len(self.errors)} bad row(s) in {source}, nothing applied:\n{lines}")
+        done = (f"{applied} row(s) before it were applied; run the same file again to "
+                "finish (applied rows are skipped)") if applied else "nothing applied"
+        super().__init__(f"{len(self.errors)} bad row(s) in {source}, {done}:\n{lines}")
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
     line: int
     values: dict[str, str]
+    columns: dict[str, int]  #: column name -> 1-based position, for error messages
+
+    def error(self, column: str, reason: str) -> RowError:
+        return RowError(self.line, reason, self.columns.get(column))
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What an import did: rows applied now, and rows an earlier run of the file applied."""
+
+    applied: int
+    already: int = 0
 
 
 def read_rows(text: str, source: str, formats: Sequence[Sequence[str]],
@@ -76,46 +118,65 @@ def read_rows(text: str, source: str, formats: Sequence[Sequence[str]],
                  and set(header[len(f):]) <= set(optional)), None)
     if base is None:
         wanted = " or ".join(",".join(f) for f in formats)
-        raise CsvError(source, [RowError(1, f"header {','.join(header)!r} is not {wanted}")])
+        raise CsvError(source, [RowError(1, f"header {','.join(header)!r} is not {wanted}", 1)])
+    positions = {name: index for index, name in enumerate(header, 1)}
     rows, errors = [], []
     for cells in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            errors.append(RowError(line, f"{len(cells)} columns, expected {len(header)}"))
+            errors.append(RowError(line, f"{len(cells)} columns, expected {len(header)}",
+                                   min(len(cells), len(header)) + 1))
             continue
-        rows.append(Row(line, {name: cell.strip() for name, cell in zip(header, cells)}))
+        rows.append(Row(line, {name: cell.strip() for name, cell in zip(header, cells)},
+                        positions))
     if errors:
         raise CsvError(source, errors)
     return base, rows
 
 
-def _int(row: Row, column: str, errors: list[RowError], *, minimum: int | None = None,
-         maximum: int | None = None) -> int | None:
+def _int(row: Row, column: str, errors: list[RowError], *, minimum: int = 0,
+         maximum: int = MAX_QUANTITY) -> int | None:
+    """A number as a person writes it in a spreadsheet: ASCII digits, perhaps a sign."""
     text = row.values[column]
-    try:
-        value = int(text)
-    except ValueError:
-        errors.append(RowError(row.line, f"{column} {text!r} is not a whole number"))
+    if not _NUMBER.match(text):
+        errors.append(row.error(column, f"{column} {text[:40]!r} is not a whole number "
+                                        "(digits 0-9 only)"))
         return None
-    if minimum is not None and value < minimum or maximum is not None and value > maximum:
-        bounds = f"{minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
-        errors.append(RowError(row.line, f"{column} {value} must be {bounds}"))
+    # the length first: int() of a 100,000-digit string costs seconds
+    value = int(text) if len(text.lstrip("+-").lstrip("0")) <= len(str(MAX_QUANTITY)) else None
+    if value is None or not minimum <= value <= maximum:
+        shown = f"{text[:20]}…" if len(text) > 20 else text
+        errors.append(row.error(column, f"{column} {shown} must be {minimum} to {maximum}"))
         return None
     return value
 
 
-def _check_skus(session: Session, rows: Sequence[Row], errors: list[RowError]) -> None:
-    skus = {row.values["sku"] for row in rows}
-    known = set(session.execute(select(Product.sku).where(Product.sku.in_(skus))).scalars()) \
-        if skus else set()
+def batched(items: Iterable[T], size: int) -> Iterable[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def known_products(session: Session, skus: Iterable[str]) -> dict[str, int]:
+    """SKU -> on hand for the SKUs that exist, looked up ``LOOKUP_BATCH`` at a time."""
+    found: dict[str, int] = {}
+    for chunk in batched(sorted(set(skus)), LOOKUP_BATCH):
+        found.update((sku, on_hand) for sku, on_hand in session.execute(
+            select(Product.sku, Product.on_hand).where(Product.sku.in_(chunk))))
+    return found
+
+
+def _check_skus(session: Session, rows: Sequence[Row], errors: list[RowError]) -> dict[str, int]:
+    known = known_products(session, (row.values["sku"] for row in rows if row.values["sku"]))
     for row in rows:
         sku = row.values["sku"]
         if not sku:
-            errors.append(RowError(row.line, "sku is empty"))
+            errors.append(row.error("sku", "sku is empty"))
         elif sku not in known:
-            errors.append(RowError(row.line, f"unknown SKU {sku!r}"))
+            errors.append(row.error("sku", f"unknown SKU {sku[:80]!r}"))
+    return known
 
 
 def _duplicates(rows: Sequence[Row], column: str, errors: list[RowError]) -> None:
@@ -123,53 +184,111 @@ def _duplicates(rows: Sequence[Row], column: str, errors: list[RowError]) -> Non
     for row in rows:
         value = row.values[column]
         if value in first:
-            errors.append(RowError(row.line, f"{column} {value!r} again (first on line "
-                                             f"{first[value]})"))
+            errors.append(row.error(column, f"{column} {value!r} again (first on line "
+                                            f"{first[value]})"))
         else:
             first.setdefault(value, row.line)
 
 
 def _finish(source: str, errors: list[RowError]) -> None:
     if errors:
-        raise CsvError(source, sorted(errors, key=lambda e: e.line))
+        raise CsvError(source, sorted(errors, key=lambda e: (e.line, e.column or 0)))
+
+
+def apply_in_chunks(store: Any, planned: Sequence[T], apply: Callable[[Session, T], bool],
+                    source: str, doing: str) -> Imported:
+    """Apply ``planned`` ``APPLY_CHUNK`` items per transaction; ``apply`` returns False for
+    an item an earlier run already applied. A CsvError raised while applying says how many
+    rows the chunks before it applied."""
+    applied = already = 0
+    with progress(f"{source}: {doing}", len(planned)) as bar:
+        for chunk in batched(planned, APPLY_CHUNK):
+            try:
+                done = store.run_blocking(
+                    lambda session: [apply(session, item) for item in chunk])
+            except CsvError as error:
+                raise CsvError(source, error.errors, applied=applied + already) from None
+            applied += sum(done)
+            already += len(done) - sum(done)
+            bar.advance(len(chunk))
+    return Imported(applied, already)
 
 
 # --- the three imports ------------------------------------------------------------------------------
 
 
-def import_stock(session: Session, text: str, source: str = "stock.csv") -> int:
-    """Set (``sku,quantity``) or adjust (``sku,delta,reason``) stock; returns rows applied."""
+@dataclass(frozen=True, slots=True)
+class _StockRow:
+    line: int
+    sku: str
+    quantity: int | None = None  #: set on hand to this
+    delta: int | None = None  #: or change it by this
+    reason: str = ""
+
+
+def check_stock(session: Session, text: str, source: str = "stock.csv", *,
+                force: bool = False) -> list[_StockRow]:
+    """Every row of a stock file checked, or CsvError listing every bad one.
+
+    A delta that would take on hand below ``inventory.ON_HAND_FLOOR`` is refused unless
+    ``force``: -99,997 on hand is a typo, not a stock level."""
     columns, rows = read_rows(text, source, [("sku", "quantity"), ("sku", "delta", "reason")])
     errors: list[RowError] = []
-    _check_skus(session, rows, errors)
+    on_hand = _check_skus(session, rows, errors)
+    planned: list[_StockRow] = []
     if columns[1] == "quantity":
         _duplicates(rows, "sku", errors)  # two counts of one shelf: which one is right?
-    planned: list[Callable[[], Any]] = []
-    for row in rows:
-        sku = row.values["sku"]
-        if columns[1] == "quantity":
-            quantity = _int(row, "quantity", errors, minimum=0)
+        for row in rows:
+            quantity = _int(row, "quantity", errors)
             if quantity is not None:
-                planned.append(lambda s=sku, q=quantity, n=f"{source}:{row.line}":
-                               inventory.set_on_hand(session, s, q, note=n))
-        else:
-            delta = _int(row, "delta", errors)
-            reason = row.values["reason"]
-            if not reason:
-                errors.append(RowError(row.line, "reason is empty"))
-            elif delta == 0:
-                errors.append(RowError(row.line, "delta 0 changes nothing"))
-            elif delta is not None:
-                planned.append(lambda s=sku, d=delta, r=reason: inventory.adjust(
-                    session, s, d, reason=r))
+                planned.append(_StockRow(row.line, row.values["sku"], quantity=quantity))
+        _finish(source, errors)
+        return planned
+    running = dict(on_hand)
+    for row in rows:
+        sku, reason = row.values["sku"], row.values["reason"]
+        delta = _int(row, "delta", errors, minimum=-MAX_QUANTITY)
+        if not reason:
+            errors.append(row.error("reason", "reason is empty"))
+        elif delta == 0:
+            errors.append(row.error("delta", "delta 0 changes nothing"))
+        elif delta is not None and sku in running:
+            after = running[sku] + delta
+            if after < inventory.ON_HAND_FLOOR and not force:
+                errors.append(row.error("delta", f"delta {delta} would take on hand of "
+                                        f"{sku[:80]!r} to {after}, below "
+                                        f"{inventory.ON_HAND_FLOOR} (--force allows it)"))
+            running[sku] = after
+            planned.append(_StockRow(row.line, sku, delta=delta, reason=reason))
     _finish(source, errors)
-    for apply in track(planned, f"{source}: applying"):  # a bar only on a terminal
-        apply()
-    return len(planned)
+    return planned
 
 
-def import_handling_times(session: Session, text: str, source: str = "handling.csv") -> int:
-    """``sku,handling_time_days`` per product; an empty value restores the default."""
+def import_stock(store: Any, text: str, source: str = "stock.csv", *,
+                 force: bool = False) -> Imported:
+    """Set (``sku,quantity``) or adjust (``sku,delta,reason``) stock, checked then chunked."""
+    planned = store.read_blocking(check_stock, text, source, force=force)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+    def apply(session: Session, row: _StockRow) -> bool:
+        if row.quantity is not None:
+            inventory.set_on_hand(session, row.sku, row.quantity, note=f"{source}:{row.line}")
+            return True
+        key = f"csv:{digest}:{row.line}"
+        if session.execute(select(StockMovement.id).where(StockMovement.key == key)).first():
+            return False  # an earlier, interrupted run of this file applied it
+        try:
+            inventory.adjust(session, row.sku, row.delta, reason=row.reason, key=key,
+                             force=force)
+        except inventory.BelowFloor as error:  # stock moved since the check
+            raise CsvError(source, [RowError(row.line, str(error), 2)]) from None
+        return True
+
+    return apply_in_chunks(store, planned, apply, source, "applying")
+
+
+def check_handling_times(session: Session, text: str,
+                         source: str = "handling.csv") -> list[tuple[str, int | None]]:
     _, rows = read_rows(text, source, [("sku", "handling_time_days")])
     errors: list[RowError] = []
     _check_skus(session, rows, errors)
@@ -179,18 +298,27 @@ def import_handling_times(session: Session, text: str, source: str = "handling.c
         if row.values["handling_time_days"] == "":
             planned.append((row.values["sku"], None))
             continue
-        days = _int(row, "handling_time_days", errors, minimum=0, maximum=30)
+        days = _int(row, "handling_time_days", errors, maximum=30)
         if days is not None:
             planned.append((row.values["sku"], days))
     _finish(source, errors)
-    for sku, days in track(planned, f"{source}: applying"):
-        products.set_handling_time(session, sku, days)
-    return len(planned)
+    return planned
 
 
-def import_manual_orders(session: Session, text: str, source: str = "orders.csv", *,
-                         cipher: pii.PiiCipher | None = None) -> list[int]:
-    """Manual orders, one row per item; returns the order ids (existing ones unchanged)."""
+def import_handling_times(store: Any, text: str, source: str = "handling.csv") -> Imported:
+    """``sku,handling_time_days`` per product; an empty value restores the default."""
+    planned = store.read_blocking(check_handling_times, text, source)
+
+    def apply(session: Session, item: tuple[str, int | None]) -> bool:
+        products.set_handling_time(session, *item)
+        return True
+
+    return apply_in_chunks(store, planned, apply, source, "applying")
+
+
+def check_manual_orders(session: Session, text: str, source: str = "orders.csv", *,
+                        cipher: pii.PiiCipher | None = None
+                        ) -> list[tuple[str, list[tuple[str, int]], Buyer | None, Address | None]]:
     _, rows = read_rows(text, source, [("order_id", "sku", "quantity")],
                         optional=RECIPIENT_COLUMNS)
     errors: list[RowError] = []
@@ -200,7 +328,7 @@ def import_manual_orders(session: Session, text: str, source: str = "orders.csv"
     for row in rows:
         order_id = row.values["order_id"]
         if not order_id:
-            errors.append(RowError(row.line, "order_id is empty"))
+            errors.append(row.error("order_id", "order_id is empty"))
             continue
         quantity = _int(row, "quantity", errors, minimum=1)
         if quantity is None:
@@ -220,12 +348,25 @@ def import_manual_orders(session: Session, text: str, source: str = "orders.csv"
         errors.append(RowError(1, "buyer data is stored only encrypted; configure pii.key "
                                   "(or set MARKETSYNC_PII_KEY)"))
     _finish(source, errors)
-    entered = []
-    for order_id, items in track(list(grouped.items()), f"{source}: entering orders"):
-        buyer, address = people.get(order_id, (None, None))
-        entered.append(orders.add_manual_order(session, order_id, items, buyer=buyer,
-                                               address=address, cipher=cipher))
-    return entered
+    return [(order_id, items, *people.get(order_id, (None, None)))
+            for order_id, items in grouped.items()]
+
+
+def import_manual_orders(store: Any, text: str, source: str = "orders.csv", *,
+                         cipher: pii.PiiCipher | None = None) -> list[int]:
+    """Manual orders, one row per item; returns the order ids (existing ones unchanged)."""
+    planned = store.read_blocking(check_manual_orders, text, source, cipher=cipher)
+    ids: list[int] = []
+
+    def apply(session: Session, item: tuple[str, list[tuple[str, int]], Buyer | None,
+                                            Address | None]) -> bool:
+        order_id, items, buyer, address = item
+        ids.append(orders.add_manual_order(session, order_id, items, buyer=buyer,
+                                           address=address, cipher=cipher))
+        return True
+
+    apply_in_chunks(store, planned, apply, source, "entering orders")
+    return ids
 
 
 def import_shipments(session: Session, text: str, source: str = "shipments.csv") -> list[str]:

@@ -229,6 +229,6 @@ def add(cli: CliContext, order_id: str, items: tuple[str, ...], buyer_name: str 
 def import_(cli: CliContext, file: Path) -> None:
     """Manual orders from CSV (order_id,sku,quantity[,buyer_name,buyer_email,phone,
     address_line1,address_line2,address_line3,city,state,postal_code,country])."""
-    ids = cli.store.run_blocking(csvio.import_manual_orders, file.read_text("utf-8"),
-                                 str(file), cipher=cli.cipher)
+    ids = csvio.import_manual_orders(cli.store, file.read_text("utf-8"), str(file),
+                                     cipher=cli.cipher)
     click.echo(f"{file}: {len(ids)} order(s)")

@@ -122,7 +122,6 @@ def price(cli: CliContext, sku: str, amount: str, alias: str) -> None:
 @pass_cli
 def handling_time(cli: CliContext, file: Path) -> None:
     """Handling time per product from a CSV (sku,handling_time_days); all rows or none."""
-    count = cli.store.run_blocking(csvio.import_handling_times, file.read_text("utf-8"),
-                                   str(file))
-    click.echo(f"{file}: {count} row(s) applied")
+    done = csvio.import_handling_times(cli.store, file.read_text("utf-8"), str(file))
+    click.echo(f"{file}: {done.applied} row(s) applied")
     tell_daemon(cli, *PUSHES)

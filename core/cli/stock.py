@@ -41,20 +41,25 @@ def set_(cli: CliContext, sku: str, quantity: int) -> None:
 @click.argument("sku")
 @click.argument("delta", type=int)
 @click.option("--reason", required=True, help="Why, e.g. delivery, breakage.")
+@click.option("--force", is_flag=True, help="Allow on hand to go below 0.")
 @pass_cli
-def adjust(cli: CliContext, sku: str, delta: int, reason: str) -> None:
+def adjust(cli: CliContext, sku: str, delta: int, reason: str, force: bool) -> None:
     """Add (+N) or remove (-N) units of SKU."""
-    _show(cli.store.run_blocking(inventory.adjust, sku, delta, reason=reason))
+    _show(cli.store.run_blocking(inventory.adjust, sku, delta, reason=reason, force=force))
     tell_daemon_stock_changed(cli)
 
 
 @stock.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Allow deltas to take on hand below 0.")
 @pass_cli
-def import_(cli: CliContext, file: Path) -> None:
-    """Set (sku,quantity) or adjust (sku,delta,reason) many SKUs; all rows or none."""
-    count = cli.store.run_blocking(csvio.import_stock, file.read_text("utf-8"), str(file))
-    click.echo(f"{file}: {count} row(s) applied")
+def import_(cli: CliContext, file: Path, force: bool) -> None:
+    """Set (sku,quantity) or adjust (sku,delta,reason) many SKUs; every row is checked
+    before any is applied, then they are applied in chunks (run it again after an
+    interruption: rows already applied are skipped)."""
+    done = csvio.import_stock(cli.store, file.read_text("utf-8"), str(file), force=force)
+    click.echo(f"{file}: {done.applied} row(s) applied"
+               + (f", {done.already} applied by an earlier run" if done.already else ""))
     tell_daemon_stock_changed(cli)
 
 

@@ -165,13 +165,24 @@ class Context:
         raise Invalid(f"'${{{ref}}}' is not a valid reference (expected {HOW_TO_REFER})")
 
 
+#: the most a ``${file:…}`` or ``${credential:…}`` reference reads: keys, tokens and
+#: certificates are a few kilobytes; ``${file:/dev/zero}`` must not fill the memory
+MAX_SECRET_BYTES = 64 * 1024
+
+
 def _read_secret(path: Path, what: str) -> str:
     try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise Invalid(f"{what} is not UTF-8 text") from None
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
         raise Invalid(f"cannot read {what}: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise Invalid(f"{what} is larger than {MAX_SECRET_BYTES // 1024} KiB, the most a "
+                      "reference reads; is it the right file?")
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(f"{what} is not UTF-8 text") from None
     # Editors end files with a newline that is not part of the secret.
     return content[:-2] if content.endswith("\r\n") else content.removesuffix("\n")
 

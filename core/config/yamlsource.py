@@ -185,6 +185,8 @@ def load_yaml(text: str, filename: str = "<config>") -> Any:
     :raises ConfigError: on a syntax error (with its line), and on every duplicate key or
         unsupported tag in the document, all reported together.
     """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise _too_big(filename, text[:MAX_CONFIG_BYTES + 1].encode("utf-8"))
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -202,13 +204,33 @@ def load_yaml(text: str, filename: str = "<config>") -> Any:
     return value
 
 
+#: the largest configuration read: a real one is a few kilobytes, and PyYAML holds about
+#: 60 bytes of nodes per byte of text (a 29 MB file took 1.7 GB before this limit)
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _too_big(filename: str, head: bytes) -> ConfigError:
+    """Name where the limit falls (line and column), as for any other error in the file."""
+    cut = head[:MAX_CONFIG_BYTES]
+    line = cut.count(b"\n") + 1
+    column = len(cut) - (cut.rfind(b"\n") + 1) + 1
+    return ConfigError([f"{filename}:{line}:{column}: the configuration goes on past "
+                        f"{MAX_CONFIG_BYTES // 1024} KiB, the most marketsync reads; "
+                        "is this the right file?"])
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read and parse a YAML file; errors name the file as the caller spelled it."""
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{filename}:1: not UTF-8 text ({exc.reason})"]) from None
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # a FIFO or /dev/zero ends here too
     except OSError as exc:
         raise ConfigError([f"{filename}: cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _too_big(filename, raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{filename}:1: not UTF-8 text ({exc.reason})"]) from None
     return load_yaml(text, filename)

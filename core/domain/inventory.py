@@ -58,6 +58,14 @@ class UnknownSku(LookupError):
     """No product with that SKU; the message names it (the CLI prints it and exits 1)."""
 
 
+#: the lowest on hand a person's adjustment may leave without ``force``
+ON_HAND_FLOOR = 0
+
+
+class BelowFloor(ValueError):
+    """An adjustment would take on hand below ``ON_HAND_FLOOR``; nothing was changed."""
+
+
 @dataclass(frozen=True, slots=True)
 class StockLevel:
     sku: str
@@ -172,11 +180,18 @@ def set_on_hand(session: Session, sku: str, quantity: int, *, note: str | None =
 
 
 def adjust(session: Session, sku: str, delta: int, *, reason: str,
-           key: str | None = None) -> StockLevel:
-    """Add (or with a negative ``delta`` remove) units, e.g. a delivery or breakage."""
+           key: str | None = None, force: bool = False) -> StockLevel:
+    """Add (or with a negative ``delta`` remove) units, e.g. a delivery or breakage.
+
+    A removal that would take on hand below ``ON_HAND_FLOOR`` raises BelowFloor unless
+    ``force``: a sign typed wrong (-1000 for +1000) should stop, not reach the channels."""
     if not reason.strip():
         raise ValueError(f"adjusting {sku!r} needs a reason")
     product = product_by_sku(session, sku, lock=True)
+    if delta < 0 and product.on_hand + delta < ON_HAND_FLOOR and not force:
+        raise BelowFloor(f"removing {-delta} of {sku!r} would take on hand from "
+                         f"{product.on_hand} to {product.on_hand + delta}, below "
+                         f"{ON_HAND_FLOOR} (--force allows it)")
     apply_movement(session, product.id, key or f"manual:{uuid.uuid4()}", reason="adjust",
                    on_hand=delta, note=reason.strip())
     return stock_level(session, sku)

@@ -167,6 +167,12 @@ class Store:
         """``run`` for synchronous callers outside trio (CLI commands, scripts)."""
         return self._transaction(self._writer, clock.now(), fn, args, kwargs)
 
+    def read_blocking(
+        self, fn: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """``read`` for synchronous callers: checks that must not hold the write lock."""
+        return self._readonly(clock.now(), fn, args, kwargs)
+
     @staticmethod
     def _transaction(
         maker: sessionmaker[Session],

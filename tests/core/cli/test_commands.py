@@ -83,12 +83,28 @@ def test_stock_import_reports_bad_rows(invoke, tmp_path):
     bad.write_text("sku,quantity\nMUG,4\nNOPE,2\nCUP,x\n")
     result = invoke("stock", "import", str(bad))
     assert result.exit_code == 1
-    assert "line 3: unknown SKU 'NOPE'" in result.output
-    assert "line 4: quantity 'x' is not a whole number" in result.output
+    assert "stock.csv:line 3, column 1: unknown SKU 'NOPE'" in result.output
+    assert "stock.csv:line 4, column 2: quantity 'x' is not a whole number" in result.output
     assert "on hand 0" in invoke("stock", "show", "MUG").output
     bad.write_text("sku,quantity\nMUG,4\n")
     assert "1 row(s) applied" in invoke("stock", "import", str(bad)).output
     assert "on hand 4" in invoke("stock", "show", "MUG").output
+    bad.write_text("sku,delta,reason\nMUG,-5,breakage\n")
+    result = invoke("stock", "import", str(bad))
+    assert result.exit_code == 1
+    assert "line 2, column 2: delta -5 would take on hand of 'MUG' to -1" in result.output
+    assert "1 row(s) applied" in invoke("stock", "import", "--force", str(bad)).output
+    assert "on hand -1" in invoke("stock", "show", "MUG").output
+
+
+def test_stock_adjust_below_zero_needs_force(invoke):
+    invoke("stock", "set", "MUG", "2")
+    result = invoke("stock", "adjust", "MUG", "-3", "--reason", "breakage")
+    assert result.exit_code == 1
+    assert "would take on hand from 2 to -1, below 0 (--force allows it)" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("stock", "adjust", "MUG", "-3", "--reason", "breakage", "--force")
+    assert result.exit_code == 0 and "on hand -1" in result.output
 
 
 def test_orders_add_ship_cancel_show(invoke, store):

@@ -714,3 +714,40 @@ def test_replicas_take_their_status_port_from_the_environment(in_tmp) -> None:
     with pytest.raises(ConfigError, match=r"replicas.yaml:1: http.listen: .*MARKETSYNC_HTTP_PORT"):
         parse_config("http: {listen: '127.0.0.1:${MARKETSYNC_HTTP_PORT}'}\n", CHANNELS,
                      filename="replicas.yaml", base_dir=in_tmp, environ={})
+
+
+# --- size limits ----------------------------------------------------------------------------
+
+
+def test_a_config_past_the_size_limit_is_refused_naming_where(in_tmp):
+    """A 29 MB YAML once took 1.7 GB; now one line names where the limit falls."""
+    from marketsync.core.config import yamlsource
+
+    filler = "# " + "x" * 98 + "\n"  # 100 bytes a line
+    lines = yamlsource.MAX_CONFIG_BYTES // len(filler) + 10
+    Path("config.yaml").write_text(ACCOUNTS + filler * lines)
+    with pytest.raises(ConfigError) as caught:
+        load_config("config.yaml", CHANNELS, environ=ENV)
+    [line] = caught.value.errors
+    cut = (ACCOUNTS + filler * lines).encode()[:yamlsource.MAX_CONFIG_BYTES]
+    expected_line = cut.count(b"\n") + 1
+    expected_column = len(cut) - cut.rfind(b"\n")
+    assert line.startswith(f"config.yaml:{expected_line}:{expected_column}: the configuration "
+                           "goes on past 1024 KiB")
+    Path("config.yaml").write_text(ACCOUNTS + filler * 100)  # 10 KB of comments is fine
+    assert load_config("config.yaml", CHANNELS, environ=ENV).accounts["eu"]
+
+
+def test_a_file_reference_reads_at_most_the_limit(in_tmp):
+    """``${file:/dev/zero}`` was a MemoryError; a big file is named, not read whole."""
+    from marketsync.core.config import parsers
+
+    text = ACCOUNTS.replace("${file:secrets/refresh}", "${file:/dev/zero}")
+    assert errors(text) == [
+        "config.yaml:7: accounts.eu.credentials.refresh_token: secret file /dev/zero is "
+        "larger than 64 KiB, the most a reference reads; is it the right file?"]
+    (in_tmp / "secrets" / "refresh").write_text("y" * (parsers.MAX_SECRET_BYTES + 1))
+    [error] = errors(ACCOUNTS)
+    assert "secret file" in error and "larger than 64 KiB" in error
+    (in_tmp / "secrets" / "refresh").write_text("y" * parsers.MAX_SECRET_BYTES)
+    assert errors(ACCOUNTS) == []

@@ -14,6 +14,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -211,7 +212,13 @@ class OrderBook(RuleBasedStateMachine):
 
     @rule(sku=st.sampled_from(SKUS), delta=st.integers(-5, 5).filter(bool))
     def stock_adjust(self, sku, delta) -> None:
-        self.store.run_blocking(inventory.adjust, sku, delta, reason="prop")
+        if delta < 0 and self.expected()[sku][0] + delta < inventory.ON_HAND_FLOOR:
+            with pytest.raises(inventory.BelowFloor):
+                self.store.run_blocking(inventory.adjust, sku, delta, reason="prop")
+            # a person who insists (--force) may still go below it
+            self.store.run_blocking(inventory.adjust, sku, delta, reason="prop", force=True)
+        else:
+            self.store.run_blocking(inventory.adjust, sku, delta, reason="prop")
         self.on_hand[sku] += delta
 
     # --- invariants ------------------------------------------------------------------
