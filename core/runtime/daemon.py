@@ -24,6 +24,7 @@ from marketsync.core.runtime import jobs, notifications
 from marketsync.core.domain import pii
 from marketsync.core.config.schema import Config
 from marketsync.core.runtime.connect import stored_credentials
+from marketsync.core.runtime.db_health import DatabaseHealth, DatabaseUnavailable, is_outage
 from marketsync.core.runtime.governor import Governor, current_priority
 from marketsync.core.runtime.http import make_client
 from marketsync.core.domain.pii import PiiCipher
@@ -94,6 +95,8 @@ class Daemon:
         self.leases: LeaseKeeper | None = None
         self.scheduler = Scheduler(self._run_job, rng=self.rng, on_outcome=self._on_outcome,
                                    may_run=self._may_run)
+        self.database = DatabaseHealth(self.store, on_down=self.scheduler.hold,
+                                       on_up=self._database_back, rng=self.rng)
         self._transport_factory = transport_factory or (lambda account: httpx.AsyncHTTPTransport())
         self._account_runtime: dict[str, dict[str, Any]] = {}
         self.integrations: dict[str, Integration] = {}
@@ -270,6 +273,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.scheduler.run)
                 nursery.start_soon(self._handle_outcomes, receive)
+                nursery.start_soon(self.database.watch)
                 nursery.start_soon(self._beat)
                 nursery.start_soon(self._housekeeping)
                 if self.leases is not None:
@@ -300,8 +304,13 @@ class Daemon:
         while True:
             try:
                 purged = await self.store.run(pii.purge_due, clock.now())
-            except Exception:  # noqa: BLE001 - logged, retried next hour
-                log.exception("purging expired buyer data failed; trying again in an hour")
+            except Exception as error:  # noqa: BLE001 - logged, retried next hour
+                if is_outage(error):
+                    self.database.failed(error)
+                    log.warning("purging expired buyer data waits for the database; trying "
+                                "again in an hour")
+                else:
+                    log.exception("purging expired buyer data failed; trying again in an hour")
             else:
                 if purged:
                     log.info("purged the buyer data of %d order(s) 30 days after delivery",
@@ -370,6 +379,8 @@ class Daemon:
 
     def _on_outcome(self, outcome: JobOutcome) -> None:
         self.stats.jobs[(outcome.spec.integration, outcome.spec.kind, outcome.ok)] += 1
+        if not outcome.ok and is_outage(outcome.exception):
+            self.database.failed(outcome.exception)  # holds the jobs until a probe commits
         if self._pending_outcomes is not None:
             try:
                 self._pending_outcomes.send_nowait(outcome)
@@ -377,7 +388,11 @@ class Daemon:
                 log.warning("job outcome queue full; dropping %s", outcome.spec.key)
 
     async def _handle_outcomes(self, receive: trio.MemoryReceiveChannel) -> None:
-        """Persist job health and let failures change integration states, off the job path."""
+        """Persist job health and let failures change integration states, off the job path.
+
+        A database outage costs the health row of this outcome (the next one writes it),
+        never the daemon; a job that failed because of the outage says nothing about its
+        integration, so it changes no state."""
         async for outcome in receive:
             spec = outcome.spec
             for alias in spec.covers:  # an account's job is every member's job too
@@ -388,13 +403,24 @@ class Daemon:
                 if integration_id is not None and self._may_run(spec) and (
                         not outcome.ok or last_ok is not True
                         or now - last_written >= HEALTH_WRITE_EVERY):
-                    await self.store.run(jobs.record_outcome, integration_id, outcome)
-                    self._health_written[key] = (outcome.ok, now)
+                    try:
+                        await self.database.write(jobs.record_outcome, integration_id, outcome)
+                    except DatabaseUnavailable:
+                        pass  # logged once by DatabaseHealth; the next outcome writes it
+                    else:
+                        self._health_written[key] = (outcome.ok, now)
                 runner = self.runners[alias]
-                # an account's run spoke for its LIVE members only
-                if not outcome.ok and outcome.exception is not None and (
+                # an account's run spoke for its LIVE members only; an outage for no one
+                if not outcome.ok and outcome.exception is not None \
+                        and not is_outage(outcome.exception) and (
                         not spec.members or runner.state is IntegrationState.LIVE):
                     await runner.job_failed(outcome)
+
+    async def _database_back(self) -> None:
+        """Write what the outage kept in memory, then let the jobs run again."""
+        for runner in self.runners.values():
+            await runner.save_state()
+        self.scheduler.release()
 
     def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
         """Ask for a run soon (debounced), e.g. a push after a stock change."""

@@ -16,6 +16,7 @@ import trio
 
 from marketsync.core.runtime import logs
 from marketsync.core.runtime.backoff import Backoff
+from marketsync.core.runtime.db_health import DatabaseUnavailable
 from marketsync.core.errors import (
     IntegrationAuthFailed,
     IntegrationError,
@@ -27,6 +28,7 @@ from marketsync.core.store import integrations as store_integrations
 from marketsync.core.types import AccountInfo, Integration
 
 if TYPE_CHECKING:  # pragma: no cover
+    from marketsync.core.runtime.db_health import DatabaseHealth
     from marketsync.core.runtime.scheduler import JobSpec, Scheduler
     from marketsync.core.store import Store
     from marketsync.core.runtime.plugins import ChannelHooks, Plugins
@@ -51,6 +53,7 @@ class RunnerHost(Protocol):
     the scheduler that runs (or pauses) its jobs."""
 
     store: "Store"
+    database: "DatabaseHealth"
     plugins: "Plugins"
     scheduler: "Scheduler"
 
@@ -85,14 +88,15 @@ class IntegrationRunner:
         self._wake = trio.Event()
         self._jobs_added = False
         self.setup_failures = 0
+        self._unsaved = False  #: the state changed while the database was down
 
     # --- state -----------------------------------------------------------------------------
 
     async def set_state(self, new: IntegrationState, reason: str | None = None) -> None:
         old = self.state
         self.state, self.reason = new, reason
-        await self.daemon.store.run(store_integrations.set_state, self.alias, new.value, reason,
-                                    last_error=reason if not new.recoverable else None)
+        self._unsaved = True
+        await self.save_state()
         if old is new:
             return
         line = "integration %s: %s -> %s%s"
@@ -100,6 +104,21 @@ class IntegrationRunner:
         (log.warning if not new.recoverable or new is IntegrationState.RETRY else log.info)(line, *args)
         self.daemon.plugins.broadcast("integration_state_changed", integration=self.integration,
                                       old=old.value, new=new.value, reason=reason)
+
+    async def save_state(self) -> None:
+        """Persist the state; during a database outage it stays in memory (status shows the
+        outage) and the daemon calls this again when the database is back."""
+        if not self._unsaved:
+            return
+        new, reason = self.state, self.reason
+        try:
+            await self.daemon.database.write(
+                store_integrations.set_state, self.alias, new.value, reason,
+                last_error=reason if not new.recoverable else None)
+        except DatabaseUnavailable:
+            return
+        if (self.state, self.reason) == (new, reason):
+            self._unsaved = False
 
     # --- the runner task ------------------------------------------------------------------
 
@@ -160,8 +179,11 @@ class IntegrationRunner:
         self.setup_failures = 0
         self.account = account
         if account is not None and account.seller_id:
-            await self.daemon.store.run(store_integrations.set_seller_id,
-                                        self.integration.account, account.seller_id)
+            try:
+                await self.daemon.database.write(store_integrations.set_seller_id,
+                                                 self.integration.account, account.seller_id)
+            except DatabaseUnavailable:
+                pass  # learnt again at the next credentials check
             self.daemon.learn_seller_id(self.integration.account, account.seller_id)
         await self.set_state(IntegrationState.LIVE)
         self._start_jobs()

@@ -41,6 +41,7 @@ from marketsync.core import clock
 from marketsync.core.errors import MarketsyncError, Throttled
 from marketsync.core.runtime import logs
 from marketsync.core.runtime.backoff import Backoff, jittered
+from marketsync.core.runtime.db_health import is_outage
 from marketsync.core.types import JobDefault, Priority
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class Scheduler:
         self._may_run = may_run
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._paused: set[str] = set()
+        self._held = False  #: every job waits (the database is unavailable)
         self._nursery: trio.Nursery | None = None
         self._stopping = False
         self._stop_requested = trio.Event()
@@ -270,6 +272,20 @@ class Scheduler:
         """Let runs start again; a job whose due time passed while paused runs at once."""
         self._paused.discard(integration)
         self._wake(integration)
+
+    def hold(self) -> None:
+        """Start no more runs of any job (the database is down); runs in progress go on."""
+        self._held = True
+
+    def release(self) -> None:
+        """Undo ``hold``: jobs whose due time passed meanwhile run at once."""
+        self._held = False
+        for job in self._jobs.values():
+            job.wake.set()
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def trigger(
         self, integration: str, kind: str, *, delay: float | None = None, force: bool = False
@@ -379,9 +395,9 @@ class Scheduler:
         """Sleep until the job is due; False when the scheduler is stopping."""
         while not self._stopping:
             job.wake = trio.Event()
-            if self._is_paused(job.spec) or (
+            if self._held or self._is_paused(job.spec) or (
                     self._may_run is not None and not self._may_run(job.spec)):
-                deadline = math.inf  # resume()/trigger() wake us; remove() and stop() too
+                deadline = math.inf  # resume()/release()/trigger() wake us; remove() and stop() too
             else:
                 deadline = job.effective_due()
                 if deadline <= trio.current_time():
@@ -434,7 +450,7 @@ class Scheduler:
             if job.failures == 1:
                 # a type we know is an expected condition; anything else is a plugin bug
                 # whose traceback is worth one log line per streak
-                expected = timed_out or isinstance(error, MarketsyncError)
+                expected = timed_out or isinstance(error, MarketsyncError) or is_outage(error)
                 log.warning(
                     "%s/%s failing: %s (retrying in %.0fs; logged once until it recovers)",
                     spec.integration, spec.kind, text, delay, exc_info=None if expected else error,

@@ -53,6 +53,14 @@ class DaemonCollector:
             waiting.add_metric([name], bucket.waiting)
         yield tokens
         yield waiting
+        database = GaugeMetricFamily("marketsync_database_up",
+                                     "0 while the database cannot be written (jobs paused)")
+        database.add_metric([], 1.0 if daemon.database.up else 0.0)
+        yield database
+        outages = CounterMetricFamily("marketsync_database_outages",
+                                      "Times the database became unavailable")
+        outages.add_metric([], daemon.database.outages)
+        yield outages
         states = GaugeMetricFamily("marketsync_integration_live", "1 when the integration is LIVE",
                                    labels=["integration", "state"])
         for alias, runner in sorted(daemon.runners.items()):

@@ -84,11 +84,18 @@ def create_web_app(daemon: "Daemon") -> Guard:
         problems = []
         if not daemon.scheduler_alive():
             problems.append("scheduler not running")
-        try:
-            with trio.fail_after(5):
-                await daemon.store.read(lambda session: session.execute(text("SELECT 1")).scalar())
-        except Exception as error:  # noqa: BLE001 - any failure means unhealthy
-            problems.append(f"database: {type(error).__name__}")
+        database = daemon.database
+        if not database.up:
+            # known from failed writes: under WAL a SELECT would still succeed
+            problems.append(f"database unavailable since {clock.isoformat(database.since)}, "
+                            f"jobs paused: {database.reason}")
+        else:
+            try:
+                with trio.fail_after(5):
+                    await daemon.store.read(
+                        lambda session: session.execute(text("SELECT 1")).scalar())
+            except Exception as error:  # noqa: BLE001 - any failure means unhealthy
+                problems.append(f"database: {type(error).__name__}")
         if problems:
             return PlainTextResponse("unhealthy: " + "; ".join(problems), status_code=503)
         return PlainTextResponse("ok")
