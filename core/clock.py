@@ -1,13 +1,20 @@
 """The one source of "now" for the daemon, its jobs and the simulator.
 
 Everything that needs the time asks this module, never ``datetime.now()`` or
-``time.time()`` directly. Inside a trio run, wall time is derived from
-``trio.current_time()`` plus an anchor taken once per run, so under trio's ``MockClock``
-(pytest-trio's ``autojump_clock``) a simulated day of schedule — cursors, "created after"
-filters, token expiry, backoff — passes in a fraction of a second of real time, and stays
-consistent with the monotonic time that trio sleeps on.
+``time.time()`` directly.
 
-Outside a trio run (CLI commands, synchronous tests) it is plain UTC wall time.
+In production (a trio run on trio's real clock, or no trio run at all) ``now()`` reads the
+wall clock every time. It used to be read once and advanced by the monotonic clock, so an
+NTP step after boot or a VM suspend left the daemon's "now" minutes off for good (empty
+cursor windows, or a ``lastUpdatedBefore`` in the future that Amazon refuses). A wall
+clock that steps backwards is the import's business: ``core/runtime/jobs.py`` clamps
+cursor watermarks to "now" and logs it.
+
+Under trio's ``MockClock`` (pytest-trio's ``autojump_clock``, the demo, bench/), or once
+``set_start`` pinned the run's start, wall time is derived from ``trio.current_time()``
+plus that anchor, so a simulated day of schedule — cursors, "created after" filters, token
+expiry, backoff — passes in a fraction of a second of real time, and stays consistent with
+the monotonic time that trio sleeps on.
 """
 
 from __future__ import annotations
@@ -57,14 +64,20 @@ def set_start(wall: datetime) -> None:
     _anchor.set(_Anchor(wall=wall.astimezone(UTC), monotonic=trio.current_time()))
 
 
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def now() -> datetime:
     """The current time as an aware UTC datetime."""
     if not _in_trio():
-        return datetime.now(UTC)
+        return _wall_now()
     try:
         anchor = _anchor.get()
     except LookupError:
-        anchor = _Anchor(wall=datetime.now(UTC), monotonic=trio.current_time())
+        if not isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+            return _wall_now()  # production: the wall clock, with NTP's corrections
+        anchor = _Anchor(wall=_wall_now(), monotonic=trio.current_time())
         _anchor.set(anchor)
     return anchor.wall + timedelta(seconds=trio.current_time() - anchor.monotonic)
 

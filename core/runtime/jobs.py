@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -190,6 +190,7 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
         cursor = await daemon.store.read(cursors.load_account, integration.account, kind)
         extra = {"integrations": members}
         routes = {m.marketplace: daemon.integration_ids[m.alias] for m in members}
+    cursor = clamp_watermark(cursor, clock.now(), f"{integration.alias} {kind}: stored cursor")
     items = 0
     found: Counter = Counter()  # account scope: records by marketplace, for the counters
     done = waiting = False
@@ -204,6 +205,10 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
             # an account's state holds every marketplace's watermark: only the token goes
             cursor = Cursor(since=cursor.since, state=cursor.state if members else {})
             continue
+        clamped = clamp_watermark(page.next, clock.now(),
+                                  f"{integration.alias} {kind}: the channel's next cursor")
+        if clamped is not page.next:
+            page = replace(page, next=clamped)
         if members is None:
             changed, quarantined = await daemon.store.run(
                 _commit_page, integration_id, kind, page, apply, daemon.cipher, run_started)
@@ -247,6 +252,22 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
         if await daemon.store.run(inventory.handling_times_due, integration_id, days):
             daemon.trigger(integration.alias, "push_stock")
     return ImportRun(items=items, done=done, waiting=waiting)
+
+
+def clamp_watermark(cursor: Cursor, now: datetime, what: str) -> Cursor:
+    """A watermark is never later than now.
+
+    One ahead of the clock means the wall clock stepped back (NTP, a VM resumed) or was
+    ahead when the watermark was taken. Waiting for the clock to catch up would import
+    nothing meanwhile and then start after changes that happened in between (skipped for
+    good); starting at now fetches again at most the usual overlap, which is idempotent.
+    """
+    if cursor.since is None or cursor.since <= now:
+        return cursor
+    log.warning("%s is %s ahead of the clock (%s): did the clock step back? Starting the "
+                "window at now; nothing is skipped and nothing is imported twice",
+                what, str(cursor.since - now).split(".")[0], clock.isoformat(now))
+    return replace(cursor, since=now)
 
 
 def _commit_page(session: Session, integration_id: int, kind: str, page: Page,

@@ -52,3 +52,23 @@ async def test_time_stands_still_while_a_thread_works(autojump_clock):
     assert during == 0  # without the guard the clock jumps 5 s while the thread runs
     assert woke == [5.0]
     assert autojump_clock.autojump_threshold == 0  # restored afterwards
+
+
+def test_in_production_the_wall_clock_is_read_every_time(monkeypatch):
+    """On trio's real clock, an NTP step (either way) shows at once: nothing is derived
+    from a reading taken at start."""
+    readings = iter([START, START + timedelta(hours=1), START - timedelta(minutes=10)])
+    monkeypatch.setattr(clock, "_wall_now", lambda: next(readings))
+
+    async def main():
+        return [clock.now(), clock.now(), clock.now()]
+
+    assert trio.run(main) == [START, START + timedelta(hours=1), START - timedelta(minutes=10)]
+
+
+async def test_under_the_mock_clock_the_anchor_still_rules(autojump_clock, monkeypatch):
+    """Tests keep their reproducible simulated time, whatever the wall clock does."""
+    clock.set_start(START)
+    monkeypatch.setattr(clock, "_wall_now", lambda: START + timedelta(days=999))
+    await trio.sleep(60)
+    assert clock.now() == START + timedelta(minutes=1)
