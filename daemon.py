@@ -174,10 +174,12 @@ def run(state: State, standby: bool):
 
     config = state.config()
     store = state.store(config)
+    os.umask(0o077)  # what the daemon creates (database, WAL, documents) is the seller's alone
     lock = DaemonLock.for_url(store.url)
     if lock is not None and not lock.try_acquire() and not standby:
         click.echo(f"error: {lock.refusal(store.masked_url)}", err=True)
         sys.exit(EXIT_IN_USE)
+    _prove_pii_key(config, store)
     from marketsync.core.errors import address_in_use
 
     try:
@@ -190,6 +192,25 @@ def run(state: State, standby: bool):
         click.echo(f"error: cannot listen on {config.http.listen} (http.listen): the address "
                    "is already in use — is another marketsync running?", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+def _prove_pii_key(config: Config, store) -> None:
+    """Migrate, then prove pii.key against the database's check values: a wrong or
+    missing key is one line and exit 2, before the daemon touches a row."""
+    from marketsync.core.domain import pii_key_check
+    from marketsync.core.domain.pii import PiiCipher, PiiKeyError
+    from marketsync.core.store.engine import StoreError
+
+    cipher = PiiCipher.from_text(config.pii.key.reveal()) if config.pii.key else None
+    try:
+        store.upgrade()
+        store.run_blocking(pii_key_check.verify, cipher)
+    except PiiKeyError as error:
+        click.echo(f"{config.source}: pii.key: {error}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except StoreError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_DATABASE)
 
 
 @cli.group()
@@ -252,8 +273,12 @@ def _one_shot(state: "State", work):
     try:
         return trio.run(main)
     except Exception as error:  # noqa: BLE001 - shown to the user as one line
+        from marketsync.core.domain.pii import PiiKeyError
         from marketsync.core.errors import MarketsyncError
 
+        if isinstance(error, PiiKeyError):
+            click.echo(f"{config.source}: pii.key: {error}", err=True)
+            sys.exit(EXIT_CONFIG)
         if isinstance(error, MarketsyncError):
             raise click.ClickException(str(error)) from None
         raise

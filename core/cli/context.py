@@ -37,8 +37,12 @@ class CliContext:
         if self._cipher is None and not self.cipher_given:
             key = getattr(getattr(self.config, "pii", None), "key", None)
             text = key.value if key is not None else os.environ.get(PII_KEY_ENV)
-            self._cipher = pii.PiiCipher.from_text(text) if text else None
-            self.cipher_given = True
+            cipher = pii.PiiCipher.from_text(text) if text else None
+            if cipher is not None:  # without one, buyer data just shows as "encrypted"
+                from marketsync.core.domain import pii_key_check
+
+                self.store.run_blocking(pii_key_check.verify, cipher)  # before any row
+            self._cipher, self.cipher_given = cipher, True
         return self._cipher
 
     def integration(self, alias: str) -> Any:
@@ -47,6 +51,12 @@ class CliContext:
             if integration.alias == alias:
                 return integration
         return None
+
+
+class KeyProblem(click.ClickException):
+    """A wrong or missing PII key: exit 2, like any other configuration error."""
+
+    exit_code = 2
 
 
 def current() -> CliContext:
@@ -78,6 +88,8 @@ def pass_cli(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(current(), *args, **kwargs)
+        except pii.PiiKeyError as error:
+            raise KeyProblem(f"pii.key: {error}") from None
         except fixable as error:
             raise click.ClickException(str(error)) from None
 

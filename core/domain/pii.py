@@ -65,6 +65,18 @@ class PiiCipher:
     def __repr__(self) -> str:
         return f"<PiiCipher keys={len(self._ring)} current={self._current}>"
 
+    @property
+    def current_key_id(self) -> str:
+        """The fingerprint of the key that seals (public: a hash)."""
+        return self._current
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._ring)
+
+    def has(self, key_id: str) -> bool:
+        return key_id in self._ring
+
     @classmethod
     def from_text(cls, text: str) -> PiiCipher:
         """Keys as base64 (or hex) separated by commas or whitespace, the current first.

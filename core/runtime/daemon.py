@@ -21,7 +21,7 @@ from marketsync.core import clock
 
 from marketsync.core.runtime import jobs, notifications
 
-from marketsync.core.domain import pii
+from marketsync.core.domain import pii, pii_key_check
 from marketsync.core.config.schema import Config
 from marketsync.core.runtime.connect import stored_credentials
 from marketsync.core.runtime.db_health import DatabaseHealth, DatabaseUnavailable, is_outage
@@ -231,6 +231,8 @@ class Daemon:
     async def prepare(self) -> None:
         """Upgrade the database and create runners; separate so tests can inspect first."""
         await clock.run_in_thread(self.store.upgrade)
+        # before any row is read or written: a wrong key must stop here, in one line
+        await self.store.run(pii_key_check.verify, self.cipher)
         self.integration_ids = await self.store.run(self._sync_rows)
         failures = self.plugins.unavailable()
         for cfg in self.config.integrations:

@@ -15,6 +15,7 @@ are read as psycopg because psycopg2 is not a dependency.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,16 @@ def create_store_engine(url: str | URL, *, echo: bool = False, **kwargs: Any) ->
     )
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty database file 0600 (SQLite gives its -wal and -shm files the same
+    mode); an existing file keeps its mode."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
 def _sqlite_engine(url: URL, *, echo: bool, **kwargs: Any) -> Engine:
     if is_memory_sqlite(url):
         # one shared connection, or every checkout would see a different empty database
@@ -97,7 +108,10 @@ def _sqlite_engine(url: URL, *, echo: bool, **kwargs: Any) -> Engine:
     else:
         path = Path(url.database).expanduser()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # the state directory and the database hold orders and (sealed) buyer data: the
+            # seller's alone by default, whatever the umask; existing ones are left as they are
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(path)
         except OSError as error:
             raise StoreError(
                 f"cannot create the directory {str(path.parent)!r} for the database "

@@ -526,3 +526,15 @@ class NotificationSeen(Base):
     subject: Mapped[str | None] = mapped_column(String(128), index=True)
     event_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class PiiKeyCheck(Base):
+    """A known value sealed with a PII key, so a start can prove its key before it reads or
+    writes buyer data: one row per key that has sealed something here (``key_id`` is the
+    key's public fingerprint, never the key)."""
+
+    __tablename__ = "pii_key_checks"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created()

@@ -37,6 +37,8 @@ SELLER = "A5CRASHSELLEREU"
 CLIENT_ID = "amzn1.application-oa2-client.crash00000000000000000"
 CLIENT_SECRET = "amzn1.oa2-cs.v1.crashsecret000000000000000000000000000"
 REFRESH_TOKEN = "Atzr|crash-eu-000000000000000000000000000"
+#: the daemon seals buyer data with it, as in production (a test key: 32 bytes 0..31)
+PII_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 MARKETPLACES = {"amazon-uk": "UK", "amazon-de": "DE"}
 MFN_SKUS = ("MUG-1", "KETTLE-1")
 READY = "READY "
@@ -89,6 +91,7 @@ def config_text(base_url: str, database: str, http_port: int) -> str:
         f"database: {json.dumps(database)}\n"
         f"http:\n  listen: 127.0.0.1:{http_port}\n"
         "log:\n  level: INFO\n"
+        "pii:\n  key: ${CRASH_PII_KEY}\n"
         "accounts:\n  eu:\n    channel: amazon\n"
         f"    endpoint: {base_url}\n"
         "    credentials:\n"
@@ -103,7 +106,7 @@ def config_text(base_url: str, database: str, http_port: int) -> str:
 def daemon_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(CRASH_CLIENT_SECRET=CLIENT_SECRET, CRASH_REFRESH_TOKEN=REFRESH_TOKEN,
-               PYTHONUNBUFFERED="1")
+               CRASH_PII_KEY=PII_KEY, PYTHONUNBUFFERED="1")
     return env
 
 

@@ -34,12 +34,14 @@ import trio
 from sqlalchemy import func, select
 
 from marketsync.core.domain import inventory, orders
+from marketsync.core.domain.pii import PiiCipher, order_aad
 from marketsync.core.store import Store
 from marketsync.core.store.models import (
     IntegrationRow,
     Listing,
     Order,
     OrderItem,
+    PiiKeyCheck,
     Product,
     ShipmentRow,
     StockMovement,
@@ -357,6 +359,17 @@ class Run:
                         for problem in always_true(facts, await self.sim.orders())]
 
 
+def buyer_names(session, cipher: PiiCipher) -> dict[str, int]:
+    """How many orders hold a sealed buyer name, how many open with the key, and how many
+    key check values the database holds."""
+    rows = session.execute(select(Order.integration_id, Order.channel_order_id,
+                                  Order.buyer_name).where(Order.buyer_name.is_not(None))).all()
+    opened = sum(1 for row in rows if cipher.open(
+        row.buyer_name, order_aad("buyer_name", row.integration_id, row.channel_order_id)))
+    checks = session.execute(select(func.count()).select_from(PiiKeyCheck)).scalar()
+    return {"sealed": len(rows), "opened": opened, "checks": checks}
+
+
 async def converge(run: Run, visible_before: datetime) -> list[str]:
     """Restart once more and wait (bounded) until nothing is broken, then stop gracefully."""
     await run.daemon.start()
@@ -385,6 +398,7 @@ async def test_sigkill_at_random_points_loses_and_repeats_nothing(tmp_path, stor
         await converge(run, visible_before)
         problems = run.broken + await violations(run.store, sim, visible_before=visible_before)
         pushes = [c for c in await sim.calls("patchListingsItem") if c["status"] < 300]
+        sealed = run.store.run_blocking(buyer_names, PiiCipher.from_text(harness.PII_KEY))
     finally:
         await run.daemon.aclose()
         await sim.close()
@@ -392,6 +406,8 @@ async def test_sigkill_at_random_points_loses_and_repeats_nothing(tmp_path, stor
     assert not problems, (f"seed {seed}, kills {run.kills}:\n  " + "\n  ".join(problems)
                           + f"\nlogs in {tmp_path}")
     assert len(run.kills) >= POINTS
+    # the harness runs with a pii.key: buyer data was sealed through every kill and opens
+    assert sealed["checks"] == 1 and sealed["opened"] > 0 and sealed["opened"] == sealed["sealed"]
     assert pushes and run.shipped and run.stock_sets, (
         f"seed {seed}: the run pushed {len(pushes)} time(s), shipped {len(run.shipped)} "
         f"order(s) and set stock {run.stock_sets} time(s); all must happen for the test to "

@@ -205,3 +205,52 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert "postgresql+psycopg://marketsync:***@127.0.0.1" in lines[0]
     assert "hunter2" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_wrong_or_missing_pii_key_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    """Credentials sealed with one key, the daemon started with another (or none): one
+    line naming the configuration and pii.key, exit 2, the database as it was."""
+    import base64
+
+    from sqlalchemy import select
+
+    from marketsync.core.domain import pii_key_check
+    from marketsync.core.domain.pii import PiiCipher
+    from marketsync.core.runtime.connect import seal_credentials
+    from marketsync.core.store import Store
+    from marketsync.core.store.integrations import ensure_integration
+    from marketsync.core.store.models import Account, PiiKeyCheck
+
+    right, wrong = bytes(range(32)), bytes(range(1, 33))
+    config = write_config(tmp_path, "http://127.0.0.1:9", free_port())
+    database = tmp_path / "marketsync.sqlite"
+    with Store(f"sqlite:///{database}") as store:
+        store.upgrade()
+
+        def seal(session):
+            ensure_integration(session, alias="amazon-de", channel="amazon", account="eu",
+                               marketplace="DE")
+            account = session.execute(select(Account).where(Account.name == "eu")).scalar_one()
+            account.secret_blob = seal_credentials(PiiCipher([right]), "eu", {"x": "y"})
+        store.run_blocking(seal)
+        store.run_blocking(pii_key_check.verify, PiiCipher([right]))
+    before = database.read_bytes()
+    key_file = tmp_path / "secrets" / "pii.key"
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    text = config.read_text()
+    for key, expected in ((wrong, "does not contain key id"),
+                          (None, "no pii.key is configured")):
+        if key is None:
+            config.write_text(text)
+        else:
+            key_file.write_text(base64.b64encode(key).decode())
+            config.write_text(f"pii:\n  key: ${{file:{key_file}}}\n" + text)
+        result = subprocess.run([*MARKETSYNC, "-c", str(config), "run"], capture_output=True,
+                                text=True, timeout=60, env=env)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"{config}: pii.key: ") and expected in lines[0]
+        assert database.read_bytes() == before
+    with Store(f"sqlite:///{database}") as store:
+        assert store.run_blocking(lambda s: len(s.execute(select(PiiKeyCheck)).all())) == 1
