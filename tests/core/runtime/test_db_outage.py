@@ -84,7 +84,7 @@ def make_daemon(url: str, tmp_path, channel: Scripted) -> Daemon:
 
 async def healthz(daemon: Daemon) -> httpx.Response:
     transport = httpx.ASGITransport(app=create_web_app(daemon), client=("127.0.0.1", 4000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8470") as client:
         return await client.get("/healthz")
 
 
