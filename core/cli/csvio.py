@@ -114,6 +114,8 @@ def read_rows(text: str, source: str, formats: Sequence[Sequence[str]],
         header = tuple(cell.strip().lower() for cell in next(reader))
     except StopIteration:
         raise CsvError(source, [RowError(1, "the file is empty; a header row is needed")])
+    except csv.Error as error:
+        raise CsvError(source, [RowError(1, f"unreadable: {error}")]) from None
     base = next((tuple(f) for f in formats if header[:len(f)] == tuple(f)
                  and set(header[len(f):]) <= set(optional)), None)
     if base is None:
@@ -121,7 +123,13 @@ def read_rows(text: str, source: str, formats: Sequence[Sequence[str]],
         raise CsvError(source, [RowError(1, f"header {','.join(header)!r} is not {wanted}", 1)])
     positions = {name: index for index, name in enumerate(header, 1)}
     rows, errors = [], []
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # a NUL byte, a field past csv's 128 KiB limit
+            raise CsvError(source, [*errors, RowError(reader.line_num, f"unreadable: {error}")])
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue

@@ -249,3 +249,14 @@ def test_lookups_are_batched_past_sqlites_variable_limit(store):
         csvio.import_stock(store, text, "big.csv")
     assert [(e.line, e.reason) for e in caught.value.errors] == [
         (count + 2, "unknown SKU 'GHOST'")]
+
+
+def test_a_field_csv_cannot_read_is_a_row_error_not_a_traceback(store):
+    """A NUL byte or a 200 KB cell: csv.Error used to escape as a traceback."""
+    with pytest.raises(csvio.CsvError) as caught:
+        csvio.import_stock(store, "sku,quantity\nA,1\nB,\0\n", "nul.csv")
+    assert [(e.line, e.column) for e in caught.value.errors] == [(3, 2)]
+    with pytest.raises(csvio.CsvError) as caught:
+        csvio.import_stock(store, "sku,quantity\nA," + "9" * 200_000 + "\n", "wide.csv")
+    assert "unreadable: field larger than field limit" in str(caught.value)
+    assert levels(store)["A"] == (5, 0)
