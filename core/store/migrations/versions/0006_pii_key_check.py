@@ -1,7 +1,7 @@
 """a check value per PII key, so a wrong or missing pii.key is refused before any row
 
-Revision ID: 0005_pii_key_check
-Revises: 0004_integration_push_hold
+Revision ID: 0006_pii_key_check
+Revises: 0005_notifications_seen
 Create Date: 2026-12-04 19:45:00
 
 A wrong key used to show up as a 50-line traceback (stored credentials) or not at all
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0005_pii_key_check'
-down_revision: Union[str, Sequence[str], None] = '0004_integration_push_hold'
+revision: str = '0006_pii_key_check'
+down_revision: Union[str, Sequence[str], None] = '0005_notifications_seen'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
