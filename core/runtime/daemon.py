@@ -262,7 +262,13 @@ class Daemon:
         ttl = self.config.replicas.lease_ttl
         return LeaseKeeper(Store(self.store.url), keys, rng=self.rng, ttl=ttl, poll=ttl / 10,
                            margin=ttl / 4, on_acquired=lambda key: self.trigger(*key),
-                           on_stock_moved=self.stock_changed)
+                           on_stock_moved=self.stock_changed,
+                           on_error=self._lease_look_failed)
+
+    def _lease_look_failed(self, error: BaseException) -> None:
+        """Without a lease no job runs, so no job reports the outage: the keeper does."""
+        if is_outage(error):
+            self.database.failed(error)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if not self.runners:

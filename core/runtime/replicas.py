@@ -98,6 +98,7 @@ class LeaseKeeper:
                  margin: float = TRUST_MARGIN,
                  on_acquired: Callable[[JobKey], None] | None = None,
                  on_stock_moved: Callable[[], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None,
                  rng: random.Random | None = None) -> None:
         """``on_stock_moved``: called at a look when the stock ledger grew since the last
         one. A sale imported by one replica moves stock that another replica's
@@ -120,6 +121,7 @@ class LeaseKeeper:
         self._on_acquired = on_acquired
         self._on_stock_moved = on_stock_moved
         self._last_movement: int | None = None
+        self._on_error = on_error  #: told of a failed look (the daemon's database health)
         self._rng = rng or random.Random()
         self.live_replicas = 1
         self.takeovers = 0  #: leases won since start
@@ -172,9 +174,11 @@ class LeaseKeeper:
                 await trio.sleep(self.poll * self._rng.uniform(0.8, 1.0))
                 try:
                     await self.look()
-                except Exception:  # noqa: BLE001 - a database hiccup: trust runs out on its own
+                except Exception as error:  # noqa: BLE001 - a database hiccup: trust runs out on its own
                     log.warning("lease look failed; trying again in %.1fs", self.poll,
                                 exc_info=True)
+                    if self._on_error is not None:
+                        self._on_error(error)
         finally:
             with trio.CancelScope(shield=True):
                 await self.release_all()
