@@ -1,7 +1,7 @@
 """a check value per PII key, so a wrong or missing pii.key is refused before any row
 
-Revision ID: 0008_pii_key_check
-Revises: quarantine_scrub
+Revision ID: 0009_pii_key_check
+Revises: 0008_account_cursors
 Create Date: 2026-12-04 19:45:00
 
 A wrong key used to show up as a 50-line traceback (stored credentials) or not at all
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0008_pii_key_check'
-down_revision: Union[str, Sequence[str], None] = 'quarantine_scrub'
+revision: str = '0009_pii_key_check'
+down_revision: Union[str, Sequence[str], None] = '0008_account_cursors'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
