@@ -283,6 +283,7 @@ class Daemon:
                 nursery.start_soon(self._handle_outcomes, receive)
                 nursery.start_soon(self.database.watch)
                 nursery.start_soon(self._beat)
+                nursery.start_soon(self._persist_heartbeat)
                 nursery.start_soon(self._housekeeping)
                 if self.leases is not None:
                     await nursery.start(self.leases.run)
@@ -295,12 +296,46 @@ class Daemon:
                 self.started.set()
                 task_status.started()
         finally:
+            with trio.CancelScope(shield=True):
+                await self._mark_stopped()
             if self.leases is not None:
                 self.leases.store.close()
             for integration in self.integrations.values():
                 if integration.http is not None:
                     with trio.CancelScope(shield=True):
                         await integration.http.aclose()
+
+    async def _persist_heartbeat(self) -> None:
+        """The database copy of the heartbeat, for ``status`` in other processes; a failed
+        write is logged once and tried again at the next beat."""
+        from marketsync.core.store import heartbeats
+
+        started, failing = clock.now(), False
+        while True:
+            try:
+                await self.store.run(heartbeats.beat, self.heartbeat_owner, started)
+            except Exception as error:  # noqa: BLE001 - the daemon goes on without it
+                if not failing:
+                    log.warning("cannot record the daemon's heartbeat: %s", error)
+                failing = True
+            else:
+                failing = False
+            await trio.sleep(heartbeats.HEARTBEAT_EVERY)
+
+    async def _mark_stopped(self) -> None:
+        from marketsync.core.store import heartbeats
+
+        try:
+            await self.store.run(heartbeats.stopped, self.heartbeat_owner)
+        except Exception as error:  # noqa: BLE001 - status will call it stale instead
+            log.warning("cannot record that the daemon stopped: %s", error)
+
+    @property
+    def heartbeat_owner(self) -> str:
+        import os
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     def scheduler_alive(self, within: float = 4 * HEARTBEAT) -> bool:
         """The scheduler's heartbeat is fresh: the event loop turns and jobs can run."""

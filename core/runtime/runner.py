@@ -101,7 +101,8 @@ class IntegrationRunner:
             return
         line = "integration %s: %s -> %s%s"
         args = (self.alias, old.value, new.value, f" ({reason})" if reason else "")
-        (log.warning if not new.recoverable or new is IntegrationState.RETRY else log.info)(line, *args)
+        (log.warning if not new.recoverable or new is IntegrationState.RETRY else log.info)(
+            line, *args, extra={"integration": self.alias})  # called from other tasks too
         self.daemon.plugins.broadcast("integration_state_changed", integration=self.integration,
                                       old=old.value, new=new.value, reason=reason)
 

@@ -6,8 +6,11 @@ instance per Daemon, so tests can run several daemons in one process.
 
 from __future__ import annotations
 
-from collections import Counter
+import math
+from collections import Counter, deque
 from dataclasses import dataclass, field
+
+from marketsync.core import clock
 
 from marketsync.core.runtime.http import CallRecord
 
@@ -18,11 +21,32 @@ LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 class PushLatency:
     """A histogram of "stock changed → accepted by the channel", per integration."""
 
+    #: samples older than this are dropped: the page shows the last hour and day
+    KEEP = 86400.0
+
     def __init__(self) -> None:
         self.counts: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}
+        #: (clock.monotonic() when observed, seconds) for the page's p50/p95
+        self.recent: deque[tuple[float, float]] = deque(maxlen=100_000)
+
+    def window(self, seconds: float) -> tuple[float | None, float | None, int]:
+        """(p50, p95, count) of the latencies observed in the last ``seconds``."""
+        since = clock.monotonic() - seconds
+        values = sorted(v for at, v in self.recent if at >= since)
+        if not values:
+            return None, None, 0
+
+        def rank(q: float) -> float:
+            return values[max(math.ceil(q * len(values)) - 1, 0)]
+
+        return rank(0.5), rank(0.95), len(values)
 
     def observe(self, alias: str, seconds: float) -> None:
+        now = clock.monotonic()
+        self.recent.append((now, seconds))
+        while self.recent and self.recent[0][0] < now - self.KEEP:
+            self.recent.popleft()
         counts = self.counts.setdefault(alias, [0] * (len(LATENCY_BUCKETS) + 1))
         for i, bound in enumerate(LATENCY_BUCKETS):
             if seconds <= bound:

@@ -12,10 +12,19 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from datetime import timedelta
+
+from marketsync.core.store import heartbeats
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs, leases
 from marketsync.core.store import quarantine
-from marketsync.core.store.models import IntegrationRow, Listing, SubmissionRow as Submission
+from marketsync.core.store.models import (
+    IntegrationRow,
+    Listing,
+    Order,
+    ShipmentRow,
+    SubmissionRow as Submission,
+)
 from marketsync.core.store.timing import transaction_now
 
 
@@ -38,6 +47,10 @@ def collect(session: Session) -> dict[str, Any]:
     now = transaction_now()
     owners = {h.name: h.owner for h in leases.holdings(session) if h.owner}
     quarantined = quarantine.summaries(session)
+    to_confirm = dict(session.execute(
+        select(Order.integration_id, func.count())
+        .join(ShipmentRow, ShipmentRow.order_id == Order.id)
+        .where(ShipmentRow.confirm_state == "pending").group_by(Order.integration_id)).all())
     report = []
     for status in store_integrations.get_states(session):
         jobs = [
@@ -71,9 +84,28 @@ def collect(session: Session) -> dict[str, Any]:
             "quarantined": quarantined[status.id].count if status.id in quarantined else 0,
             "quarantine_newest": list(quarantined[status.id].newest)
             if status.id in quarantined else [],
+            "shipments_to_confirm": to_confirm.get(status.id, 0),
             "jobs": jobs,
         })
-    return {"time": now, "integrations": report, "replicas": leases.replicas(session)}
+    return {"time": now, "integrations": report, "replicas": leases.replicas(session),
+            "daemon": heartbeats.latest(session),
+            "orders_per_hour": orders_per_hour(session, now)}
+
+
+def orders_per_hour(session: Session, now: datetime, hours: int = 24) -> list[int]:
+    """Orders bought in each of the last ``hours`` hours, oldest first (the page's chart)."""
+    start = now - timedelta(hours=hours)
+    counts = [0] * hours
+    for (bought,) in session.execute(select(Order.purchased_at)
+                                     .where(Order.purchased_at > start)):
+        index = int((bought - start).total_seconds() // 3600)
+        counts[min(max(index, 0), hours - 1)] += 1
+    return counts
+
+
+def liveness(report: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a daemon is running on this database, and the line that says so."""
+    return heartbeats.liveness(report.get("daemon"), report["time"])
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -89,9 +121,10 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 def render(report: dict[str, Any]) -> str:
     now = report["time"]
+    running, banner = liveness(report)
     if not report["integrations"]:
         return "no integrations yet (start the daemon once with this configuration)"
-    lines = []
+    lines = [banner.upper() if not running else banner]
     if report.get("replicas"):
         lines.append(f"replicas: {', '.join(report['replicas'])}")
     for item in report["integrations"]:
@@ -118,8 +151,9 @@ def render(report: dict[str, Any]) -> str:
             lines += [f"{'':<24}{reason}" for reason in item["quarantine_newest"]]
         for job in item["jobs"]:
             error = f"  error: {job['last_error']}" if job["failures"] and job["last_error"] else ""
+            upcoming = _ago(job["next_run"], now) if running else "-"
             lines.append(f"{'':<22}{job['kind']:<18} last {_ago(job['last_finished'], now):<10} "
-                         f"next {_ago(job['next_run'], now):<10}"
+                         f"next {upcoming:<10}"
                          + (f" failing x{job['failures']}" if job["failures"] else "")
                          + (f" on {job['owner']}" if job.get("owner") else "") + error)
     return "\n".join(lines)

@@ -502,6 +502,19 @@ class RateBucket(Base):
     interval: Mapped[float] = mapped_column(Double)  #: seconds per token ``tat`` was booked at
 
 
+class DaemonHeartbeat(Base):
+    """A daemon process's last sign of life, so ``status`` from another shell (and the
+    page) can tell a running daemon from one that stopped or hangs."""
+
+    __tablename__ = "daemon_heartbeats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), unique=True)  #: host:pid
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class InvoiceCounter(Base):
     """Gap-free invoice numbers per integration: the row lock serialises allocation."""
 

@@ -27,6 +27,7 @@ from marketsync.core import clock
 from marketsync.core.web.guard import Guard, is_loopback, public_origin
 from marketsync.core.web.metrics import DaemonCollector
 from marketsync.core.runtime import jobs
+from marketsync.core.web.page import render_connect, render_quarantine, render_status
 from marketsync.core.runtime.status import collect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,6 +63,32 @@ def create_web_app(daemon: "Daemon") -> Guard:
         log.info("integration %s: retry requested over HTTP", alias)
         runner.retry()
         return RedirectResponse(f"/?retried={quote(alias)}", status_code=303)
+
+    async def connect_start(request: Request) -> Response:
+        """Connect / Reconnect: the consent flow, from the page (the callback finishes it)."""
+        from marketsync.core.errors import MarketsyncError
+        from marketsync.core.runtime import connect
+
+        alias = request.path_params["alias"]
+        if alias not in daemon.runners:
+            return PlainTextResponse(f"no integration {alias!r}", status_code=404)
+        try:
+            url = await connect.start(daemon, alias)
+        except MarketsyncError as error:
+            return PlainTextResponse(f"cannot connect {alias}: {error}", status_code=409)
+        log.info("integration %s: consent flow started over HTTP", alias)
+        return HTMLResponse(render_connect(alias, url))
+
+    async def quarantine(request: Request) -> Response:
+        from marketsync.core.store import quarantine as store_quarantine
+        from marketsync.core.store.integrations import integration_id
+
+        alias = request.path_params["alias"]
+        if alias not in daemon.runners:
+            return PlainTextResponse(f"no integration {alias!r}", status_code=404)
+        records = await daemon.store.read(
+            lambda session: store_quarantine.list_records(session, integration_id(session, alias)))
+        return HTMLResponse(render_quarantine(alias, records))
 
     async def stock_changed(request: Request) -> Response:
         """The CLI changed stock in another process: push it now, not at the next backstop."""
@@ -123,6 +150,8 @@ def create_web_app(daemon: "Daemon") -> Guard:
     guard = Guard(Starlette(routes=[
         Route("/", status_page),
         Route("/integrations/{alias}/retry", retry, methods=["POST"]),
+        Route("/integrations/{alias}/connect", connect_start, methods=["POST"]),
+        Route("/integrations/{alias}/quarantine", quarantine),
         Route("/stock-changed", stock_changed, methods=["POST"]),
         Route("/local-change", local_change, methods=["POST"]),
         Route("/healthz", healthz),
@@ -141,92 +170,6 @@ def _jsonable(value):
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
-
-
-def _relative(moment, now) -> str:
-    """"3m ago" / "in 40s": what a person reading the page wants from a timestamp."""
-    if moment is None:
-        return "never"
-    seconds = int((now - moment).total_seconds())
-    ahead, seconds = seconds < 0, abs(seconds)
-    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
-            else f"{seconds // 3600}h")
-    return f"in {text}" if ahead else f"{text} ago"
-
-
-def _next(moment, now) -> str:
-    if moment is None:
-        return "not scheduled"
-    return "due now" if moment <= now else f"next {_relative(moment, now)}"
-
-
-def _replicas_html(report: dict) -> str:
-    """Replicas on PostgreSQL: which daemons are alive (each job row says which owns it)."""
-    names = report.get("replicas") or []
-    if not names:
-        return ""
-    return ("<p id='replicas'>replicas: "
-            + ", ".join(html.escape(name) for name in names) + "</p>\n")
-
-
-def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
-                  notice: str | None = None, csrf: str = "") -> str:
-    esc = html.escape
-    now = report["time"]
-    rows = []
-    for item in report["integrations"]:
-        jobs = "".join(
-            f"<tr class='job' data-kind='{esc(job['kind'])}'><td>{esc(job['kind'])}</td>"
-            f"<td>last {esc(_relative(job['last_finished'], now))}</td>"
-            f"<td>{esc(_next(job['next_run'], now))}</td><td>"
-            + (f"<b>failing ×{job['failures']}</b>: {esc(job['last_error'] or '')}"
-               if job["failures"] else "ok") + "</td>"
-            + (f"<td class='owner'>on {esc(job['owner'])}</td>" if job.get("owner") else "")
-            + "</tr>"
-            for job in item["jobs"])
-        token_field = (f"<input type='hidden' name='csrf' value='{esc(csrf)}'>"
-                       + ("<input name='token' type='password' placeholder='token'>"
-                          if ask_token else ""))
-        state = esc(item["state"])
-        rows.append(
-            f"<tr data-alias='{esc(item['alias'])}'><td>{esc(item['alias'])}</td>"
-            f"<td>{esc(item['channel'])} {esc(item['marketplace'])}</td>"
-            f"<td class='state {state.lower()}' data-state='{state}'>{state}</td>"
-            f"<td>{esc(item['reason'] or '')}</td>"
-            f"<td>{item['pending_pushes']} / {item['submissions_in_flight']}"
-            + (f" <b class='refused'>({item['refused_pushes']} refused)</b>"
-               if item["refused_pushes"] else "")
-            + (f" <b class='held' title='{esc(item.get('push_hold_reason') or '')}'>"
-               f"(pushes held: {'review' if item.get('push_hold') == 'review' else 'safety valve'}"
-               f" — marketsync stock plan {esc(item['alias'])})</b>"
-               if item.get("push_hold") in ("review", "valve") else "") + "</td>"
-            f"<td><table class='jobs'>{jobs}</table>"
-            + (f"<p class='quarantine' data-count='{item['quarantined']}'><b>"
-               f"{item['quarantined']} record(s) in quarantine</b> (not imported; "
-               "<code>marketsync quarantine list</code>): "
-               + "; ".join(esc(reason) for reason in item["quarantine_newest"]) + "</p>"
-               if item.get("quarantined") else "") + "</td>"
-            + (f"<td><form method='post' action='/integrations/{esc(item['alias'])}/retry'>"
-               f"{token_field}<button type='submit'>Retry</button></form></td></tr>"
-               if item["alias"] in daemon.runners else "<td></td></tr>"))
-    buckets = "".join(
-        f"<tr><td>{esc(' / '.join(map(str, b.key)))}</td><td>{b.tokens:.1f} / {b.burst}</td>"
-        f"<td>{b.rate:g}/s</td><td>{b.waiting}</td><td>{b.throttled}</td></tr>"
-        for b in daemon.governor.snapshot())
-    notice_html = f"<p id='notice'>retry requested for {esc(notice)}</p>" if notice else ""
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>marketsync status</title>
-<meta http-equiv="refresh" content="15">
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;
-text-align:left}}table.jobs td{{border:0;padding:0 12px 0 0;white-space:nowrap}}
-.state{{font-weight:bold}}.live{{color:#176f2c}}.retry,.connecting{{color:#9a6700}}
-.incomplete,.error{{color:#b42318}}.disabled{{color:#777}}#notice{{background:#eef6ff;padding:6px}}
-</style></head><body><h1>marketsync</h1><p>as of {esc(clock.isoformat(now))}</p>
-{notice_html}
-{_replicas_html(report)}<h2>Integrations</h2><table id="integrations"><tr><th>alias</th><th>channel</th><th>state</th>
-<th>reason</th><th>pending pushes / in flight</th><th>jobs</th><th></th></tr>{''.join(rows)}</table>
-<h2>Rate budget</h2><table id="buckets"><tr><th>bucket</th><th>tokens</th><th>rate</th>
-<th>waiting</th><th>throttled</th></tr>{buckets}</table></body></html>"""
 
 
 async def serve_web(daemon: "Daemon", *, listen: str | None = None,

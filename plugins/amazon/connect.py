@@ -64,9 +64,10 @@ def consent_url(integration: Integration, state: str, *, redirect_uri: str | Non
                                f"amzn1.sellerapps.app...) is needed for the consent URL")
     if not state:
         raise ValueError("consent_url needs the one-time state the core created")
-    if integration.settings.get("endpoint"):
-        host = endpoint_of(integration)
-    else:
+    # the account's endpoint override reaches us as the governed client's base URL (or,
+    # without the core, in settings); anything but Amazon's own host is the simulator
+    host = endpoint_of(integration)
+    if host == marketplaces.endpoint_for(integration.marketplace):
         host = marketplaces.seller_central_url(integration.marketplace)
     query = {"application_id": app_id, "state": state}
     if draft:

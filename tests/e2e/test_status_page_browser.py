@@ -51,7 +51,7 @@ def open_browser(profile: Path):
 def state_of(driver, alias: str) -> str:
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.CSS_SELECTOR, f"tr[data-alias='{alias}'] td.state").text
+    return driver.find_element(By.CSS_SELECTOR, f"[data-alias='{alias}'] .state").text
 
 
 def click_retry_and_watch(url: str, profile: Path) -> dict:
@@ -65,8 +65,7 @@ def click_retry_and_watch(url: str, profile: Path) -> dict:
         driver.set_page_load_timeout(20)
         driver.get(url)
         seen = {"before": state_of(driver, "amazon-uk"), "other_before": state_of(driver, "amazon-de")}
-        driver.find_element(By.CSS_SELECTOR,
-                            "tr[data-alias='amazon-uk'] form button[type='submit']").click()
+        driver.find_element(By.CSS_SELECTOR, "[data-alias='amazon-uk'] button.retry-button").click()
         # the click posts, then the browser follows the redirect: wait for the new page
         seen["notice"] = WebDriverWait(driver, 20).until(
             expected_conditions.presence_of_element_located((By.ID, "notice"))).text

@@ -277,6 +277,7 @@ async def test_consent_callback_connects_the_account(make_daemon, world, e2e_clo
     daemon = make_daemon()  # the harness's configuration sets pii.key
     await daemon.prepare()
     consent = urlsplit(await connect.start(daemon, "amazon-uk"))
+    assert consent.netloc == "sandbox.local"  # the simulator's Seller Central, not Amazon's
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(world)),
                                  base_url="http://sandbox.local") as amazon:
         answer = await amazon.get(f"{consent.path}?{consent.query}")
