@@ -54,7 +54,7 @@ class Seller:
         self.refuse: set[str] = set()  # marketplaces the account does not sell in
         self.stray = False  # also return an order of a marketplace nobody imports
         self.fail: Exception | None = None  # what the import raises, for every account
-        self.late = False  # reject order "late-Y" on the first call, return it afterwards
+        self.late: bool | str = False  # reject "late-Y" on a's first run, return it later
 
     @hookimpl
     def channel_info(self):
@@ -82,8 +82,9 @@ class Seller:
             items.append(order(f"{integration.account}-Z-{n}", "Z"))
         rejected = [RejectedRecord(record_id=f"bad-{n}", reason="no items")]
         if self.late and integration.account == "a":
-            if n == 0:
+            if self.late is True:  # a's first run
                 rejected.append(RejectedRecord(record_id="late-Y", reason="unknown status"))
+                self.late = "sent"
             else:
                 items.append(order("late-Y", "Y"))
         marks = {i.marketplace: clock.now().isoformat() for i in integrations}
@@ -219,7 +220,9 @@ async def test_a_record_rejected_once_leaves_the_quarantine_when_imported(tmp_pa
     daemon = make_daemon(tmp_path, channel, THREE)
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.serve)
-        await trio.sleep(30)
+        while not any(lead == "a-x" for lead, _, _ in channel.calls):  # first runs spread
+            await trio.sleep(1)
+        await trio.sleep(1)
         held_first = await daemon.store.read(quarantine.list_records, None, "import_orders")
         await trio.sleep(900)
         held_then = await daemon.store.read(quarantine.list_records, None, "import_orders")
