@@ -35,6 +35,11 @@ log = logging.getLogger("marketsync.http")
 
 #: The request extension naming the operation, e.g. ``extensions={OPERATION: "getFeed"}``.
 OPERATION = "operation"
+#: The request extension for ``async def prepare(request)``, awaited right before each
+#: attempt goes out, after its rate-limit wait. Credentials that expire (an access token)
+#: belong there: a call queued for minutes behind a slowed bucket, or sent again after a
+#: 429, must not carry a token that died while it waited.
+BEFORE_SEND = "before_send"
 
 #: Statuses worth sending again: the server said it might work a moment later.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -138,6 +143,9 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         while True:
             if key is not None:
                 await self._governor.acquire(key)
+            prepare = request.extensions.get(BEFORE_SEND)
+            if prepare is not None:
+                await prepare(request)
             call.attempts += 1
             try:
                 response = await self._inner.handle_async_request(request)

@@ -6,7 +6,9 @@ everywhere:
 * **One access token per account.** Integrations of one seller account (US, CA, MX...)
   share ``integration.account_runtime``; the cached token lives there behind a
   ``trio.Lock``, so however many jobs find it about to expire, only the first refreshes
-  and the others wait for its answer.
+  and the others wait for its answer. The token is put on a request after its rate-limit
+  wait (the transport's ``BEFORE_SEND``), so a call queued behind a slowed bucket never
+  goes out with a token that expired while it waited.
 * **Errors become ``core.errors``.** 401/403 → one refresh and one retry, then
   ``IntegrationAuthFailed``; ``invalid_grant`` from LWA → ``IntegrationAuthFailed``;
   5xx and timeouts → ``TransientError`` (the governed transport has already retried them);
@@ -37,7 +39,7 @@ from marketsync.core.errors import (
     MarketsyncError,
     TransientError,
 )
-from marketsync.core.runtime.http import OPERATION
+from marketsync.core.runtime.http import BEFORE_SEND, OPERATION
 from marketsync.core.types import Integration
 from marketsync.plugins.amazon import marketplaces
 
@@ -261,23 +263,31 @@ class SpApi:
         url = self.endpoint + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in (1, 2):
-            token = await self.access_token()
+            sent = [await self.access_token()]
+
+            async def authorize(request: httpx.Request) -> None:
+                # after the rate-limit wait: the token taken before it may have expired
+                token = await self.access_token()
+                request.headers["x-amz-access-token"] = token
+                request.headers["x-amz-date"] = clock.now().strftime("%Y%m%dT%H%M%SZ")
+                sent.append(token)
+
             headers = {
-                "x-amz-access-token": token,
+                "x-amz-access-token": sent[0],
                 "x-amz-date": clock.now().strftime("%Y%m%dT%H%M%SZ"),
                 "user-agent": USER_AGENT,
             }
             try:
                 response = await self.http.request(
                     method, url, params=query, json=json, headers=headers,
-                    extensions={OPERATION: operation},
+                    extensions={OPERATION: operation, BEFORE_SEND: authorize},
                 )
             except httpx.TransportError as exc:
                 raise TransientError(f"{operation}: {type(exc).__name__}") from None
             if response.status_code in expected:
                 return response
             if response.status_code in (401, 403):
-                self._invalidate(token)
+                self._invalidate(sent[-1])
                 if attempt == 1:
                     self.log.info("%s: HTTP %d, refreshing the access token once",
                                   operation, response.status_code)

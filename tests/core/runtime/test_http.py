@@ -16,7 +16,13 @@ import trio.testing
 
 from marketsync.core.errors import Throttled, TransientError
 from marketsync.core.runtime.governor import Governor, current_priority
-from marketsync.core.runtime.http import OPERATION, CallRecord, GovernedTransport, make_client
+from marketsync.core.runtime.http import (
+    BEFORE_SEND,
+    OPERATION,
+    CallRecord,
+    GovernedTransport,
+    make_client,
+)
 from marketsync.core.types import Priority, UsagePlan
 
 RATE_HEADER = "x-amzn-RateLimit-Limit"
@@ -398,3 +404,29 @@ async def test_a_bucket_defined_elsewhere_is_used_as_is(autojump_clock):
             await client.get("/feed", extensions={OPERATION: "getFeed"})
     assert trio.current_time() == pytest.approx(2.0)  # burst 2, then 1/s (not the plan's 2/15)
     assert governor.state(key("getFeed")).acquired == 4
+
+
+async def test_before_send_runs_after_the_rate_limit_wait_and_before_every_attempt(autojump_clock):
+    """Credentials that expire go on the request once its bucket lets it out (and again on a
+    retry), so a long wait in a slowed bucket never sends what was fresh when it queued."""
+    channel = FakeChannel(scripts={"/orders": [200, 429, 200]})
+    governor = Governor()
+    prepared: list[float] = []
+
+    async def stamp(request: httpx.Request) -> None:
+        prepared.append(trio.current_time())
+        request.headers["x-stamp"] = str(len(prepared))
+
+    async with client_for(channel, governor, plans={
+            "searchOrders": UsagePlan(operation="searchOrders", rate=0.01, burst=1)}) as client:
+        await client.get("/orders", extensions={OPERATION: "searchOrders"})  # spends the burst
+        queued_at = trio.current_time()
+        response = await client.get("/orders", extensions={
+            OPERATION: "searchOrders", BEFORE_SEND: stamp})
+    assert response.status_code == 200
+    attempts = channel.attempts("/orders")
+    # the second request waited ~100 s for its token; the 429 made it wait again
+    assert len(prepared) == 2
+    assert prepared[0] >= queued_at + 99
+    assert [a.at for a in attempts[1:]] == prepared
+    assert prepared[1] > prepared[0]
