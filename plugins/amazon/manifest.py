@@ -9,6 +9,7 @@ Built once at import; ``channel_info`` must not do I/O.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -34,22 +35,6 @@ CREDENTIAL_KEYS: Mapping[str, str] = MappingProxyType({
                  "written by `marketsync connect`",
 })
 
-JOBS = (
-    # one run per seller account for all its marketplaces (one searchOrders names them
-    # all); a backfill pages at searchOrders' one call per 3 min, each page commits alone
-    JobDefault(kind="import_orders", every=600, priority=Priority.ORDERS, timeout=3600,
-               scope="account"),
-    JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
-    JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
-    JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),
-    # pushes are also triggered on demand by stock changes; these are the backstops
-    # (a stock change or a submission's poll_after triggers them at once; the periods only
-    # catch work from other processes, such as the CLI, and after a restart)
-    JobDefault(kind="push_stock", every=60, priority=Priority.URGENT, timeout=300),
-    JobDefault(kind="push_prices", every=120, priority=Priority.URGENT, timeout=300),
-    JobDefault(kind="poll_submission", every=300, priority=Priority.URGENT, timeout=300),
-    JobDefault(kind="confirm_shipment", every=120, priority=Priority.URGENT, timeout=300),
-)
 
 
 def load_usage_plans(path: Path = USAGE_PLANS_FILE) -> dict[str, UsagePlan]:
@@ -80,6 +65,38 @@ def bucket_key(integration: Integration, operation: str) -> tuple:
     return (CHANNEL, integration.account, operation)
 
 
+USAGE_PLANS: Mapping[str, UsagePlan] = MappingProxyType(load_usage_plans())
+
+#: share of searchOrders' published rate the regular order poll uses (0.0056 rps, one
+#: call per 179 s → a poll every 199 s); the rest, with the burst of 20, is for the extra
+#: pages of a busy window, an integration catching up, and retries
+ORDER_POLL_SHARE = 0.9
+
+
+def poll_period(operation: str, share: float) -> float:
+    """Seconds between polls that use ``share`` of ``operation``'s published rate."""
+    return float(math.ceil(1.0 / (USAGE_PLANS[operation].rate * share)))
+
+
+JOBS = (
+    # one run per seller account for all its marketplaces, as often as searchOrders' plan
+    # allows less a share for busy windows and retries; a backfill pages at the plan's
+    # rate and each page commits on its own
+    JobDefault(kind="import_orders", every=poll_period("searchOrders", ORDER_POLL_SHARE),
+               priority=Priority.ORDERS, timeout=3600, scope="account"),
+    JobDefault(kind="import_products", every=2700, priority=Priority.PRODUCTS, timeout=1800),
+    JobDefault(kind="import_stock", every=600, priority=Priority.PRODUCTS),
+    JobDefault(kind="fetch_tracking", every=900, priority=Priority.PRODUCTS),
+    # pushes are also triggered on demand by stock changes; these are the backstops
+    # (a stock change or a submission's poll_after triggers them at once; the periods only
+    # catch work from other processes, such as the CLI, and after a restart)
+    JobDefault(kind="push_stock", every=60, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="push_prices", every=120, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="poll_submission", every=300, priority=Priority.URGENT, timeout=300),
+    JobDefault(kind="confirm_shipment", every=120, priority=Priority.URGENT, timeout=300),
+)
+
+
 INFO = ChannelInfo(
     name=CHANNEL,
     title="Amazon (Selling Partner API)",
@@ -88,7 +105,7 @@ INFO = ChannelInfo(
     required_credentials=frozenset({"client_id", "client_secret"}),
     secret_credentials=frozenset({"client_secret", "refresh_token"}),
     jobs=JOBS,
-    usage_plans=MappingProxyType(load_usage_plans()),
+    usage_plans=USAGE_PLANS,
     bucket_key=bucket_key,
     rate_limit_header=RATE_LIMIT_HEADER,
     extra=MappingProxyType({"marketplaces": marketplaces.extra()}),

@@ -41,7 +41,10 @@ def test_manifest_describes_the_channel():
     assert {"client_secret", "refresh_token"} <= info.secret_credentials
     assert "app_id" in info.credential_keys and "seller_id" in info.credential_keys
     jobs = {job.kind: job for job in info.jobs}
-    assert jobs["import_orders"].every == 600 and jobs["import_orders"].priority is Priority.ORDERS
+    assert jobs["import_orders"].priority is Priority.ORDERS
+    # one poll per account at 90 % of searchOrders' 0.0056 rps: every 199 s, not 600 s
+    assert jobs["import_orders"].scope == "account" and jobs["import_orders"].every == 199
+    assert 1 / jobs["import_orders"].every <= 0.9 * info.usage_plans["searchOrders"].rate
     assert jobs["import_products"].every == 2700 and jobs["fetch_tracking"].every == 900
     assert jobs["confirm_shipment"].priority is Priority.URGENT
     plans = info.usage_plans
