@@ -612,7 +612,8 @@ def test_example_config_validates_against_the_shipped_amazon_plugin():
     from marketsync.plugins.amazon.manifest import INFO
 
     config = load_config(EXAMPLE, {INFO.name: INFO}, environ={})
-    assert config.integration("amazon-uk").schedule_for("import_orders") == 600.0
+    # Amazon's order poll follows searchOrders' usage plan (one run per account)
+    assert config.integration("amazon-uk").schedule_for("import_orders") == 199.0
     assert {doc.path: doc.default for doc in describe({INFO.name: INFO})}[
         "integrations[].schedule.import_products"] == "45m"
 
