@@ -71,6 +71,10 @@ class RecordRejected(MarketsyncError):
         self.raw = raw
 
 
+class BadNotification(MarketsyncError, ValueError):
+    """A queue message is not a notification the channel can read; it is dropped."""
+
+
 class ChannelNotSupported(MarketsyncError):
     """No plugin implements this hook for this channel."""
 

@@ -44,6 +44,7 @@ from marketsync.core.types import (
     FulfillmentRef,
     FulfillmentRequest,
     Integration,
+    Notice,
     Page,
     PriceUpdate,
     Shipment,
@@ -78,7 +79,7 @@ CHANNEL_HOOKS = (
 ACCOUNT_SCOPED_HOOKS = ("import_orders",)
 
 #: Broadcast hooks: every plugin is called.
-CHANNEL_HOOKS += ("subscribe_notifications", "unsubscribe_notifications")
+CHANNEL_HOOKS += ("subscribe_notifications", "unsubscribe_notifications", "read_notification")
 BROADCAST_HOOKS = ("register_commands", "integration_state_changed")
 
 
@@ -472,6 +473,25 @@ async def subscribe_notifications(integration: Integration, queue_url: str) -> S
     :raises IntegrationAuthFailed, Throttled, TransientError: as for any call.
 
     Called by: ``marketsync notifications subscribe``.
+    """
+
+
+@hookspec(firstresult=True)
+def read_notification(body: str) -> Notice:
+    """Read one message from the account's notifications queue.
+
+    The core consumes the queue (long polling, dedupe by ``notification_id``, delete after
+    the store commits) and triggers ``Notice.job`` for every integration of the account;
+    what a message looks like, and which job fetches what it announces, is the channel's.
+    Synchronous and without I/O: it only parses.
+
+    :param body: the message body as the queue delivered it.
+    :returns: a :class:`~marketsync.core.types.Notice`; ``job`` None for a type the daemon
+        does not act on (remembered, then deleted).
+    :raises BadNotification: not a notification of this channel (logged, then deleted so
+        it cannot block the queue).
+
+    Called by: the notifications consumer (``core/runtime/notifications.py``).
     """
 
 

@@ -462,3 +462,16 @@ class AccountInfo:
     seller_id: str | None
     marketplaces: Sequence[str] = ()  #: marketplace codes the account can sell in
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One channel notification, read by the channel's ``read_notification``: a trigger
+    for ``job`` on every integration of the account, never data to apply."""
+
+    notification_id: str
+    type: str  #: the channel's own name for it, e.g. ORDER_CHANGE
+    job: str | None  #: the job kind that fetches what it announces (None: nothing to do)
+    seller_id: str | None
+    subject: str | None  #: the order, feed, report or fulfilment order it is about
+    event_time: datetime | None

@@ -1,9 +1,9 @@
 """Channel notifications from an SQS queue: each one a trigger, never the truth.
 
-Amazon SP-API publishes ORDER_CHANGE, FBA_INVENTORY_AVAILABILITY_CHANGES,
-FULFILLMENT_ORDER_STATUS, FEED_PROCESSING_FINISHED and REPORT_PROCESSING_FINISHED to the
-seller's SQS queue (envelopes per the official schemas in shared/spapi/schemas). A
-notification only says *that* something changed; it can be late, repeated or out of
+A channel (Amazon SP-API today) publishes change notifications to the seller's SQS queue.
+Reading one is the channel's business (the ``read_notification`` hook turns a message
+body into a :class:`~marketsync.core.types.Notice` naming the job to run); this module
+only consumes the queue. A notification only says *that* something changed; it can be late, repeated or out of
 order, and carries no buyer data or prices. So the consumer never applies a payload: it
 asks the scheduler to run the matching job for every integration of the account at once
 (``trigger``), and that job fetches the truth through the governor. Polling stays as the
@@ -18,98 +18,24 @@ leaves the message in the queue: SQS delivers it again after the visibility time
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
 import trio
 
 from marketsync.core import clock
+from marketsync.core.errors import BadNotification
 from marketsync.core.runtime.sqs import Message, NotificationsUnavailable, SqsError, SqsQueue
 from marketsync.core.store import notifications_seen
+from marketsync.core.types import Notice
 
 log = logging.getLogger("marketsync.notifications")
 
-#: notification type → the job that fetches what it announces
-JOB_FOR = {
-    "ORDER_CHANGE": "import_orders",
-    "FBA_INVENTORY_AVAILABILITY_CHANGES": "import_stock",
-    "FULFILLMENT_ORDER_STATUS": "fetch_tracking",
-    "FEED_PROCESSING_FINISHED": "poll_submission",
-    "REPORT_PROCESSING_FINISHED": "import_products",
-}
 #: after a failed receive, wait this long (doubling up to the cap) before the next one
 RETRY_FIRST, RETRY_CAP = 5.0, 300.0
-
-
-class BadNotification(ValueError):
-    """The message is not an SP-API notification we can read."""
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    notification_id: str
-    type: str
-    seller_id: str | None
-    subject: str | None  #: the order, feed, report or fulfilment order it is about
-    event_time: datetime | None
-
-
-def _get(mapping: Any, name: str) -> Any:
-    """SP-API envelopes spell keys PascalCase (orders, FBA) or camelCase (feeds, reports)."""
-    if not isinstance(mapping, dict):
-        return None
-    if name in mapping:
-        return mapping[name]
-    return mapping.get(name[0].lower() + name[1:])
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def parse(body: str) -> Notice:
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        raise BadNotification("the message body is not JSON") from None
-    kind = _get(envelope, "NotificationType")
-    notification_id = _get(_get(envelope, "NotificationMetadata"), "NotificationId")
-    payload = _get(envelope, "Payload")
-    if not isinstance(kind, str) or not isinstance(notification_id, str) or not notification_id:
-        raise BadNotification("NotificationType or NotificationMetadata.NotificationId missing")
-    if not isinstance(payload, dict):
-        raise BadNotification(f"{kind} {notification_id}: Payload missing")
-    seller, subject = _get(payload, "SellerId"), None
-    if kind == "ORDER_CHANGE":
-        inner = _get(payload, "OrderChangeNotification")
-        seller, subject = _get(inner, "SellerId"), _get(inner, "AmazonOrderId")
-        if not isinstance(subject, str):
-            raise BadNotification(f"ORDER_CHANGE {notification_id}: AmazonOrderId missing")
-    elif kind == "FULFILLMENT_ORDER_STATUS":
-        inner = _get(payload, "FulfillmentOrderStatusNotification")
-        seller, subject = _get(inner, "SellerId"), _get(inner, "SellerFulfillmentOrderId")
-    elif kind == "FEED_PROCESSING_FINISHED":
-        inner = _get(payload, "FeedProcessingFinishedNotification")
-        seller, subject = _get(inner, "SellerId"), _get(inner, "FeedId")
-    elif kind == "REPORT_PROCESSING_FINISHED":
-        inner = _get(payload, "ReportProcessingFinishedNotification")
-        seller, subject = _get(inner, "SellerId"), _get(inner, "ReportId")
-    elif kind == "FBA_INVENTORY_AVAILABILITY_CHANGES":
-        subject = _get(payload, "SKU")
-    return Notice(notification_id=notification_id, type=kind,
-                  seller_id=seller if isinstance(seller, str) else None,
-                  subject=str(subject)[:128] if subject is not None else None,
-                  event_time=_time(_get(envelope, "EventTime")))
 
 
 class NotificationHost(Protocol):
@@ -128,6 +54,8 @@ class Consumer:
     account: str
     queue: SqsQueue
     aliases: Sequence[str]
+    #: the channel's ``read_notification``: message body -> Notice, or BadNotification
+    read: Callable[[str], Notice]
     wait_seconds: int = 20
     #: how long a received message stays hidden before SQS hands it out again
     visibility_timeout: int = 120
@@ -186,7 +114,7 @@ class Consumer:
     async def handle(self, message: Message) -> None:
         self.counts["received"] += 1
         try:
-            notice = parse(message.body)
+            notice = self.read(message.body)
         except BadNotification as error:
             self.counts["bad"] += 1
             log.warning("%s: dropped queue message %s: %s", self.account, message.message_id,
@@ -204,7 +132,7 @@ class Consumer:
             notifications_seen.remember, notification_id=notice.notification_id,
             account=self.account, type=notice.type, subject=notice.subject,
             event_time=notice.event_time)
-        job = JOB_FOR.get(notice.type)
+        job = notice.job
         if new and job is not None:
             self.counts["acted"] += 1
             for alias in self.aliases:
@@ -215,7 +143,8 @@ class Consumer:
 
 
 async def run_account(host: Any, name: str, settings: Any, aliases: Sequence[str],
-                      seller_id: Callable[[], str | None]) -> None:
+                      seller_id: Callable[[], str | None],
+                      read: Callable[[str], Notice]) -> None:
     """One account's consumer for the daemon's life. Without the optional extra it logs
     one line and returns: polling alone keeps the orders coming, only slower."""
     async with httpx.AsyncClient() as http:
@@ -228,7 +157,7 @@ async def run_account(host: Any, name: str, settings: Any, aliases: Sequence[str
             log.error("%s: %s; orders still come by polling", name, error)
             return
         consumer = Consumer(host=host, account=name, queue=queue, aliases=tuple(aliases),
-                            wait_seconds=settings.wait_seconds, seller_id=seller_id)
+                            read=read, wait_seconds=settings.wait_seconds, seller_id=seller_id)
         host.notification_consumers[name] = consumer
         log.info("%s: reading notifications from %s", name, settings.queue_url)
         await consumer.run()
@@ -240,7 +169,16 @@ def start_all(host: Any, config: Any, nursery: trio.Nursery) -> None:
         settings = getattr(account, "notifications", None)
         if settings is None:
             continue
-        aliases = [i.alias for i in config.integrations if i.account == name and i.enabled]
+        members = [i for i in config.integrations if i.account == name and i.enabled]
+        aliases = [i.alias for i in members]
+        hooks = host.plugins.channel(members[0].channel) if members else None
+        if hooks is None or not hooks.supports("read_notification"):
+            log.error("%s: its channel cannot read notifications; orders still come by "
+                      "polling", name)
+            continue
+
+        def read(body: str, hooks=hooks) -> Notice:
+            return hooks.call_sync("read_notification", body=body)
 
         def seller_id(name=name) -> str | None:
             for integration in host.integrations.values():
@@ -248,4 +186,4 @@ def start_all(host: Any, config: Any, nursery: trio.Nursery) -> None:
                     return integration.credentials["seller_id"]
             return None
 
-        nursery.start_soon(run_account, host, name, settings, aliases, seller_id)
+        nursery.start_soon(run_account, host, name, settings, aliases, seller_id, read)

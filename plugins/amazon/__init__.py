@@ -20,6 +20,7 @@ from marketsync.core.types import (
     FulfillmentRef,
     FulfillmentRequest,
     Integration,
+    Notice,
     Page,
     PriceUpdate,
     Shipment,
@@ -125,6 +126,13 @@ async def subscribe_notifications(integration: Integration, queue_url: str) -> S
     from marketsync.plugins.amazon import notifications
 
     return await notifications.subscribe(integration, queue_url)
+
+
+@hookimpl
+def read_notification(body: str) -> Notice:
+    from marketsync.plugins.amazon import notifications
+
+    return notifications.read_notification(body)
 
 
 @hookimpl

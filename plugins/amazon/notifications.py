@@ -9,21 +9,30 @@ queue is reused, an existing subscription (409) is reported, not duplicated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from marketsync.core.errors import IntegrationError, TransientError
+from marketsync.core.errors import BadNotification, IntegrationError, TransientError
 from marketsync.core.runtime.http import OPERATION
-from marketsync.core.types import Integration
+from marketsync.core.types import Integration, Notice
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, first_error
 
 BASE = "/notifications/v1"
 SCOPE = "sellingpartnerapi::notifications"
-#: what the daemon acts on (core/runtime/notifications.py JOB_FOR)
-TYPES = ("ORDER_CHANGE", "FBA_INVENTORY_AVAILABILITY_CHANGES", "FULFILLMENT_ORDER_STATUS",
-         "FEED_PROCESSING_FINISHED", "REPORT_PROCESSING_FINISHED")
+#: notification type → the job that fetches what it announces
+JOB_FOR = {
+    "ORDER_CHANGE": "import_orders",
+    "FBA_INVENTORY_AVAILABILITY_CHANGES": "import_stock",
+    "FULFILLMENT_ORDER_STATUS": "fetch_tracking",
+    "FEED_PROCESSING_FINISHED": "poll_submission",
+    "REPORT_PROCESSING_FINISHED": "import_products",
+}
+#: what the daemon subscribes to: every type it acts on
+TYPES = tuple(JOB_FOR)
 PAYLOAD_VERSION = {"FEED_PROCESSING_FINISHED": "2020-09-04",
                    "REPORT_PROCESSING_FINISHED": "2020-09-04"}
 
@@ -123,3 +132,61 @@ async def unsubscribe(integration: Integration, types: Sequence[str] = TYPES) ->
                                 "deleteSubscriptionById"), "deleteSubscriptionById")
         lines.append(f"{kind}: unsubscribed ({subscription})")
     return lines
+
+
+# --- reading what the queue delivers --------------------------------------------------------
+
+
+def _get(mapping: Any, name: str) -> Any:
+    """SP-API envelopes spell keys PascalCase (orders, FBA) or camelCase (feeds, reports)."""
+    if not isinstance(mapping, dict):
+        return None
+    if name in mapping:
+        return mapping[name]
+    return mapping.get(name[0].lower() + name[1:])
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def read_notification(body: str) -> Notice:
+    """An SQS message body as an SP-API notification envelope (the official schemas in
+    shared/spapi/schemas): its id, type, seller, subject and the job that fetches it."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise BadNotification("the message body is not JSON") from None
+    kind = _get(envelope, "NotificationType")
+    notification_id = _get(_get(envelope, "NotificationMetadata"), "NotificationId")
+    payload = _get(envelope, "Payload")
+    if not isinstance(kind, str) or not isinstance(notification_id, str) or not notification_id:
+        raise BadNotification("NotificationType or NotificationMetadata.NotificationId missing")
+    if not isinstance(payload, dict):
+        raise BadNotification(f"{kind} {notification_id}: Payload missing")
+    seller, subject = _get(payload, "SellerId"), None
+    if kind == "ORDER_CHANGE":
+        inner = _get(payload, "OrderChangeNotification")
+        seller, subject = _get(inner, "SellerId"), _get(inner, "AmazonOrderId")
+        if not isinstance(subject, str):
+            raise BadNotification(f"ORDER_CHANGE {notification_id}: AmazonOrderId missing")
+    elif kind == "FULFILLMENT_ORDER_STATUS":
+        inner = _get(payload, "FulfillmentOrderStatusNotification")
+        seller, subject = _get(inner, "SellerId"), _get(inner, "SellerFulfillmentOrderId")
+    elif kind == "FEED_PROCESSING_FINISHED":
+        inner = _get(payload, "FeedProcessingFinishedNotification")
+        seller, subject = _get(inner, "SellerId"), _get(inner, "FeedId")
+    elif kind == "REPORT_PROCESSING_FINISHED":
+        inner = _get(payload, "ReportProcessingFinishedNotification")
+        seller, subject = _get(inner, "SellerId"), _get(inner, "ReportId")
+    elif kind == "FBA_INVENTORY_AVAILABILITY_CHANGES":
+        subject = _get(payload, "SKU")
+    return Notice(notification_id=notification_id, type=kind, job=JOB_FOR.get(kind),
+                  seller_id=seller if isinstance(seller, str) else None,
+                  subject=str(subject)[:128] if subject is not None else None,
+                  event_time=_time(_get(envelope, "EventTime")))

@@ -17,9 +17,11 @@ import pytest
 import trio
 from sqlalchemy import select
 
+from marketsync.core.errors import BadNotification
 from marketsync.core.runtime import notifications, sqs
 from marketsync.core.store import notifications_seen
 from marketsync.core.store.models import NotificationSeen
+from marketsync.plugins.amazon import notifications as amazon_notifications
 from . import sqs_server
 
 SCHEMAS = sqs_server.SPAPI / "schemas"
@@ -82,7 +84,8 @@ def consumer(host, http, queue_url, **changes) -> notifications.Consumer:
     queue = sqs.SqsQueue(http, queue_url, access_key_id="AKIDEXAMPLE",
                          secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     values = dict(host=host, account="eu", queue=queue, aliases=("amazon-de", "amazon-uk"),
-                  wait_seconds=1, seller_id=lambda: "A2TESTEU")
+                  read=amazon_notifications.read_notification, wait_seconds=1,
+                  seller_id=lambda: "A2TESTEU")
     values.update(changes)
     return notifications.Consumer(**values)
 
@@ -222,15 +225,15 @@ def test_every_type_parses_to_its_subject():
                        "notificationMetadata": {"applicationId": "a", "subscriptionId": "s",
                                                 "publishTime": "2026-11-02T12:00:00Z",
                                                 "notificationId": "n-feed"}})
-    parsed = notifications.parse(feed)
+    parsed = amazon_notifications.read_notification(feed)
     assert (parsed.type, parsed.subject, parsed.seller_id) == (
         "FEED_PROCESSING_FINISHED", "F-1", "A2TESTEU")
-    assert notifications.JOB_FOR[parsed.type] == "poll_submission"
-    order = notifications.parse(order_change("111-0000000-0000005", "n-1"))
+    assert parsed.job == "poll_submission"
+    order = amazon_notifications.read_notification(order_change("111-0000000-0000005", "n-1"))
     assert (order.notification_id, order.subject) == ("n-1", "111-0000000-0000005")
     assert order.event_time == datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
-    with pytest.raises(notifications.BadNotification, match="AmazonOrderId"):
-        notifications.parse(json.dumps({"NotificationType": "ORDER_CHANGE", "Payload": {},
+    with pytest.raises(BadNotification, match="AmazonOrderId"):
+        amazon_notifications.read_notification(json.dumps({"NotificationType": "ORDER_CHANGE", "Payload": {},
                                         "NotificationMetadata": {"NotificationId": "n"}}))
 
 
@@ -302,7 +305,12 @@ async def test_the_daemon_runs_a_consumer_per_configured_account(tmp_path, sqs_e
     text = f"""
 accounts:
   local:
-    channel: manual
+    channel: amazon
+    endpoint: http://127.0.0.1:9
+    credentials:
+      client_id: amzn1.application-oa2-client.test
+      client_secret: ${{LWA_SECRET}}
+      refresh_token: ${{LWA_REFRESH}}
     notifications:
       queue_url: {queue_url}
       access_key_id: ${{AWS_KEY}}
@@ -311,10 +319,12 @@ accounts:
 integrations:
   - alias: shop
     account: local
-    marketplace: LOCAL
+    marketplace: DE
 """
+    # Amazon is not reachable (port 9): the notification alone must make the trigger
     config = parse_config(text, plugins.infos(), filename=str(tmp_path / "m.yaml"),
-                          environ={"AWS_KEY": "AKIDEXAMPLE", "AWS_SECRET": "secret"})
+                          environ={"AWS_KEY": "AKIDEXAMPLE", "AWS_SECRET": "secret",
+                                   "LWA_SECRET": "s", "LWA_REFRESH": "Atzr|r"})
     daemon = Daemon(config, plugins=plugins, store=Store(f"sqlite:///{tmp_path / 'm.db'}"))
     triggered = []
     original = daemon.trigger
@@ -364,3 +374,36 @@ def test_status_counts_the_orders_polling_found_that_no_notification_announced(s
         assert (summary["received"], summary["missed"]) == (1, 1)
         assert notifications_seen.summary(session, "na")["missed"] == 0  # none received yet
     store.run_blocking(work)
+
+
+async def test_a_channel_that_cannot_read_notifications_gets_no_consumer(tmp_path, caplog):
+    """Reading a message is the channel's (``read_notification``): an account of a channel
+    without it is said once, and polling carries on; the core guesses no payload shape."""
+    from marketsync.core.config.schema import parse_config
+    from marketsync.core.runtime import plugins as plugin_loading
+    from marketsync.core.runtime.daemon import Daemon
+    from marketsync.core.store import Store
+
+    plugins = plugin_loading.build(load_entry_points=False)
+    assert not plugins.channel("manual").supports("read_notification")
+    text = """
+accounts:
+  local:
+    channel: manual
+    notifications:
+      queue_url: http://127.0.0.1:9/000000000000/q
+      access_key_id: ${AWS_KEY}
+      secret_access_key: ${AWS_SECRET}
+integrations:
+  - alias: shop
+    account: local
+    marketplace: LOCAL
+"""
+    config = parse_config(text, plugins.infos(), filename=str(tmp_path / "m.yaml"),
+                          environ={"AWS_KEY": "AKIDEXAMPLE", "AWS_SECRET": "secret"})
+    daemon = Daemon(config, plugins=plugins, store=Store(f"sqlite:///{tmp_path / 'm.db'}"))
+    with caplog.at_level("ERROR", logger="marketsync.notifications"):
+        async with trio.open_nursery() as nursery:
+            notifications.start_all(daemon, config, nursery)
+    assert daemon.notification_consumers == {}
+    assert "local: its channel cannot read notifications" in caplog.text
