@@ -19,12 +19,13 @@ half-known outcome behind.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import trio
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketsync.core import clock
@@ -47,6 +48,10 @@ R = TypeVar("R")
 
 #: concurrent PostgreSQL units of work; below the pool's size + overflow (5 + 10)
 PG_CONCURRENCY = 8
+#: tries of a unit of work that PostgreSQL ended as a deadlock or serialization victim
+CONFLICT_RETRIES = 3
+#: SQLSTATEs of a transaction ended only because another one conflicted with it
+CONFLICT_STATES = frozenset({"40P01", "40001"})
 #: concurrent SQLite readers (WAL: they do not block the writer or each other)
 SQLITE_READERS = 4
 
@@ -182,10 +187,20 @@ class Store:
         kwargs: dict[str, Any],
         fence: leases.Fence | None = None,
     ) -> R:
-        with pinned_now(now), maker() as session, session.begin():
-            if fence is not None:
-                leases.check_member(session, fence)
-            return fn(session, *args, **kwargs)
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                with pinned_now(now), maker() as session, session.begin():
+                    if fence is not None:
+                        leases.check_member(session, fence)
+                    return fn(session, *args, **kwargs)
+            except OperationalError as error:
+                # PostgreSQL ends one of two transactions that wait on each other (a
+                # replica's push and a CLI stock change, say): the loser rolled back as a
+                # whole, so the unit of work runs again from the start
+                if attempt == CONFLICT_RETRIES or not _conflict(error):
+                    raise
+                time.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _readonly(
         self, now: Any, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -204,3 +219,8 @@ class Store:
         if password:
             reason = reason.replace(str(password), "***")
         return reason
+
+
+def _conflict(error: OperationalError) -> bool:
+    """A deadlock or serialization failure: nothing is wrong with the work itself."""
+    return getattr(error.orig, "sqlstate", None) in CONFLICT_STATES

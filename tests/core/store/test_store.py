@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -371,3 +373,46 @@ async def test_value_sets_are_enforced_by_the_database(store: Store) -> None:
 
     with pytest.raises(IntegrityError, match="ck_integrations_state"):
         await store.run(bogus)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"] if os.environ.get("MARKETSYNC_TEST_PG", "1") != "0"
+                         else [])  # only PostgreSQL detects deadlocks; SQLite has one writer
+def test_a_deadlock_victim_runs_its_unit_of_work_again(store: Store) -> None:
+    """Two writers lock two products in opposite orders (a replica's push and a CLI stock
+    change did, in the fail-over test): PostgreSQL ends one, and instead of failing the
+    job or the command, the store runs that unit of work again; both changes land."""
+    store.run_blocking(lambda s: s.add_all([Product(sku="A", title="a"),
+                                            Product(sku="B", title="b")]))
+    meet = threading.Barrier(2, timeout=10)
+    tries: Counter[str] = Counter()
+
+    def writer(first: str, second: str, title: str):
+        def work(session) -> None:
+            tries[title] += 1
+            rows = {p.sku: p for p in session.execute(select(Product)).scalars()}
+            rows[first].title = title
+            session.flush()
+            if tries[title] == 1:
+                meet.wait()  # both hold their first row now
+            rows[second].title = title
+            session.flush()
+        return lambda: store.run_blocking(work)
+
+    errors: list[BaseException] = []
+
+    def run(fn) -> None:
+        try:
+            fn()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(writer("A", "B", "one"),)),
+               threading.Thread(target=run, args=(writer("B", "A", "two"),))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert sorted(tries.values()) == [1, 2]  # one victim, run once more
+    titles = store.run_blocking(lambda s: {p.title for p in s.execute(select(Product)).scalars()})
+    assert len(titles) == 1  # whichever ran last set both rows
