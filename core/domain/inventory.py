@@ -36,6 +36,7 @@ from marketsync.core.store.models import (
     SubmissionRow,
 )
 from marketsync.core.store.timing import transaction_now
+from marketsync.core.store.upsert import insert_or_update
 from marketsync.core.types import (
     Fulfillment,
     ItemResult,
@@ -109,12 +110,19 @@ def product_by_sku(session: Session, sku: str, *, lock: bool = False) -> Product
 
 
 def ensure_product(session: Session, sku: str, **values: object) -> Product:
-    """The product ``sku``, created with ``values`` if new (fields of a new one only)."""
-    product = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
+    """The product ``sku``, created with ``values`` if new (fields of a new one only).
+
+    Two integrations of one account (on two replicas, or two jobs of one daemon) can meet
+    the same new SKU at once: both look, find nothing and insert. The insert therefore
+    does nothing on a clash; on PostgreSQL it waits for the other transaction, and the
+    second look (a new snapshot under READ COMMITTED) finds the product it made, so both
+    listings map to the one product instead of one job failing on ``uq_products_sku``."""
+    query = select(Product).where(Product.sku == sku)
+    product = session.execute(query).scalar_one_or_none()
     if product is None:
-        product = Product(sku=sku, on_hand=0, reserved=0, **values)
-        session.add(product)
-        session.flush()
+        insert_or_update(session, Product, {"sku": sku, "on_hand": 0, "reserved": 0, **values},
+                         conflict=["sku"])
+        product = session.execute(query).scalar_one()
     return product
 
 
