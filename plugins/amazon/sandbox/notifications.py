@@ -3,11 +3,22 @@
 Destinations belong to the application and are managed with a *grantless* token (LWA
 ``client_credentials`` with the ``sellingpartnerapi::notifications`` scope); a
 subscription belongs to a seller and is made with that seller's token, as the model
-says. Once a seller subscribes to ORDER_CHANGE, every status event of their orders
-becomes an envelope shaped by the official schema (shared/spapi/schemas/
-OrderChangeNotification.json) that ``deliver`` sends to the destination's queue with
-SQS's ``SendMessage``. A message goes out when the change is visible through the Orders
-API (after the order's lag), so the daemon's fetch finds what was announced.
+says. Once a seller subscribes to a type, what it announces becomes an envelope shaped
+by the official schema in shared/spapi/schemas/ that ``deliver`` sends to the
+destination's queue with SQS's ``SendMessage``:
+
+* ORDER_CHANGE: every status event of an order, when the change is visible through the
+  Orders API (after the order's lag), so the daemon's fetch finds what was announced;
+* FBA_INVENTORY_AVAILABILITY_CHANGES: an FBA SKU whose quantities differ from what was
+  last announced (drift, an MCF reservation, a shipment, a release); changes between
+  two deliveries are announced once, with the latest figures, as Amazon aggregates them;
+* FULFILLMENT_ORDER_STATUS: an MCF order whose status moved since it was last announced;
+* FEED_PROCESSING_FINISHED / REPORT_PROCESSING_FINISHED: a feed or report that ended
+  (DONE, FATAL or CANCELLED).
+
+The last four are found by comparing the world with what was announced, not by hooks in
+the feeds, reports, MCF and FBA halves, so those stay unaware of notifications; a change
+that happened before the subscription is never announced.
 
 Faults (``world.notifications.faults``): ``duplicate`` sends every message twice (SQS is
 at-least-once), ``drop`` loses that share of messages (polling must catch them), ``reverse``
@@ -42,6 +53,8 @@ SCOPE = "sellingpartnerapi::notifications"
 TYPES = ("ORDER_CHANGE", "FBA_INVENTORY_AVAILABILITY_CHANGES", "FULFILLMENT_ORDER_STATUS",
          "FEED_PROCESSING_FINISHED", "REPORT_PROCESSING_FINISHED", "ANY_OFFER_CHANGED",
          "LISTINGS_ITEM_MFN_QUANTITY_CHANGE")
+#: the end states of a feed or report (the schemas' processingStatus enum)
+FINISHED = ("DONE", "FATAL", "CANCELLED")
 V0_STATUS = {"PENDING_AVAILABILITY": "PendingAvailability", "PENDING": "Pending",
              "UNSHIPPED": "Unshipped", "PARTIALLY_SHIPPED": "PartiallyShipped",
              "SHIPPED": "Shipped", "CANCELLED": "Canceled", "UNFULFILLABLE": "Unfulfillable"}
@@ -67,8 +80,92 @@ class Notifications:
     def __post_init__(self) -> None:
         self._rng = random.Random(f"{self.world.scenario.seed}:notifications")
 
+    #: what was last announced per (seller, type, subject): a stock snapshot or a status
+    announced: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+
+    def _target(self, seller_id: str, kind: str) -> tuple[str, dict[str, Any]] | None:
+        """(queue ARN, subscription) of a seller's subscription to ``kind``, if any."""
+        subscription = self.subscriptions.get((seller_id, kind))
+        if subscription is None:
+            return None
+        destination = self.destinations.get(subscription["destinationId"])
+        return None if destination is None else (destination["arn"], subscription)
+
     def due(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
-        """(queue ARN, envelope) of every subscribed order change visible by ``now``."""
+        """(queue ARN, envelope) of everything subscribed that happened by ``now`` and
+        was not announced yet, oldest first."""
+        out = self._order_changes(now)
+        catalog = self.world.catalog
+        for seller in sorted(self.world.accounts):
+            out += self._fba_changes(catalog, seller, now)
+            out += self._mcf_changes(catalog, seller, now)
+            out += self._finished(seller, "FEED_PROCESSING_FINISHED", catalog.feeds.feeds.values(),
+                                  now)
+            out += self._finished(seller, "REPORT_PROCESSING_FINISHED",
+                                  catalog.reports.reports.values(), now)
+        out.sort(key=lambda item: item[1].get("EventTime") or item[1].get("eventTime"))
+        return out
+
+    def _fba_changes(self, catalog: Any, seller: str, now: datetime
+                     ) -> list[tuple[str, dict[str, Any]]]:
+        target = self._target(seller, "FBA_INVENTORY_AVAILABILITY_CHANGES")
+        if target is None:
+            return []
+        arn, subscription = target
+        out = []
+        for offer in catalog.offers(seller):
+            stock = offer.fba
+            if (not offer.is_fba or stock is None or stock.updated is None
+                    or not subscription["since"] <= stock.updated <= now):
+                continue
+            snapshot = (stock.fulfillable, stock.reserved, stock.inbound_working,
+                        stock.inbound_shipped, stock.inbound_receiving, stock.unfulfillable,
+                        stock.researching)
+            key = (seller, "FBA_INVENTORY_AVAILABILITY_CHANGES", offer.sku)
+            if self.announced.get(key) == snapshot:
+                continue
+            self.announced[key] = snapshot
+            out.append((arn, fba_inventory_change(self.world, offer, subscription, now)))
+        return out
+
+    def _mcf_changes(self, catalog: Any, seller: str, now: datetime
+                     ) -> list[tuple[str, dict[str, Any]]]:
+        target = self._target(seller, "FULFILLMENT_ORDER_STATUS")
+        if target is None:
+            return []
+        arn, subscription = target
+        out = []
+        for (owner, order_id), order in sorted(catalog.fulfillment.orders.items()):
+            if owner != seller or not subscription["since"] <= order.status_updated <= now:
+                continue
+            key = (seller, "FULFILLMENT_ORDER_STATUS", order_id)
+            if self.announced.get(key) == order.status:
+                continue
+            self.announced[key] = order.status
+            out.append((arn, fulfillment_order_status(self.world, order, subscription, now)))
+        return out
+
+    def _finished(self, seller: str, kind: str, items: Any, now: datetime
+                  ) -> list[tuple[str, dict[str, Any]]]:
+        """Feeds or reports of ``seller`` that ended since the subscription."""
+        target = self._target(seller, kind)
+        if target is None:
+            return []
+        arn, subscription = target
+        out = []
+        for item in items:
+            if item.seller_id != seller or item.status not in FINISHED:
+                continue
+            at = item.ended or item.created  # a cancelled feed has no end time
+            key = (seller, kind, getattr(item, "feed_id", None) or item.report_id)
+            if key in self.announced or not subscription["since"] <= at <= now:
+                continue
+            self.announced[key] = item.status
+            out.append((arn, processing_finished(self.world, kind, item, at, subscription,
+                                                 now)))
+        return out
+
+    def _order_changes(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
         out = []
         for order in self.world.orders.values():
             subscription = self.subscriptions.get((order.seller_id, "ORDER_CHANGE"))
@@ -84,7 +181,6 @@ class Notifications:
                 self.published.add(key)
                 out.append((destination["arn"], order_change(self.world, order, status, at,
                                                              subscription)))
-        out.sort(key=lambda item: item[1]["EventTime"])
         return out
 
     def plan(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
@@ -139,6 +235,109 @@ def order_change(world: "World", order: "SimOrder", status: str, at: datetime,
             "NotificationId": str(uuid.UUID(int=world.notifications._rng.getrandbits(128),
                                              version=4)),
         },
+    }
+
+
+def _metadata(world: "World", subscription: dict[str, Any], published: datetime,
+              camel: bool = False) -> dict[str, Any]:
+    application = next(iter(world.applications.values()))
+    values = {"ApplicationId": application.application_id,
+              "SubscriptionId": subscription["subscriptionId"],
+              "PublishTime": isoformat(published),
+              "NotificationId": str(uuid.UUID(int=world.notifications._rng.getrandbits(128),
+                                               version=4))}
+    return {k[0].lower() + k[1:]: v for k, v in values.items()} if camel else values
+
+
+def fba_inventory_change(world: "World", offer: Any, subscription: dict[str, Any],
+                         now: datetime) -> dict[str, Any]:
+    """FBA_INVENTORY_AVAILABILITY_CHANGES for one SKU: FBA stock is the region's pool, so
+    every marketplace of the offer shows the same figures. The schema declares no
+    ``NotificationMetadata``, but Amazon sends one (and the daemon dedupes on its id)."""
+    stock = offer.fba
+    inventory = {
+        "InboundQuantityBreakdown": {"Working": stock.inbound_working,
+                                     "Shipped": stock.inbound_shipped,
+                                     "Receiving": stock.inbound_receiving},
+        "Fulfillable": stock.fulfillable, "Unfulfillable": stock.unfulfillable,
+        "Researching": stock.researching,
+        "ReservedQuantityBreakdown": {"WarehouseProcessing": 0, "WarehouseTransfer": 0,
+                                      "PendingCustomerOrder": stock.reserved},
+        "FutureSupplyBuyable": 0, "PendingCustomerOrderInTransit": 0,
+    }
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "FBA_INVENTORY_AVAILABILITY_CHANGES",
+        "PayloadVersion": "1.0",
+        "EventTime": isoformat(stock.updated),
+        "Payload": {
+            "SellerId": offer.seller_id, "FNSKU": offer.fnsku or "", "ASIN": offer.asin,
+            "SKU": offer.sku,
+            "FulfillmentInventoryByMarketplace": [
+                {"MarketplaceId": marketplace_id, "ItemName": offer.title,
+                 "FulfillmentInventory": inventory}
+                for marketplace_id in sorted(offer.marketplaces)],
+        },
+        "NotificationMetadata": _metadata(world, subscription, now),
+    }
+
+
+def fulfillment_order_status(world: "World", order: Any, subscription: dict[str, Any],
+                             now: datetime) -> dict[str, Any]:
+    """FULFILLMENT_ORDER_STATUS for an MCF order's current status. The schema requires a
+    ``FulfillmentShipment`` and a ``FulfillmentReturnItem`` on every message, so both are
+    sent: the shipment as planned (its packages only once shipped), no units returned."""
+    shipped = order.status == "Complete"
+    package = {"PackageNumber": order.package_number, "CarrierCode": order.carrier,
+               "TrackingNumber": order.tracking_number}
+    items = order.request.get("items") or [{}]
+    return {
+        "NotificationVersion": "1.0",
+        "NotificationType": "FULFILLMENT_ORDER_STATUS",
+        "PayloadVersion": "1.0",
+        "EventTime": isoformat(order.status_updated),
+        "Payload": {"FulfillmentOrderStatusNotification": {
+            "SellerId": order.seller_id,
+            "EventType": "Shipment" if shipped else "Order",
+            "StatusUpdatedDateTime": isoformat(order.status_updated),
+            "SellerFulfillmentOrderId": order.order_id,
+            "FulfillmentOrderStatus": order.status,
+            "FulfillmentShipment": {
+                "FulfillmentShipmentStatus": "SHIPPED" if shipped else "PENDING",
+                "AmazonShipmentId": order.shipment_id,
+                "EstimatedArrivalDateTime": isoformat(order.arrival),
+                "info": package if shipped else {},
+                "FulfillmentShipmentPackages": [package] if shipped else [],
+            },
+            "FulfillmentReturnItem": {"ReceivedDateTime": isoformat(order.status_updated),
+                                      "ReturnedQuantity": 0,
+                                      "SellerSKU": str(items[0].get("sellerSku", ""))},
+        }},
+        "NotificationMetadata": _metadata(world, subscription, now),
+    }
+
+
+def processing_finished(world: "World", kind: str, item: Any, at: datetime,
+                        subscription: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """FEED_PROCESSING_FINISHED or REPORT_PROCESSING_FINISHED: camelCase, payload 2020-09-04."""
+    if kind == "FEED_PROCESSING_FINISHED":
+        inner_key = "feedProcessingFinishedNotification"
+        inner = {"feedId": item.feed_id, "feedType": item.feed_type}
+        if item.result_document_id:
+            inner["resultFeedDocumentId"] = item.result_document_id
+    else:
+        inner_key = "reportProcessingFinishedNotification"
+        inner = {"reportId": item.report_id, "reportType": item.report_type}
+        if item.document_id:
+            inner["reportDocumentId"] = item.document_id
+    return {
+        "notificationVersion": "2020-09-04",
+        "notificationType": kind,
+        "payloadVersion": "2020-09-04",
+        "eventTime": isoformat(at),
+        "payload": {inner_key: {"sellerId": item.seller_id, "accountId": item.seller_id,
+                                **inner, "processingStatus": item.status}},
+        "notificationMetadata": _metadata(world, subscription, now, camel=True),
     }
 
 
