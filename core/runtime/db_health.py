@@ -11,8 +11,9 @@ Instead, while the database cannot be written:
   are then left for later; an integration's state is written again once it is back;
 * ``/healthz`` answers 503 with the reason and since when (a read may still work under
   WAL, so a ``SELECT 1`` alone would say "ok" while every write fails);
-* one task probes with a write transaction on a growing backoff and, when one commits,
-  releases the jobs.
+* one task probes on a growing backoff with a write that needs new space (rolled back)
+  and, when one goes through, releases the jobs: a full disk still lets a bare
+  transaction begin, so a lighter probe would call it back and the daemon would flap.
 
 One log line when the outage starts and one when it ends, never one per failed write.
 Only errors that mean "the database is not usable right now" count (SQLAlchemy's
@@ -73,8 +74,41 @@ class DatabaseUnavailable(MarketsyncError):
     """A bookkeeping write gave up for now; the database is marked down."""
 
 
+#: bytes the probe writes (and rolls back): more than a page, so a full disk refuses it
+PROBE_BYTES = 64 * 1024
+_PROBE_TABLE = "marketsync_space_probe"
+
+
+class _ProbeWrote(Exception):
+    """Raised by the probe once its write went through, so its transaction rolls back."""
+
+
 def _probe(session: Any) -> None:
-    # on SQLite the writer's BEGIN IMMEDIATE takes the write lock: the probe fails while
+    """A write that needs new space, rolled back by raising ``_ProbeWrote``.
+
+    ``SELECT 1`` is not enough: on SQLite the writer's BEGIN IMMEDIATE does notice a
+    write lock held elsewhere, but a full disk lets a transaction begin, read and even
+    rewrite pages it already has. A probe that only began would call a full database
+    "back", the next job would fail again, and the daemon would flap between up and
+    down every few seconds. So the probe creates a scratch table and puts ``PROBE_BYTES``
+    of incompressible data in it, in the transaction it then rolls back (DDL is
+    transactional on both backends): nothing is left behind, and it fails exactly when
+    the database cannot grow."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"CREATE TABLE {_PROBE_TABLE} (filler text)"))
+        # stored as written, not compressed into a few bytes
+        session.execute(text(f"ALTER TABLE {_PROBE_TABLE} ALTER filler SET STORAGE EXTERNAL"))
+        session.execute(text(
+            f"INSERT INTO {_PROBE_TABLE} SELECT string_agg(md5(random()::text), '') "
+            f"FROM generate_series(1, {PROBE_BYTES // 32})"))
+    else:
+        session.execute(text(f"CREATE TABLE {_PROBE_TABLE} (filler BLOB)"))
+        session.execute(text(f"INSERT INTO {_PROBE_TABLE} VALUES (randomblob({PROBE_BYTES}))"))
+    raise _ProbeWrote
+
+
+def _begin(session: Any) -> None:
+    # on SQLite the writer's BEGIN IMMEDIATE takes the write lock: this fails while
     # another process holds it, which a read would not notice
     session.execute(text("SELECT 1"))
 
@@ -146,6 +180,30 @@ class DatabaseHealth:
                 return value
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _writable(self) -> bool:
+        """One probe: True when the database took a write that needed space."""
+        try:
+            await self.store.run(_probe)
+        except _ProbeWrote:
+            return True  # it wrote, and rolled back
+        except Exception as error:  # noqa: BLE001 - anything: still down
+            if is_outage(error):
+                self.failed(error)
+                return False
+            # not an outage: the scratch table itself was refused (a role without the
+            # CREATE right, say); a write transaction that begins is the best sign left
+            log.warning("database probe could not write its scratch table (%s); "
+                        "probing with a bare write transaction", describe(error))
+        try:
+            await self.store.run(_begin)
+        except Exception as error:  # noqa: BLE001
+            if is_outage(error):
+                self.failed(error)
+            else:
+                log.exception("database probe failed unexpectedly")
+            return False
+        return True
+
     async def watch(self) -> None:
         """While the database is down, probe it; when a probe commits, resume everything."""
         while True:
@@ -154,13 +212,7 @@ class DatabaseHealth:
             while not self.up:
                 failures += 1
                 await trio.sleep(PROBE_BACKOFF.delay(failures, self._rng))
-                try:
-                    await self.store.run(_probe)
-                except Exception as error:  # noqa: BLE001 - anything: still down
-                    if is_outage(error):
-                        self.failed(error)
-                    else:
-                        log.exception("database probe failed unexpectedly")
+                if not await self._writable():
                     continue
                 if self._recovered() and self._on_up is not None:
                     await self._on_up()

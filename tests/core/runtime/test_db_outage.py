@@ -201,3 +201,34 @@ async def test_only_outages_count_and_bugs_are_raised(tmp_path, mock_clock):
     assert down.outages == 1
     closed.close()
     store.close()
+
+
+async def test_the_probe_writes_and_leaves_nothing_behind(store, mock_clock):
+    """The recovery probe needs new space (so a full disk fails it) and rolls it back."""
+    from sqlalchemy import inspect
+
+    health = DatabaseHealth(store)
+    assert await health._writable() and health.up
+    assert await health._writable()  # twice: the scratch table did not stay
+    tables = await store.read(lambda session: inspect(session.connection()).get_table_names())
+    assert not [t for t in tables if "probe" in t]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite's: tests/e2e/test_disk_full.py
+async def test_postgresql_disk_full_is_an_outage_with_its_reason(backend, store, mock_clock):
+    """A full disk on PostgreSQL comes as SQLSTATE 53100 (disk_full), "could not extend
+    file": an outage, named, not a job's bug. The server's disk cannot be filled from a
+    test without root or a superuser tablespace on a small filesystem, so the server is
+    made to send that very error (the error path is real; the full disk is not)."""
+    from sqlalchemy import text
+
+    health = DatabaseHealth(store)
+
+    def full(session):
+        session.execute(text(
+            "DO $$ BEGIN RAISE EXCEPTION 'could not extend file \"base/1/2\": No space left "
+            "on device' USING ERRCODE = 'disk_full'; END $$"))
+
+    with pytest.raises(DatabaseUnavailable, match="No space left on device"):
+        await health.write(full)
+    assert not health.up and "could not extend file" in health.reason
