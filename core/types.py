@@ -127,6 +127,62 @@ class ChannelInfo:
 # --- the integration a hook works for ----------------------------------------------------
 
 
+class PluginState:
+    """Small values a plugin must not forget on a restart (eBay's revisions per listing and
+    day), kept by the core in its database; plugins cannot reach the store themselves.
+
+    Two kinds of entry under string keys: *values* (anything JSON can hold, last write
+    wins) and *counts* (integers that ``add`` raises in one statement, so two processes
+    adding at once both count). ``expires_at`` (aware datetime) ends an entry: past it the
+    entry reads as absent. Batch calls, because each call is a database transaction.
+
+    This base class keeps everything in memory: what an ``Integration`` built outside the
+    daemon (a test, a one-off script) gets. The daemon hands out one backed by the store,
+    scoped to the plugin and the account (``account_state``) or integration (``state``).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[Any, datetime | None]] = {}
+        self._counts: dict[str, tuple[int, datetime | None]] = {}
+
+    @staticmethod
+    def _live(expires_at: datetime | None) -> bool:
+        from marketsync.core import clock  # clock imports trio; types stays light to import
+
+        return expires_at is None or expires_at > clock.now()
+
+    async def get(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The live values of ``keys``; absent and expired keys are left out."""
+        return {key: self._values[key][0] for key in keys
+                if key in self._values and self._live(self._values[key][1])}
+
+    async def put(self, values: Mapping[str, Any], *, expires_at: datetime | None = None) -> None:
+        """Set values (``None`` deletes the key)."""
+        for key, value in values.items():
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = (value, expires_at)
+
+    async def counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """The live counts of ``keys``, 0 for absent or expired ones."""
+        return {key: self._counts[key][0]
+                if key in self._counts and self._live(self._counts[key][1]) else 0
+                for key in keys}
+
+    async def add(self, amounts: Mapping[str, int], *,
+                  expires_at: datetime | None = None) -> dict[str, int]:
+        """Add to counts (negative amounts give back); returns each count after the add.
+        An expired count starts again from 0; ``expires_at`` replaces the old expiry."""
+        after = {}
+        for key, amount in amounts.items():
+            current = (await self.counts([key]))[key]
+            self._counts[key] = (current + int(amount), expires_at)
+            after[key] = current + int(amount)
+        return after
+
+
+
 @dataclass(slots=True, kw_only=True)
 class Integration:
     """What every channel hook receives: one configured integration and its tools.
@@ -149,6 +205,11 @@ class Integration:
     account_runtime: dict[str, Any] = field(default_factory=dict)
     #: scratch space for this integration alone
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: what must survive a restart, shared by the account's integrations of this channel
+    #: (the daemon's is in the database; see :class:`PluginState`)
+    account_state: PluginState = field(default_factory=PluginState)
+    #: the same for this integration alone
+    state: PluginState = field(default_factory=PluginState)
     #: ``report_quota(operation, limit, remaining, resets_at)``: tell the governor the live
     #: daily figures a channel reports (eBay's Analytics ``getRateLimits``) for the quota
     #: ``operation`` draws on; set by the core, None outside the daemon

@@ -35,6 +35,7 @@ from marketsync.core.runtime.runner import IntegrationRunner
 from marketsync.core.runtime.scheduler import JobOutcome, JobSpec, Scheduler
 from marketsync.core.runtime.states import IntegrationState
 from marketsync.core.runtime.stats import Stats
+from marketsync.core.runtime.plugin_state import StoredState
 from marketsync.core.store import Store
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import quarantine
@@ -125,6 +126,8 @@ class Daemon:
             log=logging.LoggerAdapter(logging.getLogger(f"marketsync.{cfg.channel}"),
                                       {"integration": alias}),
             account_runtime=self._account_runtime.setdefault(cfg.account, {}),
+            account_state=StoredState.of_account(self.store, cfg.channel, cfg.account),
+            state=StoredState.of_integration(self.store, cfg.channel, alias),
         )
         if hooks is not None:
             info = hooks.info

@@ -173,6 +173,25 @@ class AccountCursor(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class PluginState(Base):
+    """Small values a plugin keeps across restarts (eBay's revisions per listing and day),
+    scoped by plugin and by ``account:<name>`` or ``integration:<alias>``. A row past
+    ``expires_at`` counts as absent and is deleted by the next write of its scope."""
+
+    __tablename__ = "plugin_state"
+    __table_args__ = (UniqueConstraint("plugin", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[Any | None] = mapped_column(JSON)
+    #: what ``add`` counts; kept apart from ``value`` so two processes add in SQL
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = _updated()
+
+
 class JobRun(Base):
     """Health of one job loop, so ``marketsync status`` in another process can show it."""
 
@@ -203,6 +222,8 @@ class Product(Base):
     title: Mapped[str | None] = mapped_column(Text)
     ean: Mapped[str | None] = mapped_column(String(32))
     asin: Mapped[str | None] = mapped_column(String(16))
+    #: manufacturer part number: the last identifier a listing is matched by
+    mpn: Mapped[str | None] = mapped_column(String(70), index=True)
     on_hand: Mapped[int] = mapped_column(Integer, default=0)
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     #: overrides the channel's default handling time when set
@@ -234,6 +255,7 @@ class Listing(Base):
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), index=True)
     asin: Mapped[str | None] = mapped_column(String(16))
     ean: Mapped[str | None] = mapped_column(String(32))
+    mpn: Mapped[str | None] = mapped_column(String(70), index=True)
     listing_id: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(Text)
     fulfillment: Mapped[Fulfillment] = mapped_column(
