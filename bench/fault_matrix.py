@@ -32,6 +32,7 @@ from marketsync.core.config.schema import parse_config  # noqa: E402
 from marketsync.core.runtime import plugins as plugin_loading  # noqa: E402
 from marketsync.core.runtime.daemon import Daemon  # noqa: E402
 from marketsync.core.store import Store  # noqa: E402
+from marketsync.core.store import engine as store_engine  # noqa: E402
 from marketsync.plugins.amazon.sandbox import World, create_app  # noqa: E402
 
 # the driver shares this script's name: load it from its path
@@ -58,6 +59,9 @@ def main() -> None:
             if key in entry:
                 entry[key] = 100_000
     integrations = [("amazon-us", "na", "US"), ("amazon-de", "eu", "DE"), ("amazon-uk", "eu", "UK")]
+    # the "database locked" fault holds SQLite's write lock for two simulated minutes; a
+    # 0.2 s busy timeout lets each blocked write fail in real milliseconds, not 30 s
+    store_engine.SQLITE_BUSY_TIMEOUT_MS = 200
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, common.database(args.database, Path(tmp)) as url:
         async def run():

@@ -4,7 +4,8 @@ One in-process daemon (with a ``pii.key``) on the simulator under ``MockClock``.
 simulated hour ("round") places orders through the control API — good ones and one
 malformed one of the next kind the simulator can make, merchant and FBA in turn — turns
 one fault on for the first third of the round (5xx storm, 429 storm, every access token
-expired at once, a full outage), changes a stock figure locally and ships an open merchant order.
+expired at once, a full outage, a stuck feed, the database locked for two minutes),
+changes a stock figure locally and ships an open merchant order.
 After the last round the faults clear and the daemon gets an hour to converge; then:
 
 - every good order is stored exactly once, and no bad one is;
@@ -16,14 +17,27 @@ After the last round the faults clear and the daemon gets an hour to converge; t
 
 ``tests/e2e/test_fault_matrix.py`` runs a few rounds in CI; ``bench/fault_matrix.py`` runs
 a simulated week and prints the table in docs/benchmarks.md. SIGKILL at random points is
-the crash harness's part (``tests/e2e/test_crash.py``); the database held locked for two
-minutes waits for database errors to become non-fatal (issue 12, part 2).
+the crash harness's part (``tests/e2e/test_crash.py``).
+
+Two faults need the daemon's side too. *Stuck feed*: only a push of more SKUs than the
+Amazon plugin patches one by one goes as a feed, so for that fault's window the plugin's
+``PATCH_LIMIT`` is 1 (a delivery of both merchant SKUs starts the window) and a feed counts
+as stuck after a sixth of a round instead of an hour, so the daemon gives it up and
+pushes again while the simulator still holds every feed. *Database locked*: another
+connection holds SQLite's write lock (``BEGIN IMMEDIATE``, as a long import or a backup
+would) for two simulated minutes; the caller shortens the busy timeout so that costs
+simulated, not real, time. PostgreSQL has no database-wide write lock to hold (a table
+lock only makes writers wait, with the simulated clock stopped); its outage is the cut
+proxy of ``tests/core/runtime/test_db_outage.py``, and the round runs without a fault.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +47,10 @@ from sqlalchemy import func, select
 
 from marketsync.core.domain import inventory, orders
 from marketsync.core.store import quarantine
-from marketsync.core.store.models import Listing, Order, Product, StockMovement
+from marketsync.core.store.models import Listing, Order, Product, StockMovement, SubmissionRow
 from marketsync.core.types import Fulfillment, OrderStatus
+from marketsync.plugins.amazon import feeds as amazon_feeds
+from marketsync.plugins.amazon import listings as amazon_listings
 from marketsync.plugins.amazon.sandbox import create_app
 from marketsync.plugins.amazon.sandbox.control import MALFORMATIONS
 
@@ -42,7 +58,10 @@ SANDBOX = "http://sandbox.local"
 ROUND = 3600.0
 CONVERGE = 3600.0
 #: what each round turns on, in turn (the simulator's ``Faults``)
-FAULTS = ("5xx storm", "429 storm", "token expiry", "outage", "none")
+FAULTS = ("5xx storm", "429 storm", "token expiry", "outage", "stuck feed", "database locked",
+          "none")
+#: how long the "database locked" fault holds SQLite's write lock
+LOCK_HELD = 120.0
 
 
 @dataclass
@@ -62,6 +81,9 @@ class Findings:
     failed_job_runs: int = 0
     daemon_exited: bool = False
     listings_compared: int = 0
+    database_outages: int = 0  #: times the daemon saw its database unwritable
+    feeds_given_up: int = 0  #: feed submissions the daemon called stuck and pushed again
+    feeds_held: int = 0  #: feeds the simulator held while the stuck-feed fault was on
 
     def row(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "faults": dict(self.faults), "good orders": len(self.good),
@@ -70,6 +92,9 @@ class Findings:
                 "ledger rows": self.ledger_rows, "429s seen by the daemon": self.throttled,
                 "failed job runs": self.failed_job_runs, "daemon exited": self.daemon_exited,
                 "listings compared": self.listings_compared,
+                "database outages seen": self.database_outages,
+                "feeds held by the channel": self.feeds_held,
+                "feeds given up and pushed again": self.feeds_given_up,
                 "problems": self.problems}
 
 
@@ -89,6 +114,34 @@ def _set_fault(world, name: str) -> None:
         world.expire_access_tokens()
     elif name == "outage":
         faults.error_share = {503: 1.0}
+    faults.stuck_feeds = name == "stuck feed"
+
+
+@contextmanager
+def _feeds_for_every_push(stuck_after: float):
+    """The Amazon plugin sends every push of two SKUs or more as a feed, and calls a feed
+    stuck after ``stuck_after`` seconds (see the module docstring)."""
+    limit, after = amazon_listings.PATCH_LIMIT, amazon_feeds.STUCK_AFTER
+    amazon_listings.PATCH_LIMIT, amazon_feeds.STUCK_AFTER = 1, timedelta(seconds=stuck_after)
+    try:
+        yield
+    finally:
+        amazon_listings.PATCH_LIMIT, amazon_feeds.STUCK_AFTER = limit, after
+
+
+async def _hold_write_lock(daemon, seconds: float) -> bool:
+    """Hold the daemon's SQLite write lock from another connection for ``seconds``;
+    False (and nothing held) on PostgreSQL."""
+    if not daemon.store.is_sqlite:
+        return False
+    holder = sqlite3.connect(daemon.store.url.database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        await trio.sleep(seconds)
+        holder.rollback()
+    finally:
+        holder.close()
+    return True
 
 
 async def _place(control: httpx.AsyncClient, marketplace: str, sku: str,
@@ -152,7 +205,22 @@ async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str]
                     found.good.add(good)
             _set_fault(world, fault)
             found.faults[fault] += 1
-            await trio.sleep(round_seconds / 3)
+            if fault == "stuck feed":
+                with _feeds_for_every_push(stuck_after=round_seconds / 6):
+                    for sku in ("MUG-1", "KETTLE-1"):  # a push of both at once: a feed
+                        await daemon.store.run(inventory.adjust, sku, 5,
+                                               reason=f"delivery {number}")
+                    daemon.stock_changed()
+                    await trio.sleep(round_seconds / 3)
+                    _set_fault(world, "none")
+            elif fault == "database locked":
+                held = await _hold_write_lock(daemon, LOCK_HELD)
+                if not held:
+                    found.faults[fault] -= 1
+                    found.faults["none (no SQLite lock to hold)"] += 1
+                await trio.sleep(round_seconds / 3 - (LOCK_HELD if held else 0))
+            else:
+                await trio.sleep(round_seconds / 3)
             _set_fault(world, "none")
             await daemon.store.run(inventory.set_on_hand, "MUG-1", 400 + 7 * number,
                                    note=f"stocktake {number}")
@@ -191,6 +259,12 @@ async def _check(daemon, world, found: Findings, sellers: dict[str, str], buyer_
     found.stored_orders, found.quarantined, found.ledger_rows = len(stored), len(records), ledger
     found.throttled = sum(daemon.stats.throttled.values())
     found.failed_job_runs = sum(n for (_, _, ok), n in daemon.stats.jobs.items() if not ok)
+    found.database_outages = daemon.database.outages
+    found.feeds_held = sum(feed.held for feed in world.catalog.feeds.feeds.values())
+    reasons = await daemon.store.read(lambda session: session.execute(
+        select(SubmissionRow.result).where(SubmissionRow.state == "failed")).scalars().all())
+    found.feeds_given_up = sum(str((r or {}).get("failed_reason")).startswith("stuck")
+                               for r in reasons)
     counts = Counter(stored)
     if missing := found.good - set(counts):
         problems.append(f"{len(missing)} good order(s) not stored: {sorted(missing)[:3]}")
