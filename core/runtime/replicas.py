@@ -52,6 +52,7 @@ import trio
 from marketsync.core import clock
 from sqlalchemy import func, select
 
+from marketsync.core.runtime.db_health import describe, is_outage
 from marketsync.core.store import Store, leases
 from marketsync.core.store.models import StockMovement
 
@@ -170,18 +171,41 @@ class LeaseKeeper:
         try:
             await self.look()
             task_status.started()
+            failed = 0  # looks failed in a row: one line when an outage starts and ends
+            failing_since = 0.0
             while True:
                 await trio.sleep(self.poll * self._rng.uniform(0.8, 1.0))
                 try:
                     await self.look()
                 except Exception as error:  # noqa: BLE001 - a database hiccup: trust runs out on its own
-                    log.warning("lease look failed; trying again in %.1fs", self.poll,
-                                exc_info=True)
+                    failed += 1
+                    if failed == 1:
+                        failing_since = clock.monotonic()
+                        self._log_first_failure(error)
+                    else:
+                        log.debug("lease look failed again (%d in a row): %s", failed,
+                                  describe(error))
                     if self._on_error is not None:
                         self._on_error(error)
+                else:
+                    if failed:
+                        log.warning("lease looks work again after %d failed over %.0fs",
+                                    failed, clock.monotonic() - failing_since)
+                        failed = 0
         finally:
             with trio.CancelScope(shield=True):
                 await self.release_all()
+
+    def _log_first_failure(self, error: BaseException) -> None:
+        """The database being away is expected, and says so in one line; anything else is
+        a bug and keeps its traceback (once: the next looks fail the same way)."""
+        if is_outage(error):
+            log.warning("lease look failed: %s; jobs stop when trust in their leases ends "
+                        "(%.0fs), and the keeper looks every %.1fs until the database "
+                        "answers", describe(error), self.ttl - self.margin, self.poll)
+        else:
+            log.warning("lease look failed; trying again every %.1fs", self.poll,
+                        exc_info=error)
 
     async def look(self) -> None:
         """Heartbeat, check what is still ours, count replicas, take or give back."""
@@ -189,10 +213,12 @@ class LeaseKeeper:
         if self._presence_token is None or not await self.store.run(
                 leases.heartbeat, self.owner, self._presence_token, self.ttl):
             if self._presence_token is not None:
+                # one line for all of them: a node of 500 integrations holds ~1,500 leases
                 log.warning("this replica's presence lapsed (paused or cut off from the "
-                            "database for over %.0fs); its jobs stop until it is back", self.ttl)
+                            "database for over %.0fs); its %d job lease(s) stop until it is "
+                            "back", self.ttl, len(self._held))
                 for name in list(self._held):
-                    self._drop(name, why="this replica was not alive for a while")
+                    self._drop(name, why="this replica was not alive for a while", quiet=True)
             self._presence_token = await self.store.run(leases.join, self.owner, self.ttl)
         trusted_until = started + self.ttl - self.margin
         rows = await self.store.read(leases.owned, self.owner)
@@ -276,14 +302,14 @@ class LeaseKeeper:
             log.warning("could not give the job leases back; they move in %.0fs", self.ttl,
                         exc_info=True)
 
-    def _drop(self, name: str, *, why: str) -> None:
+    def _drop(self, name: str, *, why: str, quiet: bool = False) -> None:
         held = self._held.pop(name, None)
         if held is None:
             return
         self.losses += 1
         for scope in held.scopes:
             scope.cancel()
-        log.warning("lost the lease %s (token %d): %s; its job stops here", name, held.token,
+        (log.debug if quiet else log.warning)("lost the lease %s (token %d): %s; its job stops here", name, held.token,
                     why)
 
 

@@ -176,3 +176,47 @@ async def test_a_stock_move_written_elsewhere_wakes_the_pushes(store: Store,
     assert moved == [1]
     await a.look()
     assert moved == [1]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_database_outage_is_logged_once_not_at_every_look(store_url, caplog,
+                                                                  autojump_clock) -> None:
+    """Ten minutes with PostgreSQL unreachable is 300 failed looks: one line when the
+    outage starts, one when it ends, no traceback, and the jobs come back."""
+    import logging
+
+    from sqlalchemy.engine import make_url
+
+    from .test_db_outage import CuttableProxy
+
+    clock.set_start(datetime(2026, 9, 1, tzinfo=timezone.utc))
+    Store(store_url).upgrade()
+    url = make_url(store_url)
+    caplog.set_level(logging.DEBUG, logger="marketsync.core.runtime.replicas")
+    async with trio.open_nursery() as nursery:
+        proxy = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
+        await nursery.start(proxy.serve)
+        proxied = Store(url.set(port=proxy.port).render_as_string(hide_password=False))
+        errors: list[BaseException] = []
+        a = keeper(proxied, "replica-a", on_error=errors.append)
+        async with trio.open_nursery() as replica:
+            await replica.start(a.run)
+            assert len(a.owned()) == len(KEYS)
+            proxy.cut()
+            await trio.sleep(600)
+            assert len(errors) >= 200  # every look failed and told the daemon
+            assert not a.holds(KEYS[0])  # trust ran out meanwhile
+            await nursery.start(proxy.serve)
+            await trio.sleep(10 * POLL)
+            assert a.holds(KEYS[0])
+            replica.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
+    proxied.close()
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    failed = [r for r in lines if "lease look failed" in r.getMessage()]
+    back = [r for r in lines if "lease looks work again" in r.getMessage()]
+    lapsed = [r for r in lines if "lapsed" in r.getMessage() or "lost the lease" in r.getMessage()]
+    assert len(failed) == 1 and len(back) == 1, [r.getMessage() for r in lines]
+    assert len(lapsed) == 1, [r.getMessage() for r in lapsed]  # not one line per lease
+    assert failed[0].exc_info is None and "connection" in failed[0].getMessage().lower()
+    assert not any(r.exc_info for r in lines)
