@@ -17,6 +17,7 @@ import trio
 
 from marketsync.core.runtime import systemd
 from marketsync.core.runtime.daemon import Daemon
+from marketsync.core.runtime.db_health import describe, is_outage
 from marketsync.core.config.schema import Config, load_config
 from marketsync.core.errors import ConfigError
 from marketsync.core.runtime.plugins import Plugins
@@ -55,6 +56,9 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
         outer.cancel_scope.cancel()
 
     async def reload() -> None:
+        if reloaded.is_set():
+            log.warning("reload ignored: the previous one is still being applied")
+            return
         try:
             new = await trio.to_thread.run_sync(
                 lambda: load_config(config_path, plugins.infos(), unavailable=plugins.unavailable()))
@@ -62,9 +66,17 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
             log.error("reload refused, keeping the running configuration:\n%s",
                       "\n".join(error.errors))
             return
+        # the new generation is prepared (migrated, key checked, integration rows synced)
+        # while the running one goes on: a database that cannot do that now refuses the
+        # reload instead of stopping the integrations and exiting half-way through it
+        running = current["daemon"]
+        candidate = await _prepare(new, plugins, store if new.database == running.config.database
+                                   else Store(new.database), shared=store)
+        if candidate is None:
+            return
         log.warning("configuration %s is valid: restarting the integrations on it "
                     "(%d integration(s))", new.source, len(new.integrations))
-        pending["config"] = new
+        pending["daemon"] = candidate
         reloaded.set()
 
     try:
@@ -87,12 +99,33 @@ async def run_service(config_path: str, config: Config, store: Store, plugins: P
                     await running.stop(STOP_GRACE)
                     generation.cancel_scope.cancel()
                 reloaded = trio.Event()
-                new = pending.pop("config")
-                new_store = store if new.database == running.config.database else Store(new.database)
-                current["daemon"] = Daemon(new, plugins=plugins, store=new_store)
+                current["daemon"] = pending.pop("daemon")
     finally:
         if lock is not None:
             lock.release()
+
+
+async def _prepare(config: Config, plugins: Plugins, store: Store, *,
+                   shared: Store) -> Daemon | None:
+    """A daemon on ``config`` ready to serve, or None (logged) when its database cannot be
+    prepared now. ``shared`` is the running store, which is not closed on failure."""
+    daemon = Daemon(config, plugins=plugins, store=store)
+    try:
+        # bounded: psycopg's connect timeout ends a silent server's connection attempts
+        await daemon.prepare()
+    except Exception as error:  # noqa: BLE001 - any failure keeps the running generation
+        await daemon.discard()
+        if store is not shared:
+            store.close()
+        if is_outage(error):
+            log.error("reload refused, keeping the running configuration: the database %s "
+                      "is unavailable (%s); send SIGHUP again once it is back",
+                      store.masked_url, describe(error))
+        else:
+            log.error("reload refused, keeping the running configuration: preparing it "
+                      "failed: %s", error)
+        return None
+    return daemon
 
 
 async def _standby(lock: DaemonLock, store: Store) -> None:

@@ -236,6 +236,10 @@ class Daemon:
         await clock.run_in_thread(self.store.upgrade)
         # before any row is read or written: a wrong key must stop here, in one line
         await self.store.run(pii_key_check.verify, self.cipher)
+        # read before the one write of the configuration (the integration rows), so that a
+        # reload whose database fails half-way leaves the rows as the running daemon has them
+        stored = await self.store.read(stored_credentials, self.cipher)
+        seller_ids = await self.store.read(_seller_ids)
         self.integration_ids = await self.store.run(self._sync_rows)
         failures = self.plugins.unavailable()
         for cfg in self.config.integrations:
@@ -250,12 +254,19 @@ class Daemon:
             self.runners[cfg.alias] = IntegrationRunner(
                 self, integration, hooks, enabled=cfg.enabled, unavailable_reason=reason,
                 rng=self.rng)
-        stored = await self.store.read(stored_credentials, self.cipher)
         for account, credentials in stored.items():
             self.use_credentials(account, credentials)
-        for account, seller_id in (await self.store.read(_seller_ids)).items():
+        for account, seller_id in seller_ids.items():
             if seller_id:
                 self.learn_seller_id(account, seller_id)
+
+    async def discard(self) -> None:
+        """Close what ``prepare`` opened, for a daemon that will never serve (a refused
+        reload)."""
+        for integration in self.integrations.values():
+            if integration.http is not None:
+                with trio.CancelScope(shield=True):
+                    await integration.http.aclose()
 
     def _lease_keeper(self) -> LeaseKeeper:
         """Every job of every integration under a lease; the keeper has its own connections,

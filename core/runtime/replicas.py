@@ -166,18 +166,24 @@ class LeaseKeeper:
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Look every ``poll`` seconds until cancelled; give everything back on the way out."""
-        await self.store.run(leases.ensure, list(self._keys))
+        """Look every ``poll`` seconds until cancelled; give everything back on the way out.
+
+        Reports started after the first look, or after the first one that failed because
+        the database is away (a daemon started by a reload just as it went): the keeper
+        then goes on looking, and the jobs wait for their leases."""
+        ensured = started = False
+        failed = 0  # looks failed in a row: one line when an outage starts and ends
+        failing_since = 0.0
         try:
-            await self.look()
-            task_status.started()
-            failed = 0  # looks failed in a row: one line when an outage starts and ends
-            failing_since = 0.0
             while True:
-                await trio.sleep(self.poll * self._rng.uniform(0.8, 1.0))
                 try:
+                    if not ensured:
+                        await self.store.run(leases.ensure, list(self._keys))
+                        ensured = True
                     await self.look()
                 except Exception as error:  # noqa: BLE001 - a database hiccup: trust runs out on its own
+                    if not started and not is_outage(error):
+                        raise  # a bug before the first look: the daemon's start fails
                     failed += 1
                     if failed == 1:
                         failing_since = clock.monotonic()
@@ -192,6 +198,10 @@ class LeaseKeeper:
                         log.warning("lease looks work again after %d failed over %.0fs",
                                     failed, clock.monotonic() - failing_since)
                         failed = 0
+                if not started:
+                    started = True
+                    task_status.started()
+                await trio.sleep(self.poll * self._rng.uniform(0.8, 1.0))
         finally:
             with trio.CancelScope(shield=True):
                 await self.release_all()

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +255,135 @@ def test_a_wrong_or_missing_pii_key_is_one_line_exit_2_and_writes_nothing(tmp_pa
         assert database.read_bytes() == before
     with Store(f"sqlite:///{database}") as store:
         assert store.run_blocking(lambda s: len(s.execute(select(PiiKeyCheck)).all())) == 1
+
+
+class CuttableTcpProxy:
+    """A loopback TCP proxy to PostgreSQL in threads: ``cut`` refuses new connections and
+    drops open ones, as a server that went away; ``restore`` serves the same port again."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.port = free_port()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            self._listener.close()
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            server = socket.create_connection(self.target, timeout=5)
+            server.settimeout(None)
+            with self._lock:
+                self._open += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _copy(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.mark.skipif(os.environ.get("MARKETSYNC_TEST_PG", "1") == "0",
+                    reason="MARKETSYNC_TEST_PG=0: the reload-in-an-outage test needs PostgreSQL")
+def test_a_reload_while_the_database_is_down_keeps_the_running_configuration(simulator,
+                                                                            tmp_path):
+    """SIGHUP with a valid new file while PostgreSQL is unreachable: the reload is refused
+    in one line naming the outage, the daemon stays up on the old file (nothing stopped,
+    nothing half-applied); once the database is back, SIGHUP applies it."""
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+
+    from marketsync.core.store import Store
+    from marketsync.core.store.models import IntegrationRow
+    from tests.conftest import PgSchema
+
+    schema = PgSchema()
+    base = make_url(schema.url)
+    proxy = CuttableTcpProxy((base.host or "127.0.0.1", base.port or 5432))
+    database = base.set(host="127.0.0.1", port=proxy.port).update_query_dict(
+        {"options": f"-csearch_path={schema.name}"}).render_as_string(hide_password=False)
+    http_port = free_port()
+    config = write_config(tmp_path, simulator, http_port, database=database)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    log = tmp_path / "daemon.log"
+    process = start_daemon(config, notify, log)
+    try:
+        wait_until(lambda: notify.saw("READY=1") or process.poll() is not None, 90, "READY=1")
+        assert process.poll() is None, log.read_text()
+        good = config.read_text()
+        config.write_text(good[:good.index("  - alias: amazon-de")])  # valid: amazon-de gone
+
+        proxy.cut()
+        wait_until(lambda: "unavailable" in log.read_text(), 60, "the outage noticed")
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in log.read_text() or process.poll() is not None,
+                   60, "the refused reload")
+        time.sleep(2)
+        assert process.poll() is None, log.read_text()
+        refused = [line for line in log.read_text().splitlines() if "reload refused" in line]
+        assert len(refused) == 1 and "unavailable" in refused[0], refused
+        assert "Traceback" not in log.read_text()
+        assert not notify.saw("RELOADING=1")  # the running integrations were never stopped
+        health = httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5)
+        assert health.status_code == 503 and "database unavailable" in health.text
+
+        proxy.restore()
+        wait_until(lambda: "is back after" in log.read_text(), 90, "the database back")
+        with Store(schema.url) as store:  # nothing of the refused file reached the database
+            rows = store.read_blocking(lambda s: dict(s.execute(
+                select(IntegrationRow.alias, IntegrationRow.enabled)).all()))
+        assert rows == {"amazon-uk": True, "amazon-de": True}, rows
+
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: notify.saw("RELOADING=1") or process.poll() is not None, 60,
+                   "RELOADING=1")
+
+        def ready_again():
+            notify.receive()
+            return any("STATUS=running 1 integration(s)" in m for m in notify.messages)
+
+        wait_until(lambda: ready_again() or process.poll() is not None, 90,
+                   "READY=1 after the reload")
+        assert process.poll() is None, log.read_text()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        notify.close()
+        proxy.cut()
+        schema.drop()
+    assert code == 0, log.read_text()
