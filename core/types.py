@@ -378,7 +378,9 @@ class ChannelListing:
     channel_sku: str
     fulfillment: Fulfillment = Fulfillment.MFN
     asin: str | None = None
-    ean: str | None = None
+    ean: str | None = None  #: EAN, or a UPC written as the 13-digit GTIN it is
+    #: manufacturer part number, as the channel gives it (matched exactly, after the EAN)
+    mpn: str | None = None
     listing_id: str | None = None
     title: str | None = None
     price: Money | None = None

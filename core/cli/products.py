@@ -54,11 +54,18 @@ def list_(cli: CliContext, sku: str | None) -> None:
 @click.argument("sku")
 @click.option("--title", help="Name for people.")
 @click.option("--ean", help="EAN/GTIN, used to map listings of other channels.")
+@click.option("--mpn", help="Manufacturer part number, matched after the EAN (eBay's "
+              "product.mpn); given for an existing product without one, it is added.")
 @pass_cli
-def add(cli: CliContext, sku: str, title: str | None, ean: str | None) -> None:
+def add(cli: CliContext, sku: str, title: str | None, ean: str | None,
+        mpn: str | None) -> None:
     """Create product SKU locally (channels' imports create theirs by themselves)."""
-    created = cli.store.run_blocking(catalog.add_product, sku, title=title, ean=ean)
-    click.echo(f"{sku}: " + ("created" if created else "exists already"))
+    try:
+        created = cli.store.run_blocking(catalog.add_product, sku, title=title, ean=ean, mpn=mpn)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(f"{sku}: " + ("created" if created else "exists already")
+               + (f" (MPN {mpn.strip()})" if mpn else ""))
 
 
 @products.command()

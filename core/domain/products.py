@@ -2,8 +2,12 @@
 
 Mapping a channel listing to a product happens once, when the listing is first seen:
 same SKU first, then a product or another channel's listing with the same ASIN, then the
-same EAN; failing all three the listing creates its product. Later imports never remap,
-so ``products unmap`` sticks and ``products map`` is the only way to change a mapping.
+same EAN (a UPC arrives as its 13-digit GTIN, so it matches here too), then the same MPN;
+failing all of them the listing creates its product. An MPN is only unique per
+manufacturer, so when it names two or more products the listing is left **unmapped** and
+a warning names the candidates: no guess, ``products map`` decides (``products list``
+shows it as "(unmapped)"). Later imports never remap, so ``products unmap`` sticks and
+``products map`` is the only way to change a mapping.
 
 A product first seen on a merchant-fulfilled listing opens with the stock the channel
 justifies: its quantity plus the units its open orders hold (``inventory.reconcile_opening``,
@@ -80,10 +84,11 @@ def apply_channel_listings(
     ``snapshot_at`` is when the channel's quantities were read (default: now); a new
     MFN listing's opening stock counts the orders purchased before it.
     Returns counts: created, updated, renamed, off_channel, opened (products whose
-    opening stock moved).
+    opening stock moved), ambiguous (created unmapped: their MPN names several products).
     """
     now = transaction_now()
-    counts = {"created": 0, "updated": 0, "renamed": 0, "off_channel": 0, "opened": 0}
+    counts = {"created": 0, "updated": 0, "renamed": 0, "off_channel": 0, "opened": 0,
+              "ambiguous": 0}
     seen: set[str] = set()
     in_page = {channel.channel_sku for channel in listings}
     known: list[Listing] | None = None  # the integration's listings, loaded on first need
@@ -105,10 +110,11 @@ def apply_channel_listings(
             else:
                 listing = new_listing(session, integration_id, channel.channel_sku,
                                       fulfillment=channel.fulfillment, asin=channel.asin,
-                                      ean=channel.ean, title=channel.title,
+                                      ean=channel.ean, mpn=channel.mpn, title=channel.title,
                                       quantity=channel.quantity, snapshot_at=snapshot_at)
                 known.append(listing)
                 counts["created"] += 1
+                counts["ambiguous"] += listing.product_id is None
                 counts["opened"] += bool(listing.opening_at is not None)
         else:
             counts["updated"] += 1
@@ -129,6 +135,7 @@ def _update_from_channel(session: Session, listing: Listing, channel: ChannelLis
                          now: datetime) -> None:
     listing.asin = channel.asin or listing.asin
     listing.ean = channel.ean or listing.ean
+    listing.mpn = clean_mpn(channel.mpn) or listing.mpn
     listing.listing_id = channel.listing_id or listing.listing_id
     listing.title = channel.title or listing.title
     listing.channel_status = channel.status
@@ -193,20 +200,36 @@ def new_listing(
     fulfillment: Fulfillment = Fulfillment.MFN,
     asin: str | None = None,
     ean: str | None = None,
+    mpn: str | None = None,
     title: str | None = None,
     quantity: int | None = None,
     snapshot_at: datetime | None = None,
 ) -> Listing:
     """Create a listing and map it automatically (see the module doc). An MFN listing
     with a quantity remembers it and ``snapshot_at`` as its opening (see
-    ``inventory.reconcile_opening``)."""
-    product = find_match(session, channel_sku, asin=asin, ean=ean)
+    ``inventory.reconcile_opening``). A listing whose MPN names several products is
+    created unmapped."""
+    mpn = clean_mpn(mpn)
+    try:
+        product = find_match(session, channel_sku, asin=asin, ean=ean, mpn=mpn)
+    except AmbiguousMatch as ambiguous:
+        log.warning("integration %s: listing %s left unmapped: %s; map it with `marketsync "
+                    "products map`", integration_id, channel_sku, ambiguous)
+        listing = Listing(
+            integration_id=integration_id, channel_sku=channel_sku, product_id=None,
+            asin=asin, ean=ean, mpn=mpn, title=title, fulfillment=fulfillment,
+            on_channel=True, push_generation=0, pushed_generation=0,
+            channel_quantity=quantity, acknowledged_quantity=quantity)
+        session.add(listing)
+        session.flush()
+        return listing
     if product is None:
-        product = inventory.ensure_product(session, channel_sku, title=title, asin=asin, ean=ean)
+        product = inventory.ensure_product(session, channel_sku, title=title, asin=asin, ean=ean,
+                                           mpn=mpn)
     opening = fulfillment is Fulfillment.MFN and quantity is not None
     listing = Listing(
         integration_id=integration_id, channel_sku=channel_sku, product_id=product.id,
-        asin=asin, ean=ean, title=title, fulfillment=fulfillment, on_channel=True,
+        asin=asin, ean=ean, mpn=mpn, title=title, fulfillment=fulfillment, on_channel=True,
         push_generation=0, pushed_generation=0, channel_quantity=quantity,
         acknowledged_quantity=quantity,
         opening_quantity=quantity if opening else None,
@@ -220,10 +243,32 @@ def new_listing(
     return listing
 
 
+class AmbiguousMatch(LookupError):
+    """An identifier (an MPN) names more than one product: the listing is not guessed."""
+
+
+#: what sellers put in eBay's MPN aspect when the item has none: not a part number
+MPN_PLACEHOLDERS = frozenset({"does not apply", "does not apply.", "n/a", "na", "none",
+                              "not applicable", "unbranded", "-"})
+MPN_LIMIT = 70  #: eBay's longest MPN (65) with room; the column's width
+
+
+def clean_mpn(value: str | None) -> str | None:
+    """The MPN to store and match: stripped; None for placeholders and absurd lengths."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or value.casefold() in MPN_PLACEHOLDERS or len(value) > MPN_LIMIT:
+        return None
+    return value
+
+
 def find_match(session: Session, sku: str, *, asin: str | None = None,
-               ean: str | None = None) -> Product | None:
+               ean: str | None = None, mpn: str | None = None) -> Product | None:
     """The product a new listing belongs to: same SKU, then same ASIN, then same EAN
-    (on the product itself or on another mapped listing)."""
+    (on the product itself or on another mapped listing), then same MPN. Raises
+    ``AmbiguousMatch`` when the MPN, the first identifier that matches, names several
+    products."""
     product = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
     if product is not None:
         return product
@@ -242,7 +287,23 @@ def find_match(session: Session, sku: str, *, asin: str | None = None,
         ).scalar_one_or_none()
         if product_id is not None:
             return session.get(Product, product_id)
-    return None
+    return _by_mpn(session, clean_mpn(mpn))
+
+
+def _by_mpn(session: Session, mpn: str | None) -> Product | None:
+    if mpn is None:
+        return None
+    candidates = set(session.execute(
+        select(Product.id).where(Product.mpn == mpn).limit(10)).scalars())
+    candidates.update(session.execute(
+        select(Listing.product_id).where(Listing.mpn == mpn, Listing.product_id.is_not(None))
+        .distinct().limit(10)).scalars())
+    if len(candidates) > 1:
+        skus = session.execute(select(Product.sku).where(Product.id.in_(candidates))
+                               .order_by(Product.sku)).scalars().all()
+        raise AmbiguousMatch(f"MPN {mpn!r} belongs to {len(skus)} products "
+                             f"({', '.join(repr(s) for s in skus[:5])})")
+    return session.get(Product, candidates.pop()) if candidates else None
 
 
 # --- by hand ---------------------------------------------------------------------------------------
@@ -277,18 +338,27 @@ def _require_listing(session: Session, integration_id: int, channel_sku: str) ->
 
 
 def add_product(session: Session, sku: str, *, title: str | None = None,
-                ean: str | None = None) -> bool:
+                ean: str | None = None, mpn: str | None = None) -> bool:
     """Create a product by hand (a shop without an API has no import to create it);
-    one deleted locally is restored. Returns False when it existed already."""
+    one deleted locally is restored, and gets an EAN or MPN it lacked. Returns False when
+    it existed already."""
     sku = sku.strip()
     if not sku or len(sku) > 200:
         raise ValueError(f"SKU {sku!r} must be 1 to 200 characters")
+    if mpn is not None and clean_mpn(mpn) is None:
+        raise ValueError(f"MPN {mpn!r} of {sku!r} is not a part number (empty, a placeholder "
+                         f"such as 'Does not apply', or over {MPN_LIMIT} characters)")
+    mpn = clean_mpn(mpn)
     existing = session.execute(select(Product).where(Product.sku == sku)).scalar_one_or_none()
     if existing is not None:
         restored = existing.deleted_at is not None
         existing.deleted_at = None
+        if mpn and existing.mpn and existing.mpn != mpn:
+            raise ValueError(f"product {sku!r} has MPN {existing.mpn!r} already, not {mpn!r}")
+        existing.ean = existing.ean or ean
+        existing.mpn = existing.mpn or mpn
         return restored
-    inventory.ensure_product(session, sku, title=title, ean=ean)
+    inventory.ensure_product(session, sku, title=title, ean=ean, mpn=mpn)
     return True
 
 

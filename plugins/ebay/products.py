@@ -6,9 +6,11 @@ marketplace only, so an integration keeps the SKUs offered on its own. The offer
 remembered for pushes (``offer_ids``). The last page says ``complete``: the core then marks
 listings it did not see as gone from the channel.
 
-Matching to local products is the core's (SKU, then EAN); a UPC is handed over as the
-same GTIN written with 13 digits, the way an EAN is. MPN is not matched yet (the core's
-``ChannelListing`` has no field for it).
+Matching to local products is the core's (SKU, then EAN, then MPN); a UPC is handed over
+as the same GTIN written with 13 digits, the way an EAN is. ``product.mpn`` goes over as
+given: eBay pairs it with ``product.brand`` (a listing needs both), but the core matches the
+MPN alone and refuses to guess when it names two products, so the brand is not needed for
+safety; sellers' "Does not apply" placeholders are dropped by the core.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def _listing(record: dict, offer: dict) -> ChannelListing:
     listing = offer.get("listing") or {}
     published = offer.get("status") == "PUBLISHED" and listing.get("listingStatus") in (
         None, "ACTIVE", "OUT_OF_STOCK")
+    mpn = product.get("mpn")
     return ChannelListing(channel_sku=str(record["sku"]), ean=gtin(product),
+                          mpn=mpn if isinstance(mpn, str) else None,
                           listing_id=listing.get("listingId"), title=product.get("title"),
                           price=price, quantity=quantity,
                           status="Active" if published else "Inactive")

@@ -206,6 +206,15 @@ def test_products_add_and_delete(invoke):
     assert invoke("products", "delete", "NOPE").exit_code == 1
 
 
+def test_products_add_carries_an_mpn_and_refuses_a_placeholder(invoke):
+    assert "created (MPN DR-18V-2)" in invoke("products", "add", "DRILL", "--mpn",
+                                              " DR-18V-2").output
+    refused = invoke("products", "add", "SAW", "--mpn", "Does not apply")
+    assert refused.exit_code != 0 and "not a part number" in refused.output
+    clash = invoke("products", "add", "DRILL", "--mpn", "DR-20V")
+    assert clash.exit_code != 0 and "has MPN 'DR-18V-2' already" in clash.output
+
+
 def test_commands_work_under_the_daemon_state_object(store):
     """daemon.py's root object has config() and store(); the groups build a CliContext."""
     class State:
