@@ -487,7 +487,11 @@ def read_notification(body: str) -> Notice:
 
     :param body: the message body as the queue delivered it.
     :returns: a :class:`~marketsync.core.types.Notice`; ``job`` None for a type the daemon
-        does not act on (remembered, then deleted).
+        does not act on (remembered, then deleted). With ``record_id`` and ``marketplace``
+        set, the core fetches that one record with ``fetch_record(kind=job)`` for the
+        integration of that marketplace (no integration: counted, nothing fetched), and
+        runs ``job`` only if the fetch fails. With ``job == "poll_submission"``, the
+        submission whose channel id is ``subject`` is polled at once.
     :raises BadNotification: not a notification of this channel (logged, then deleted so
         it cannot block the queue).
 

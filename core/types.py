@@ -530,7 +530,13 @@ class AccountInfo:
 @dataclass(frozen=True, slots=True)
 class Notice:
     """One channel notification, read by the channel's ``read_notification``: a trigger
-    for ``job`` on every integration of the account, never data to apply."""
+    for ``job`` on every integration of the account, never data to apply.
+
+    When it names one record an import can fetch alone (``record_id``, with the
+    ``marketplace`` it belongs to), the core fetches just that record through the
+    channel's ``fetch_record`` instead of running the whole import: one ``getOrder``
+    rather than an account-wide search.
+    """
 
     notification_id: str
     type: str  #: the channel's own name for it, e.g. ORDER_CHANGE
@@ -538,3 +544,8 @@ class Notice:
     seller_id: str | None
     subject: str | None  #: the order, feed, report or fulfilment order it is about
     event_time: datetime | None
+    #: the one record of import ``job`` to fetch with ``fetch_record`` (None: run the job)
+    record_id: str | None = None
+    #: the marketplace code the record belongs to, as integrations name it (a code no
+    #: integration of the account has means: not imported here, nothing to fetch)
+    marketplace: str | None = None

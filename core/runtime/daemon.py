@@ -488,6 +488,30 @@ class Daemon:
             except KeyError:
                 pass  # the channel does not implement that job, or the settings skip it
 
+    async def fetch_record(self, alias: str, kind: str, record_id: str) -> bool | None:
+        """Fetch and store one record a notification announced, now, at the priority of
+        its import and through the governor like every call (``jobs.import_record``).
+
+        :returns: None when there is nothing to do here (the integration is not LIVE, or
+            its channel cannot fetch one record: the caller runs the import instead),
+            else whether the channel gave the record back.
+        """
+        runner = self.runners.get(alias)
+        if (runner is None or runner.hooks is None or runner.state is not IntegrationState.LIVE
+                or not runner.hooks.supports("fetch_record")):
+            return None
+        hooks = runner.hooks
+        members = []
+        if jobs.is_account_scoped(hooks, kind):
+            members = [self.integrations[m] for m in self.account_members(alias, kind)
+                       if self.runners[m].state is IntegrationState.LIVE]
+        token = current_priority.set(jobs.PRIORITIES.get(kind, current_priority.get()))
+        try:
+            return await jobs.import_record(self, self.integrations[alias], hooks, kind,
+                                            record_id, members)
+        finally:
+            current_priority.reset(token)
+
     def nudge(self, kinds: Iterable[str]) -> None:
         """Something changed in another process (the CLI): run these jobs of every
         integration now rather than at their next scheduled run."""

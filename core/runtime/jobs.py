@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -332,6 +332,37 @@ async def retry_quarantined(daemon: JobContext, integration: Integration, hooks:
     return "rejected" if page.rejected else "gone"
 
 
+async def import_record(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
+                        kind: str, record_id: str,
+                        members: "Sequence[Integration]" = ()) -> bool:
+    """One record a channel notification named, fetched alone (``fetch_record``) and
+    applied exactly as the import would apply it, without moving the import's cursor.
+
+    With ``members`` (an account-scoped import) the record goes to the member integration
+    of its marketplace, as a page of the account's import would; a record of none of them
+    is quarantined. :returns: whether the channel gave the record back (False: gone, or
+    rejected and quarantined).
+    """
+    if kind not in _APPLY:
+        raise ValueError(f"records of {kind!r} cannot be fetched alone")
+    page: Page = await hooks.call("fetch_record", integration=integration, kind=kind,
+                                  record_id=record_id)
+    integration_id = daemon.integration_ids[integration.alias]
+    if members and kind in _ROUTED:
+        routes = {m.marketplace: daemon.integration_ids[m.alias] for m in members}
+        changed, quarantined = await daemon.store.run(
+            _commit_account_page, integration.account, routes, integration_id, kind, page,
+            _APPLY[kind], daemon.cipher, clock.now(), False)
+    else:
+        changed, quarantined = await daemon.store.run(
+            _commit_page, integration_id, kind, page, _APPLY[kind], daemon.cipher,
+            clock.now(), False)
+    _warn_quarantined(integration.alias, kind, quarantined)
+    if changed:
+        daemon.stock_changed()
+    return any(_record_id(item) == record_id for item in page.items)
+
+
 def route(items, routes: dict[str, int], account: str
           ) -> tuple[dict[int, list[Any]], list[RejectedRecord]]:
     """Each record to the integration of its marketplace; one that no integration of the
@@ -355,7 +386,8 @@ def route(items, routes: dict[str, int], account: str
 
 def _commit_account_page(session: Session, account: str, routes: dict[str, int],
                          lead_id: int, kind: str, page: Page, apply: Callable[..., Any],
-                         cipher, run_started) -> tuple[bool, list[RejectedRecord]]:
+                         cipher, run_started, save_cursor: bool = True
+                         ) -> tuple[bool, list[RejectedRecord]]:
     """``_commit_page`` for each integration of the account with its share of the page
     (rejected records under the first), then the account's cursor, in one transaction."""
     routed, unroutable = route(page.items, routes, account)
@@ -374,7 +406,8 @@ def _commit_account_page(session: Session, account: str, routes: dict[str, int],
     if imported:
         for integration_id in routes.values():
             quarantine.release_records(session, integration_id, kind, imported)
-    cursors.save_account(session, account, kind, page.next)
+    if save_cursor:
+        cursors.save_account(session, account, kind, page.next)
     return changed, new
 
 

@@ -5,21 +5,27 @@ Reading one is the channel's business (the ``read_notification`` hook turns a me
 body into a :class:`~marketsync.core.types.Notice` naming the job to run); this module
 only consumes the queue. A notification only says *that* something changed; it can be late, repeated or out of
 order, and carries no buyer data or prices. So the consumer never applies a payload: it
-asks the scheduler to run the matching job for every integration of the account at once
-(``trigger``), and that job fetches the truth through the governor. Polling stays as the
-safety net; ``notifications status`` counts the orders polling found that no
-notification announced.
+fetches the truth through the governor at once. A notice naming one record of an import
+(an order) has that record fetched alone (``Daemon.fetch_record``: one ``getOrder``, not
+an account-wide search) and stored by the integration of its marketplace; any other
+asks the scheduler to run the matching job for every integration of the account
+(``trigger``); a finished submission is made due first so that its poll runs now. Since
+each fetch reads the current truth, notices that arrive out of order do no harm. Polling
+stays as the safety net; ``notifications status`` counts the orders polling found that
+no notification announced.
 
 Per message, in this order: parse (a message that is not a notification is logged and
-deleted, so it cannot poison the queue), remember its id in the store (a duplicate
-triggers nothing), trigger, and only then delete it from the queue. A store failure
-leaves the message in the queue: SQS delivers it again after the visibility timeout.
+deleted, so it cannot poison the queue), skip it if its id is known (a duplicate), act,
+remember its id in the store, and only then delete it from the queue. A failed fetch
+falls back to the job (the poll runs now); a store failure leaves the message in the
+queue and SQS delivers it again after the visibility timeout: acting twice is harmless,
+acting never is not.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,21 +35,30 @@ import trio
 from marketsync.core import clock
 from marketsync.core.errors import BadNotification
 from marketsync.core.runtime.sqs import Message, NotificationsUnavailable, SqsError, SqsQueue
-from marketsync.core.store import notifications_seen
+from marketsync.core.store import notifications_seen, submissions
 from marketsync.core.types import Notice
 
 log = logging.getLogger("marketsync.notifications")
 
 #: after a failed receive, wait this long (doubling up to the cap) before the next one
 RETRY_FIRST, RETRY_CAP = 5.0, 300.0
+#: a fetch of one announced record that takes longer is given up; the import runs instead
+FETCH_DEADLINE = 120.0
+#: what ``counts`` holds (and /metrics shows) per account
+OUTCOMES = ("received", "acted", "fetched", "fetch_failed", "unrouted", "duplicate", "bad",
+            "foreign", "failed_polls")
 
 
 class NotificationHost(Protocol):
-    """What the consumer uses of the daemon: the store and the scheduler's triggers."""
+    """What the consumer uses of the daemon: the store, integration ids, the scheduler's
+    triggers and a fetch of one record."""
 
     store: Any
+    integration_ids: Mapping[str, int]
 
     def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None: ...
+
+    async def fetch_record(self, alias: str, kind: str, record_id: str) -> bool | None: ...
 
 
 @dataclass
@@ -60,8 +75,9 @@ class Consumer:
     #: how long a received message stays hidden before SQS hands it out again
     visibility_timeout: int = 120
     seller_id: Callable[[], str | None] = lambda: None
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("received", "acted", "duplicate", "bad", "foreign", "failed_polls"), 0))
+    #: marketplace code → the account's integration serving it (where a record goes)
+    marketplaces: Mapping[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     last_poll: float | None = None  #: trio time of the last successful receive
     #: orders polling stored that no notification named (``notifications_seen.summary``),
     #: refreshed every minute for ``/metrics``
@@ -128,23 +144,71 @@ class Consumer:
                         self.account, notice.notification_id, notice.seller_id)
             await self.queue.delete(message)
             return
+        if await self.host.store.read(notifications_seen.known, notice.notification_id):
+            self.counts["duplicate"] += 1  # Amazon sent it twice, or SQS delivered it again
+            await self.queue.delete(message)
+            return
+        await self.act(notice)
         new = await self.host.store.run(
             notifications_seen.remember, notification_id=notice.notification_id,
             account=self.account, type=notice.type, subject=notice.subject,
             event_time=notice.event_time)
-        job = notice.job
-        if new and job is not None:
-            self.counts["acted"] += 1
-            for alias in self.aliases:
-                self.host.trigger(alias, job)
-        elif not new:
-            self.counts["duplicate"] += 1
+        self.counts["acted" if new else "duplicate"] += 1
         await self.queue.delete(message)  # only now: the store has it
+
+    async def act(self, notice: Notice) -> None:
+        """Fetch what the notice announces, now: its one record, else its job."""
+        job = notice.job
+        if job is None:
+            return
+        if notice.record_id is not None and notice.marketplace is not None:
+            alias = self.marketplaces.get(notice.marketplace)
+            if alias is None:
+                self.counts["unrouted"] += 1
+                log.warning("%s: %s %s is about marketplace %s, which no integration of "
+                            "this account imports; nothing fetched", self.account,
+                            notice.type, notice.notification_id, notice.marketplace)
+                return
+            if await self._fetch(alias, notice):
+                return
+        if job == "poll_submission" and notice.subject:
+            await self._submission_finished(notice.subject)
+            return
+        for alias in self.aliases:
+            self.host.trigger(alias, job)
+
+    async def _fetch(self, alias: str, notice: Notice) -> bool:
+        """The announced record fetched and stored; False when the job must run instead."""
+        assert notice.job is not None and notice.record_id is not None
+        try:
+            with trio.fail_after(FETCH_DEADLINE):
+                found = await self.host.fetch_record(alias, notice.job, notice.record_id)
+        except Exception as error:  # noqa: BLE001 - the job is the fallback, never fatal
+            self.counts["fetch_failed"] += 1
+            # the error's type and the record's id only: a channel's message may quote data
+            log.warning("%s: fetching %s announced by %s failed (%s); the import runs now "
+                        "instead", alias, notice.record_id, notice.type, type(error).__name__)
+            return False
+        if found is None:
+            return False  # not LIVE, or the channel cannot fetch one record: the job decides
+        self.counts["fetched"] += 1
+        if not found:
+            log.info("%s: %s announced by %s was not given back (gone or quarantined)",
+                     alias, notice.record_id, notice.type)
+        return True
+
+    async def _submission_finished(self, channel_id: str) -> None:
+        ids = {self.host.integration_ids[a]: a for a in self.aliases
+               if a in self.host.integration_ids}
+        owners = await self.host.store.run(submissions.poll_now, list(ids), channel_id)
+        for integration_id in owners:  # none: not ours, or already followed to its end
+            self.host.trigger(ids[integration_id], "poll_submission")
 
 
 async def run_account(host: Any, name: str, settings: Any, aliases: Sequence[str],
                       seller_id: Callable[[], str | None],
-                      read: Callable[[str], Notice]) -> None:
+                      read: Callable[[str], Notice],
+                      marketplaces: Mapping[str, str] | None = None) -> None:
     """One account's consumer for the daemon's life. Without the optional extra it logs
     one line and returns: polling alone keeps the orders coming, only slower."""
     async with httpx.AsyncClient() as http:
@@ -157,7 +221,8 @@ async def run_account(host: Any, name: str, settings: Any, aliases: Sequence[str
             log.error("%s: %s; orders still come by polling", name, error)
             return
         consumer = Consumer(host=host, account=name, queue=queue, aliases=tuple(aliases),
-                            read=read, wait_seconds=settings.wait_seconds, seller_id=seller_id)
+                            read=read, wait_seconds=settings.wait_seconds, seller_id=seller_id,
+                            marketplaces=dict(marketplaces or {}))
         host.notification_consumers[name] = consumer
         log.info("%s: reading notifications from %s", name, settings.queue_url)
         await consumer.run()
@@ -186,4 +251,6 @@ def start_all(host: Any, config: Any, nursery: trio.Nursery) -> None:
                     return integration.credentials["seller_id"]
             return None
 
-        nursery.start_soon(run_account, host, name, settings, aliases, seller_id, read)
+        by_marketplace = {i.marketplace: i.alias for i in members}
+        nursery.start_soon(run_account, host, name, settings, aliases, seller_id, read,
+                           by_marketplace)

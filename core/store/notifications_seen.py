@@ -14,6 +14,12 @@ from marketsync.core.store.timing import transaction_now
 KEEP = timedelta(days=15)
 
 
+def known(session: Session, notification_id: str) -> bool:
+    """Whether this notification was acted on already."""
+    return session.execute(select(NotificationSeen.id).where(
+        NotificationSeen.notification_id == notification_id)).scalar() is not None
+
+
 def remember(session: Session, *, notification_id: str, account: str, type: str,
              subject: str | None, event_time: datetime | None) -> bool:
     """Record a notification; False when it was seen before (a duplicate: act on nothing)."""

@@ -190,3 +190,17 @@ def _stored(row: SubmissionRow) -> StoredSubmission:
         finished_at=row.finished_at,
         result=row.result,
     )
+
+
+def poll_now(session: Session, integration_ids: Sequence[int], channel_id: str) -> list[int]:
+    """The channel said submission ``channel_id`` finished (a notification): make it due
+    now for whichever of these integrations sent it. Returns the integrations it belongs
+    to (none: not ours, or already followed to its end)."""
+    rows = session.execute(select(SubmissionRow).where(
+        SubmissionRow.integration_id.in_(list(integration_ids)),
+        SubmissionRow.channel_id == channel_id,
+        SubmissionRow.state == "in_flight")).scalars().all()
+    now = transaction_now()
+    for row in rows:
+        row.poll_after = min(row.poll_after, now)
+    return sorted({row.integration_id for row in rows})

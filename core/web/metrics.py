@@ -74,13 +74,15 @@ class DaemonCollector:
         yield trips
         consumers = getattr(daemon, "notification_consumers", {})
         handled = CounterMetricFamily("marketsync_notifications",
-                                      "Queue messages by outcome (acted, duplicate, bad, foreign)",
+                                      "Queue messages by outcome (acted, fetched, fetch_failed, "
+                                      "unrouted, duplicate, bad, foreign)",
                                       labels=["account", "outcome"])
         missed = GaugeMetricFamily("marketsync_notifications_missed",
                                    "Orders polling stored that no notification announced",
                                    labels=["account"])
         for account, consumer in sorted(consumers.items()):
-            for outcome in ("acted", "duplicate", "bad", "foreign", "failed_polls"):
+            for outcome in ("acted", "fetched", "fetch_failed", "unrouted", "duplicate", "bad",
+                            "foreign", "failed_polls"):
                 handled.add_metric([account, outcome], consumer.counts[outcome])
             missed.add_metric([account], consumer.missed)
         yield handled

@@ -19,17 +19,24 @@ import httpx
 from marketsync.core.errors import BadNotification, IntegrationError, TransientError
 from marketsync.core.runtime.http import OPERATION
 from marketsync.core.types import Integration, Notice
+from marketsync.plugins.amazon import marketplaces
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi, first_error
 
 BASE = "/notifications/v1"
 SCOPE = "sellingpartnerapi::notifications"
-#: notification type → the job that fetches what it announces
+#: notification type → the job that fetches what it announces (an ORDER_CHANGE names its
+#: order, which is fetched alone with getOrder; the import runs only if that fails)
 JOB_FOR = {
     "ORDER_CHANGE": "import_orders",
     "FBA_INVENTORY_AVAILABILITY_CHANGES": "import_stock",
     "FULFILLMENT_ORDER_STATUS": "fetch_tracking",
     "FEED_PROCESSING_FINISHED": "poll_submission",
     "REPORT_PROCESSING_FINISHED": "import_products",
+}
+#: a finished report is followed up by the job that asked for it; another type (made by
+#: someone else with the same application) needs nothing from us
+JOB_FOR_REPORT = {
+    "GET_MERCHANT_LISTINGS_ALL_DATA": "import_products",
 }
 #: what the daemon subscribes to: every type it acts on
 TYPES = tuple(JOB_FOR)
@@ -169,12 +176,15 @@ def read_notification(body: str) -> Notice:
         raise BadNotification("NotificationType or NotificationMetadata.NotificationId missing")
     if not isinstance(payload, dict):
         raise BadNotification(f"{kind} {notification_id}: Payload missing")
-    seller, subject = _get(payload, "SellerId"), None
+    seller, subject, job = _get(payload, "SellerId"), None, JOB_FOR.get(kind)
+    record_id = marketplace = None
     if kind == "ORDER_CHANGE":
         inner = _get(payload, "OrderChangeNotification")
         seller, subject = _get(inner, "SellerId"), _get(inner, "AmazonOrderId")
-        if not isinstance(subject, str):
+        if not isinstance(subject, str) or not subject:
             raise BadNotification(f"ORDER_CHANGE {notification_id}: AmazonOrderId missing")
+        record_id = subject[:128]
+        marketplace = _marketplace_code(_get(_get(inner, "Summary"), "MarketplaceId"))
     elif kind == "FULFILLMENT_ORDER_STATUS":
         inner = _get(payload, "FulfillmentOrderStatusNotification")
         seller, subject = _get(inner, "SellerId"), _get(inner, "SellerFulfillmentOrderId")
@@ -184,9 +194,23 @@ def read_notification(body: str) -> Notice:
     elif kind == "REPORT_PROCESSING_FINISHED":
         inner = _get(payload, "ReportProcessingFinishedNotification")
         seller, subject = _get(inner, "SellerId"), _get(inner, "ReportId")
+        job = JOB_FOR_REPORT.get(str(_get(inner, "ReportType")))
     elif kind == "FBA_INVENTORY_AVAILABILITY_CHANGES":
         subject = _get(payload, "SKU")
-    return Notice(notification_id=notification_id, type=kind, job=JOB_FOR.get(kind),
+    return Notice(notification_id=notification_id, type=kind, job=job,
                   seller_id=seller if isinstance(seller, str) else None,
                   subject=str(subject)[:128] if subject is not None else None,
-                  event_time=_time(_get(envelope, "EventTime")))
+                  event_time=_time(_get(envelope, "EventTime")),
+                  record_id=record_id, marketplace=marketplace)
+
+
+def _marketplace_code(marketplace_id: Any) -> str | None:
+    """The integrations' code (DE) for Amazon's id; an id we do not know is kept as it
+    is, so the core finds no integration for it and counts it instead of fetching; a
+    missing one is None (the import then runs, as for a notification without a record)."""
+    if not isinstance(marketplace_id, str) or not marketplace_id:
+        return None
+    try:
+        return marketplaces.by_id(marketplace_id).code
+    except KeyError:
+        return marketplace_id[:32]

@@ -37,18 +37,28 @@ def sqs_endpoint():
 
 
 class Host:
-    """What the consumer sees of the daemon: the store and a record of its triggers."""
+    """What the consumer sees of the daemon: the store, and a record of its triggers and
+    of the single records it was asked to fetch (``fail`` makes those fetches fail)."""
 
-    def __init__(self, store):
+    def __init__(self, store, fail: bool = False):
         self.store = store
+        self.integration_ids: dict[str, int] = {}
         self.triggers: list[tuple[str, str]] = []
+        self.fetched: list[tuple[str, str, str]] = []
+        self.fail = fail
 
     def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
         self.triggers.append((alias, kind))
 
+    async def fetch_record(self, alias: str, kind: str, record_id: str) -> bool | None:
+        if self.fail:
+            raise httpx.ConnectError("Amazon unreachable")
+        self.fetched.append((alias, kind, record_id))
+        return True
+
 
 def order_change(order_id: str = "111-0000000-0000001", notification_id: str | None = None,
-                 seller: str = "A2TESTEU") -> str:
+                 seller: str = "A2TESTEU", marketplace: str = "A1PA6795UKMFR9") -> str:
     """An ORDER_CHANGE as the official schema shapes it (checked against it below)."""
     return json.dumps({
         "NotificationVersion": "1.0", "NotificationType": "ORDER_CHANGE", "PayloadVersion": "1.0",
@@ -58,7 +68,7 @@ def order_change(order_id: str = "111-0000000-0000001", notification_id: str | N
             "OrderChangeType": "OrderStatusChange",
             "OrderChangeTrigger": {"TimeOfOrderChange": "2026-11-02T12:00:00Z",
                                    "ChangeReason": "Order status changed"},
-            "Summary": {"MarketplaceId": "A1PA6795UKMFR9", "OrderStatus": "Unshipped",
+            "Summary": {"MarketplaceId": marketplace, "OrderStatus": "Unshipped",
                         "PurchaseDate": "2026-11-02T11:58:00Z", "DestinationPostalCode": "10115",
                         "FulfillmentType": "MFN", "OrderType": "StandardOrder",
                         "OrderItems": [{"OrderItemId": "1", "SellerSKU": "MUG-1",
@@ -85,7 +95,8 @@ def consumer(host, http, queue_url, **changes) -> notifications.Consumer:
                          secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
     values = dict(host=host, account="eu", queue=queue, aliases=("amazon-de", "amazon-uk"),
                   read=amazon_notifications.read_notification, wait_seconds=1,
-                  seller_id=lambda: "A2TESTEU")
+                  seller_id=lambda: "A2TESTEU",
+                  marketplaces={"DE": "amazon-de", "UK": "amazon-uk"})
     values.update(changes)
     return notifications.Consumer(**values)
 
@@ -103,8 +114,10 @@ def test_the_test_message_is_what_the_schema_says():
     jsonschema.validate(json.loads(order_change()), json.loads(schema_file.read_text()))
 
 
-async def test_an_order_change_triggers_the_import_and_is_deleted_after_the_commit(
+async def test_an_order_change_fetches_that_order_and_is_deleted_after_the_commit(
         store, sqs_endpoint):
+    """One getOrder for the integration of the order's marketplace, not an account-wide
+    import; the message goes once the store has its id."""
     queue_url = sqs_server.new_queue(sqs_endpoint)
     send(sqs_endpoint, queue_url, order_change("111-0000000-0000042"))
     host = Host(store)
@@ -114,13 +127,14 @@ async def test_an_order_change_triggers_the_import_and_is_deleted_after_the_comm
         await until(lambda: worker.counts["acted"] == 1)
         await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
         nursery.cancel_scope.cancel()
-    assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
+    assert host.fetched == [("amazon-de", "import_orders", "111-0000000-0000042")]
+    assert host.triggers == [] and worker.counts["fetched"] == 1
     rows = await store.read(lambda s: [(r.type, r.subject, r.account) for r in
                                        s.execute(select(NotificationSeen)).scalars()])
     assert rows == [("ORDER_CHANGE", "111-0000000-0000042", "eu")]
 
 
-async def test_a_repeated_notification_triggers_once_and_both_copies_go(store, sqs_endpoint):
+async def test_a_repeated_notification_acts_once_and_both_copies_go(store, sqs_endpoint):
     """SQS is at-least-once and Amazon may send twice: the id decides, whatever the order."""
     queue_url = sqs_server.new_queue(sqs_endpoint)
     same = str(uuid.uuid4())
@@ -129,13 +143,53 @@ async def test_a_repeated_notification_triggers_once_and_both_copies_go(store, s
         send(sqs_endpoint, queue_url, body)
     host = Host(store)
     async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url, aliases=("amazon-de",))
+        worker = consumer(host, http, queue_url)
         nursery.start_soon(worker.run)
         await until(lambda: worker.counts["received"] == 3)
         await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
         nursery.cancel_scope.cancel()
     assert (worker.counts["acted"], worker.counts["duplicate"]) == (2, 1)
-    assert host.triggers == [("amazon-de", "import_orders")] * 2
+    assert [record for _, _, record in host.fetched] == ["111-0000000-0000002",
+                                                          "111-0000000-0000003"]
+
+
+async def test_an_order_of_a_marketplace_not_imported_here_is_counted_not_fetched(
+        store, sqs_endpoint, caplog):
+    """FR is the seller's but no integration imports it; an id Amazon may add later is
+    no marketplace we know. Both are counted and said once, nothing is fetched, the
+    message goes, and the log names no buyer data (the postal code stays out)."""
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000010", marketplace="A13V1IB3VIYZZH"))
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000011", marketplace="A1NEWMARKET"))
+    host = Host(store)
+    with caplog.at_level("INFO", logger="marketsync.notifications"):
+        async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+            worker = consumer(host, http, queue_url)
+            nursery.start_soon(worker.run)
+            await until(lambda: worker.counts["received"] == 2)
+            await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+            nursery.cancel_scope.cancel()
+    assert (worker.counts["unrouted"], host.fetched, host.triggers) == (2, [], [])
+    assert "marketplace FR, which no integration" in caplog.text
+    assert "marketplace A1NEWMARKET, which no integration" in caplog.text
+    assert "10115" not in caplog.text
+
+
+async def test_a_failed_fetch_runs_the_import_instead(store, sqs_endpoint, caplog):
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    send(sqs_endpoint, queue_url, order_change("111-0000000-0000012"))
+    host = Host(store, fail=True)
+    with caplog.at_level("WARNING", logger="marketsync.notifications"):
+        async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+            worker = consumer(host, http, queue_url)
+            nursery.start_soon(worker.run)
+            await until(lambda: worker.counts["acted"] == 1)
+            await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
+            nursery.cancel_scope.cancel()
+    assert worker.counts["fetch_failed"] == 1
+    assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
+    assert "fetching 111-0000000-0000012 announced by ORDER_CHANGE failed (ConnectError)" \
+        in caplog.text
 
 
 async def test_a_bad_or_foreign_message_is_dropped_not_retried_forever(store, sqs_endpoint):
@@ -168,6 +222,9 @@ async def test_when_the_store_fails_the_message_stays_and_comes_back(store, sqs_
                 raise RuntimeError("database is down")
             return await store.run(fn, *args, **kwargs)
 
+        async def read(self, fn, *args, **kwargs):
+            return await store.read(fn, *args, **kwargs)
+
     host = Host(Flaky())
     async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
         worker = consumer(host, http, queue_url, visibility_timeout=1)
@@ -176,7 +233,9 @@ async def test_when_the_store_fails_the_message_stays_and_comes_back(store, sqs_
         await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
         nursery.cancel_scope.cancel()
     assert worker.counts["received"] == 2
-    assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
+    # fetched on both deliveries: the id was never stored the first time, and a fetch of
+    # the current truth is harmless twice, while none at all would wait for the poll
+    assert host.fetched == [("amazon-de", "import_orders", "111-0000000-0000009")] * 2
 
 
 async def test_an_unreachable_queue_is_retried_and_never_fatal(store):
@@ -289,7 +348,7 @@ async def test_the_simulator_publishes_through_sqs_to_the_consumer(store, sqs_en
     seen = await store.read(lambda s: set(s.execute(select(NotificationSeen.subject)).scalars()))
     assert placed in seen
     assert worker.counts["bad"] == 0 and worker.counts["acted"] == len(world.notifications.sent)
-    assert set(host.triggers) == {("amazon-de", "import_orders"), ("amazon-uk", "import_orders")}
+    assert ("amazon-de", "import_orders", placed) in host.fetched and host.triggers == []
 
 
 async def test_the_daemon_runs_a_consumer_per_configured_account(tmp_path, sqs_endpoint):
@@ -321,7 +380,8 @@ integrations:
     account: local
     marketplace: DE
 """
-    # Amazon is not reachable (port 9): the notification alone must make the trigger
+    # Amazon is not reachable (port 9): the integration is not LIVE, so the order cannot
+    # be fetched alone, and the notification falls back to the import's trigger
     config = parse_config(text, plugins.infos(), filename=str(tmp_path / "m.yaml"),
                           environ={"AWS_KEY": "AKIDEXAMPLE", "AWS_SECRET": "secret",
                                    "LWA_SECRET": "s", "LWA_REFRESH": "Atzr|r"})
@@ -407,3 +467,70 @@ integrations:
             notifications.start_all(daemon, config, nursery)
     assert daemon.notification_consumers == {}
     assert "local: its channel cannot read notifications" in caplog.text
+
+
+def feed_finished(feed_id: str, report: bool = False, report_type: str = "") -> str:
+    """FEED_PROCESSING_FINISHED (or REPORT_…) in the official schema's camelCase shape."""
+    kind = "REPORT" if report else "FEED"
+    inner = ({"reportId": feed_id, "reportType": report_type} if report else
+             {"feedId": feed_id, "feedType": "JSON_LISTINGS_FEED"})
+    return json.dumps({
+        "notificationVersion": "2020-09-04", "notificationType": f"{kind}_PROCESSING_FINISHED",
+        "payloadVersion": "2020-09-04", "eventTime": "2026-11-02T12:00:00Z",
+        "payload": {f"{kind.lower()}ProcessingFinishedNotification": {
+            "sellerId": "A2TESTEU", "accountId": "A2TESTEU", **inner,
+            "processingStatus": "DONE"}},
+        "notificationMetadata": {"applicationId": "a", "subscriptionId": "s",
+                                 "publishTime": "2026-11-02T12:00:00Z",
+                                 "notificationId": str(uuid.uuid4())}})
+
+
+async def test_a_finished_feed_is_polled_now_by_the_integration_that_sent_it(store,
+                                                                             sqs_endpoint):
+    """The submission is made due at once (its own poll_after was minutes away) and only
+    its integration polls; a feed that is not ours moves nothing."""
+    from marketsync.core.store import submissions
+    from marketsync.core.store.integrations import ensure_integration
+    from marketsync.core.types import Submission
+
+    def setup(session):
+        ids = {alias: ensure_integration(session, alias=alias, channel="amazon", account="eu",
+                                         marketplace=code)
+               for alias, code in (("amazon-de", "DE"), ("amazon-uk", "UK"))}
+        submissions.record(session, ids["amazon-uk"], Submission(
+            kind="stock", channel_id="F-77", channel_skus=("MUG-1",), poll_after=600))
+        return ids
+
+    ids = await store.run(setup)
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    send(sqs_endpoint, queue_url, feed_finished("F-77"))
+    send(sqs_endpoint, queue_url, feed_finished("F-SOMEONE-ELSES"))
+    host = Host(store)
+    host.integration_ids = ids
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url)
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["acted"] == 2)
+        nursery.cancel_scope.cancel()
+    assert host.triggers == [("amazon-uk", "poll_submission")]
+    due = await store.read(lambda s: [(x.channel_id, x.poll_after <= datetime.now(timezone.utc))
+                                      for x in submissions.in_flight(s)])
+    assert due == [("F-77", True)]
+
+
+def test_a_finished_report_follows_up_only_the_report_we_asked_for():
+    listings = amazon_notifications.read_notification(
+        feed_finished("R-1", report=True, report_type="GET_MERCHANT_LISTINGS_ALL_DATA"))
+    assert (listings.job, listings.subject) == ("import_products", "R-1")
+    other = amazon_notifications.read_notification(
+        feed_finished("R-2", report=True, report_type="GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"))
+    assert other.job is None
+
+
+def test_an_order_change_names_its_order_and_marketplace():
+    notice = amazon_notifications.read_notification(order_change("111-0000000-0000020"))
+    assert (notice.record_id, notice.marketplace, notice.job) == (
+        "111-0000000-0000020", "DE", "import_orders")
+    unknown = amazon_notifications.read_notification(
+        order_change("111-0000000-0000021", marketplace="A1NEWMARKET"))
+    assert unknown.marketplace == "A1NEWMARKET"  # kept, so the core counts it unrouted
