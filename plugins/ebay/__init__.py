@@ -53,8 +53,10 @@ async def complete_authorization(integration: Integration, params: Mapping[str, 
 
 
 @hookimpl
-async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
-    return await orders.import_orders(integration, cursor)
+async def import_orders(integration: Integration, integrations: Sequence[Integration],
+                        cursor: Cursor) -> Page[ChannelOrder]:
+    """Account-scoped (``manifest.JOBS``): one getOrders serves every eBay site."""
+    return await orders.import_orders(integration, cursor, integrations)
 
 
 @hookimpl

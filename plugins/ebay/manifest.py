@@ -80,9 +80,11 @@ CREDENTIAL_KEYS = MappingProxyType({
 })
 
 JOBS = (
-    # every minute: a sale on eBay must reach the other channels within P1 (90 s);
-    # 1,440 getOrders a day per marketplace is far inside sell.fulfillment's quota
-    JobDefault(kind="import_orders", every=60, priority=Priority.ORDERS, timeout=600),
+    # every minute: a sale on eBay must reach the other channels within P1 (90 s). One
+    # getOrders answers for every site of the seller, so the job runs once per account:
+    # 1,440 calls a day per account (not per site) against sell.fulfillment's quota
+    JobDefault(kind="import_orders", every=60, priority=Priority.ORDERS, timeout=600,
+               scope="account"),
     JobDefault(kind="import_products", every=3600, priority=Priority.PRODUCTS, timeout=1800),
     JobDefault(kind="push_stock", every=60, priority=Priority.URGENT, timeout=300),
     JobDefault(kind="push_prices", every=120, priority=Priority.URGENT, timeout=300),

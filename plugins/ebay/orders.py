@@ -2,10 +2,21 @@
 
 Why these rules:
 
-* eBay returns every order of the seller whatever the site; an integration keeps the
-  orders whose line items were listed on its marketplace (``listingMarketplaceId``).
-* The window ``lastmodifieddate:[from..to]`` is pinned in ``cursor.state`` while paging, so
-  offsets keep meaning the same result set; every new window re-reads ``OVERLAP`` before
+* eBay returns every order of the seller whatever the site, so the job is account-scoped
+  (``manifest.JOBS``): one ``getOrders`` serves every eBay integration of the account, and
+  the core routes each order to the integration of its site (``listingMarketplaceId``).
+  Per site this was one call per site per minute against one daily quota.
+* An order of a site none of ``integrations`` imports (a site the seller has not
+  configured, or whose integration is paused) is **skipped, not quarantined**: it is not
+  ours to import, and a paused integration's orders are read again from its own
+  watermark when it is back. Each window logs how many it skipped per site, so a seller
+  who sells on a site they did not configure sees it in the log.
+* Progress is per site, in ``cursor.state["watermarks"]`` (code → ISO time): a window
+  starts at the earliest watermark of the sites asked for (less ``OVERLAP``), and only
+  the sites served by every page of it move on.
+* The window ``lastmodifieddate:[from..to]`` is pinned in ``cursor.state`` while paging
+  (the offset is the cursor's ``token``, so a cursor without one is a fresh query, as the
+  core expects after ``CursorExpired``); every new window re-reads ``OVERLAP`` before
   the watermark (late publication), and the core's upsert by order id dedupes.
 * An order modified while we page leaves the window (its new date is after ``to``) and the
   later orders shift one place towards the start: ``total`` shrinks. The next page then
@@ -16,6 +27,8 @@ Why these rules:
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,8 +48,8 @@ from marketsync.core.types import (
     Page,
     RejectedRecord,
 )
-from marketsync.plugins.ebay.client import EbayApi, EbayRequestError, marketplace_id
-from marketsync.plugins.ebay.manifest import BY_ID
+from marketsync.plugins.ebay.client import EbayApi, EbayRequestError
+from marketsync.plugins.ebay.manifest import BY_ID, MARKETPLACES
 
 PATH = "/sell/fulfillment/v1/order"
 #: The window ends this far before now. eBay may index a change a little late, but every
@@ -72,20 +85,38 @@ def _time(value: Any, what: str) -> datetime:
     return moment
 
 
-async def import_orders(integration: Integration, cursor: Cursor) -> Page[ChannelOrder]:
+WATERMARKS = "watermarks"  #: the core's name for per-marketplace progress (hookspecs)
+
+
+def _start(member: Integration, marks: dict, now: datetime) -> datetime:
+    """Where a site's next window starts: its watermark less the overlap, or its history."""
+    mark = marks.get(member.marketplace)
+    if mark is not None:
+        return datetime.fromisoformat(mark) - OVERLAP
+    days = int(member.settings.get("history_days") or 30)
+    return now - timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
+
+
+async def import_orders(integration: Integration, cursor: Cursor,
+                        integrations: Sequence[Integration] | None = None) -> Page[ChannelOrder]:
+    """One page of the account's orders, for every site in ``integrations``."""
+    members = list(integrations or (integration,))
+    present = {m.marketplace for m in members}
     now = clock.now()
     state = dict(cursor.state)
-    if "to" in state:
+    marks = dict(state.get(WATERMARKS) or {})
+    if WATERMARKS not in state and cursor.since is not None:
+        marks = {code: cursor.since.isoformat() for code in present}
+    if cursor.token is not None and "to" in state:
         since, until = datetime.fromisoformat(state["from"]), datetime.fromisoformat(state["to"])
-        offset, total = int(state.get("offset", 0)), state.get("total")
+        offset, total = int(cursor.token), state.get("total")
+        asked = list(state.get("asked") or sorted(present))
+        served = [code for code in state.get("served", asked) if code in present]
     else:
         until = now - LAG
-        if cursor.since is None:
-            days = int(integration.settings.get("history_days") or 30)
-            since = now - timedelta(days=max(1, min(MAX_HISTORY_DAYS, days)))
-        else:
-            since = cursor.since - OVERLAP
+        since = min(_start(m, marks, now) for m in members)
         offset, total = 0, None
+        asked = served = sorted(present)
     api = EbayApi(integration)
     for _ in range(3):
         params = {"filter": f"lastmodifieddate:[{_iso(since)}..{_iso(until)}]",
@@ -93,7 +124,7 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
         try:
             body = await api.get_json(PATH, "getOrders", params=params)
         except EbayRequestError as exc:
-            if exc.status == 400 and "to" in state:
+            if exc.status == 400 and offset:
                 raise CursorExpired(f"getOrders refused the page at offset {offset}: "
                                     f"{exc.detail}") from None
             raise
@@ -102,27 +133,43 @@ async def import_orders(integration: Integration, cursor: Cursor) -> Page[Channe
             break
         # orders left the window since the last page: step back so nothing is skipped
         offset, total = max(0, offset - (total - new_total)), new_total
-    mine = marketplace_id(integration)
+    wanted = {MARKETPLACES[code].id: code for code in served if code in MARKETPLACES}
     items: list[ChannelOrder] = []
     rejected: list[RejectedRecord] = []
+    skipped: Counter = Counter()
     raw_orders = body.get("orders") or []
     for raw in raw_orders:
         order_id = raw.get("orderId") if isinstance(raw, dict) else None
         try:
             if not isinstance(raw, dict):
                 raise Malformed("the order is not an object")
-            if _marketplace_of(raw) != mine:
+            site = _marketplace_of(raw)
+            if site not in wanted:
+                skipped[str(site)] += 1
                 continue
             items.append(map_order(raw))
         except Malformed as exc:
             rejected.append(RejectedRecord(record_id=str(order_id) if order_id else None,
                                            reason=f"eBay order: {exc}", raw=_redacted(raw)))
+    skipped_before = Counter(state.get("skipped") or {})
+    skipped_before.update(skipped)
     next_offset = offset + len(raw_orders)
     if body.get("next") and raw_orders and (new_total is None or next_offset < new_total):
         return Page(items=items, rejected=rejected, done=False, next=Cursor(
-            since=cursor.since, state={"from": since.isoformat(), "to": until.isoformat(),
-                                       "offset": next_offset, "total": new_total}))
-    return Page(items=items, rejected=rejected, done=True, next=Cursor(since=until))
+            since=cursor.since, token=str(next_offset),
+            state={WATERMARKS: marks, "from": since.isoformat(), "to": until.isoformat(),
+                   "total": new_total, "asked": asked, "served": served,
+                   "skipped": dict(skipped_before)}))
+    if skipped_before:
+        integration.log.info(
+            "eBay account %s: %d order(s) of sites no LIVE integration imports were skipped "
+            "in this window (%s)", integration.account, sum(skipped_before.values()),
+            ", ".join(f"{site} {n}" for site, n in sorted(skipped_before.items())))
+    for code in served:  # every page of the window reached them
+        marks[code] = until.isoformat()
+    low = min(datetime.fromisoformat(mark) for mark in marks.values()) if marks else until
+    return Page(items=items, rejected=rejected, done=True,
+                next=Cursor(since=low, state={WATERMARKS: marks}))
 
 
 def _marketplace_of(raw: dict) -> str | None:

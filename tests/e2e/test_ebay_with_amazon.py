@@ -207,3 +207,25 @@ async def test_an_ebay_order_shipped_by_amazon_mcf_gets_its_tracking_on_ebay(two
     assert on_ebay[0]["shipmentTrackingNumber"] in tracking
     assert shipments == [("confirmed", on_ebay[0]["shipmentTrackingNumber"])]
     assert ebay.orders["e2e-ebay-seller"][sold["orderId"]]["orderFulfillmentStatus"] == "FULFILLED"
+
+
+@pytest.mark.parametrize("integrations", [(ALL[3], ALL[4])])  # ebay-us, ebay-gb
+async def test_one_order_import_serves_both_ebay_sites(two_channels, e2e_clock):
+    """eBay's getOrders answers for the seller on every site: one run per account a minute,
+    each order stored under the integration of its site."""
+    daemon, _, ebay = two_channels
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.serve)
+        await trio.sleep(1800)
+        us = ebay.sell("e2e-ebay-seller", "MUG-1", 1)
+        gb = ebay.sell("e2e-ebay-seller", "KETTLE-1", 1)
+        counted_from = clock.now()
+        await trio.sleep(3600)
+        calls = sum(1 for c in ebay.calls if c.operation == "getOrders" and c.at >= counted_from)
+        stored = await daemon.store.read(lambda s: dict(s.execute(
+            select(Order.channel_order_id, Order.integration_id)).all()))
+        await daemon.stop(grace=1)
+        nursery.cancel_scope.cancel()
+    ids = daemon.integration_ids
+    assert stored[us["orderId"]] == ids["ebay-us"] and stored[gb["orderId"]] == ids["ebay-gb"]
+    assert 50 <= calls <= 70, calls  # once a minute for the account; per site it was ~120

@@ -27,11 +27,16 @@ from marketsync.plugins.ebay import orders as ebay_orders
 from .conftest import ACCEPT_URL, SELLER
 
 
-async def drain_orders(integration, cursor=Cursor()):
+async def orders_page(integration, cursor=Cursor(), members=None):
+    """One page, as the core asks for it: the lead integration, the account's members."""
+    return await plugin.import_orders(integration, tuple(members or (integration,)), cursor)
+
+
+async def drain_orders(integration, cursor=Cursor(), members=None):
     """Every page of one import run, as the core would ask for them."""
     found, rejected = [], []
     while True:
-        page = await plugin.import_orders(integration, cursor)
+        page = await orders_page(integration, cursor, members)
         found += page.items
         rejected += page.rejected
         cursor = page.next
@@ -68,14 +73,14 @@ async def test_revoked_consent_is_an_auth_failure(make_integration, sandbox):
     await plugin.check_credentials(integration)
     await sandbox.post("/_sandbox/revoke", json={"user_id": SELLER})
     with pytest.raises(IntegrationAuthFailed):
-        await plugin.import_orders(integration, Cursor())
+        await orders_page(integration)
 
 
 async def test_integrations_of_one_account_share_one_token(make_integration, world):
     us, gb = make_integration("US"), make_integration("GB")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(plugin.import_orders, us, Cursor())
-        nursery.start_soon(plugin.import_orders, gb, Cursor())
+        nursery.start_soon(orders_page, us)
+        nursery.start_soon(orders_page, gb)
     assert [c.operation for c in world.calls].count("token") == 1
 
 
@@ -113,7 +118,7 @@ async def test_an_order_changing_between_pages_skips_nothing(make_integration, w
     world.advance()
     expected = {i for i, o in world.orders[SELLER].items()
                 if o["lineItems"][0]["listingMarketplaceId"] == "EBAY_US"}
-    first = await plugin.import_orders(integration, Cursor())
+    first = await orders_page(integration)
     assert not first.done
     # the newest order on the first page is cancelled now: it leaves the pinned window
     newest = first.items[0].channel_order_id
@@ -250,12 +255,12 @@ async def test_a_spent_daily_quota_throttles_without_a_call(make_integration, wo
     integration.report_quota = lambda op, limit, remaining, resets: governor.adopt_quota(
         manifest.bucket_key(integration, op), limit, remaining, resets) if manifest.bucket_key(
         integration, op) in governor else None
-    await plugin.import_orders(integration, Cursor())  # defines the bucket
+    await orders_page(integration)  # defines the bucket
     await plugin.check_credentials(integration)  # learns 4 a day, 3 left
     spent = 0
     with pytest.raises(Throttled) as refused:
         for _ in range(10):
-            await plugin.import_orders(integration, Cursor())
+            await orders_page(integration)
             spent += 1
     assert spent == 2  # 4 - the first - 10 % kept for urgent work (floor(3.6) = 3 in total)
     assert refused.value.retry_after > 3600
