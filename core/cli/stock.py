@@ -100,7 +100,8 @@ def plan(cli: CliContext, alias: str | None) -> None:
                    else f"{alias}: nothing would change on the channel")
     for change in found.changes:
         channel = "?" if change.channel_quantity is None else change.channel_quantity
-        click.echo(f"{change.alias:<20} {change.channel_sku:<24} {channel:>6} -> "
+        click.echo(f"{change.alias:<20} {change.channel_sku:<24} {change.marketplace:<4} "
+                   f"{channel:>6} -> "
                    f"{change.wanted_quantity:<6} (product {change.sku})")
 
 

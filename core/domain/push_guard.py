@@ -16,9 +16,9 @@ that follow skip the valve until nothing is pending any more), or NULL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from marketsync.core.domain.inventory import StockBatch
@@ -120,6 +120,7 @@ def _channel_quantities(session: Session, integration_id: int) -> dict[str, int]
 @dataclass(frozen=True, slots=True)
 class PlannedChange:
     alias: str
+    marketplace: str
     channel_sku: str
     sku: str
     channel_quantity: int | None
@@ -128,33 +129,55 @@ class PlannedChange:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Per integration: its hold (None, review, valve, released) and reason; the changes."""
+    """Per integration: its hold (None, review, valve, released) and reason; the changes
+    (the first ``limit`` of each integration when bounded) and how many there are."""
 
     holds: dict[str, tuple[str | None, str | None]]
     changes: list[PlannedChange]
+    counts: dict[str, int] = field(default_factory=dict)  #: alias -> changes in all
 
 
-def plan(session: Session, alias: str | None = None) -> Plan:
+def plan(session: Session, alias: str | None = None, *, limit: int | None = None,
+         held_only: bool = False) -> Plan:
     """Every MFN listing whose next push would change the channel's quantity, listing by
-    listing: what ``stock accept`` would let through."""
-    rows = session.execute(select(IntegrationRow).order_by(IntegrationRow.alias)).scalars().all()
+    listing: what ``stock accept`` would let through.
+
+    :param limit: at most this many changes per integration (the status page: a shop of
+        10,000 listings under review must not make a page of 10,000 rows); ``counts``
+        still says how many there are.
+    :param held_only: only integrations under review or held by the valve.
+    """
+    query = select(IntegrationRow).order_by(IntegrationRow.alias)
     if alias is not None:
-        rows = [row for row in rows if row.alias == alias]
-        if not rows:
-            raise UnknownAlias(f"unknown integration {alias!r} (see `marketsync status`)")
+        query = query.where(IntegrationRow.alias == alias)
+    if held_only:
+        query = query.where(IntegrationRow.push_hold.in_((REVIEW, VALVE)))
+    rows = session.execute(query).scalars().all()
+    if alias is not None and not rows and not held_only:
+        raise UnknownAlias(f"unknown integration {alias!r} (see `marketsync status`)")
     holds = {row.alias: (row.push_hold, row.push_hold_reason) for row in rows}
-    ids = {row.id: row.alias for row in rows}
-    query = (select(Listing, Product.sku).join(Product, Product.id == Listing.product_id)
-             .where(Listing.integration_id.in_(ids), Listing.fulfillment == Fulfillment.MFN,
-                    Listing.on_channel.is_(True), Listing.wanted_quantity.is_not(None))
-             .order_by(Listing.integration_id, Listing.channel_sku))
-    changes = [
-        PlannedChange(ids[listing.integration_id], listing.channel_sku, sku,
-                      listing.acknowledged_quantity, int(listing.wanted_quantity))
-        for listing, sku in session.execute(query)
-        if listing.acknowledged_quantity != listing.wanted_quantity
-    ]
-    return Plan(holds, changes)
+    changes: list[PlannedChange] = []
+    counts: dict[str, int] = {}
+    for row in rows:
+        differs = (Listing.integration_id == row.id, Listing.fulfillment == Fulfillment.MFN,
+                   Listing.on_channel.is_(True), Listing.wanted_quantity.is_not(None),
+                   or_(Listing.acknowledged_quantity.is_(None),
+                       Listing.acknowledged_quantity != Listing.wanted_quantity))
+        listed = (select(Listing.channel_sku, Product.sku, Listing.acknowledged_quantity,
+                         Listing.wanted_quantity)
+                  .join(Product, Product.id == Listing.product_id).where(*differs)
+                  .order_by(Listing.channel_sku))
+        if limit is not None:
+            listed = listed.limit(limit)
+        found = [PlannedChange(row.alias, row.marketplace, channel_sku, sku, acknowledged,
+                               int(wanted))
+                 for channel_sku, sku, acknowledged, wanted in session.execute(listed)]
+        counts[row.alias] = (len(found) if limit is None or len(found) < limit else
+                             session.execute(select(func.count()).select_from(Listing)
+                                             .join(Product, Product.id == Listing.product_id)
+                                             .where(*differs)).scalar_one())
+        changes += found
+    return Plan(holds, changes, counts)
 
 
 def accept(session: Session, alias: str) -> str | None:

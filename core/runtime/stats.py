@@ -68,6 +68,8 @@ class Stats:
     valve_trips: Counter = field(default_factory=Counter)  #: alias -> pushes held by the valve
     #: alias -> records in quarantine, as last read from the database (at each scrape)
     quarantined: dict[str, int] = field(default_factory=dict)
+    #: products whose open orders hold more than is on hand, as last read (at each scrape)
+    short_products: int = 0
 
     def on_call(self, record: CallRecord) -> None:
         self.calls[(record.operation or "-", record.status)] += 1

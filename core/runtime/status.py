@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from datetime import timedelta
 
+from marketsync.core.domain import push_guard
 from marketsync.core.store import heartbeats
 from marketsync.core.store import integrations as store_integrations
 from marketsync.core.store import job_runs, leases
@@ -22,14 +23,20 @@ from marketsync.core.store.models import (
     IntegrationRow,
     Listing,
     Order,
+    Product,
     ShipmentRow,
     SubmissionRow as Submission,
 )
 from marketsync.core.store.timing import transaction_now
 
 
+#: rows of a held plan and SHORT products shown before "… and N more" (the CLI lists all)
+SHOWN = 20
+
+
 def collect(session: Session) -> dict[str, Any]:
-    """Integrations with state, reason and each job's health; pending pushes; in flight."""
+    """Integrations with state, reason and each job's health; pending pushes; in flight;
+    what a held push would change; the products whose count is below their open orders."""
     pending = dict(session.execute(
         select(Listing.integration_id, func.count())
         .where(Listing.push_generation > Listing.pushed_generation)
@@ -51,6 +58,13 @@ def collect(session: Session) -> dict[str, Any]:
         select(Order.integration_id, func.count())
         .join(ShipmentRow, ShipmentRow.order_id == Order.id)
         .where(ShipmentRow.confirm_state == "pending").group_by(Order.integration_id)).all())
+    held = push_guard.plan(session, limit=SHOWN, held_only=True)
+    held_changes: dict[str, list[dict[str, Any]]] = {}
+    for change in held.changes:
+        held_changes.setdefault(change.alias, []).append({
+            "channel_sku": change.channel_sku, "sku": change.sku,
+            "marketplace": change.marketplace, "channel_quantity": change.channel_quantity,
+            "wanted_quantity": change.wanted_quantity})
     report = []
     for status in store_integrations.get_states(session):
         jobs = [
@@ -87,9 +101,35 @@ def collect(session: Session) -> dict[str, Any]:
             "shipments_to_confirm": to_confirm.get(status.id, 0),
             "jobs": jobs,
         })
+        if status.alias in held.counts:
+            report[-1]["held_plan"] = {"changes": held_changes.get(status.alias, []),
+                                       "count": held.counts[status.alias]}
     return {"time": now, "integrations": report, "replicas": leases.replicas(session),
             "daemon": heartbeats.latest(session),
-            "orders_per_hour": orders_per_hour(session, now)}
+            "orders_per_hour": orders_per_hour(session, now),
+            "short": short_products(session)}
+
+
+def short_products(session: Session, limit: int = SHOWN) -> dict[str, Any]:
+    """Products whose open orders hold more than is on hand (a count below the open
+    orders, or a channel that oversold): channels are offered 0 for them, and someone
+    has to look. The first ``limit`` by shortfall, and how many there are."""
+    short = _SHORT
+    count = short_count(session)
+    rows = session.execute(
+        select(Product.sku, Product.on_hand, Product.reserved).where(*short)
+        .order_by((Product.reserved - Product.on_hand).desc(), Product.sku).limit(limit)).all()
+    return {"count": count, "products": [
+        {"sku": sku, "on_hand": on_hand, "reserved": reserved, "short": reserved - on_hand}
+        for sku, on_hand, reserved in rows]}
+
+
+_SHORT = (Product.deleted_at.is_(None), Product.reserved > Product.on_hand)
+
+
+def short_count(session: Session) -> int:
+    """How many products are SHORT (the metric reads this at every scrape)."""
+    return session.execute(select(func.count()).select_from(Product).where(*_SHORT)).scalar_one()
 
 
 def orders_per_hour(session: Session, now: datetime, hours: int = 24) -> list[int]:
@@ -127,6 +167,14 @@ def render(report: dict[str, Any]) -> str:
     lines = [banner.upper() if not running else banner]
     if report.get("replicas"):
         lines.append(f"replicas: {', '.join(report['replicas'])}")
+    short = report.get("short") or {"count": 0}
+    if short["count"]:
+        names = ", ".join(f"{p['sku']} (on hand {p['on_hand']}, reserved {p['reserved']})"
+                          for p in short["products"])
+        more = short["count"] - len(short["products"])
+        lines.append(f"SHORT: {short['count']} product(s) with open orders beyond on hand "
+                     f"(channels get 0): {names}" + (f" and {more} more" if more else "")
+                     + "; `marketsync stock show`")
     for item in report["integrations"]:
         lines.append(f"{item['alias']:<20} {item['state']:<11} {item['channel']} "
                      f"{item['marketplace']}  since {_ago(item['since'], now)}"
@@ -142,6 +190,19 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"{'':<22}stock pushes HELD by the safety valve: "
                          f"{item['push_hold_reason']}; `marketsync stock plan "
                          f"{item['alias']}`, then `marketsync stock accept {item['alias']}`")
+        plan = item.get("held_plan")
+        if plan:
+            for change in plan["changes"]:
+                now_there = ("?" if change["channel_quantity"] is None
+                             else change["channel_quantity"])
+                lines.append(f"{'':<24}{change['channel_sku']:<24} {change['marketplace']:<4} "
+                             f"{now_there:>6} -> {change['wanted_quantity']}")
+            more = plan["count"] - len(plan["changes"])
+            if more:
+                lines.append(f"{'':<24}… and {more} more (`marketsync stock plan "
+                             f"{item['alias']}` lists all)")
+            elif not plan["count"]:
+                lines.append(f"{'':<24}(no quantity would change)")
         if item["refused_pushes"]:
             lines.append(f"{'':<22}refused by the channel: {item['refused_pushes']} listing(s),"
                          " retried with growing delays (reasons: `marketsync products list`)")

@@ -93,6 +93,11 @@ class DaemonCollector:
         for alias, count in sorted(stats.quarantined.items()):
             quarantined.add_metric([alias], count)
         yield quarantined
+        short = GaugeMetricFamily("marketsync_products_short",
+                                  "Products whose open orders hold more than is on hand "
+                                  "(offered as 0; `marketsync stock show` says which)")
+        short.add_metric([], stats.short_products)
+        yield short
         latency = HistogramMetricFamily("marketsync_push_latency_seconds",
                                         "Stock push sent to accepted by the channel (bench/push_latency.py measures change to acceptance)",
                                         labels=["integration"])

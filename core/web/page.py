@@ -29,6 +29,7 @@ body{font-family:system-ui,sans-serif;margin:0 auto;padding:1rem;max-width:1200p
 h1{margin:.2rem 0}h2{margin:1.4rem 0 .5rem;font-size:1.2rem}h3{margin:0;font-size:1.05rem}
 .muted{color:#666}.banner{padding:.6rem .8rem;border-radius:6px;font-weight:600}
 .banner.down{background:#fde8e7;color:#8a1c12;border:1px solid #f1aca6}
+.banner.short{background:#fff4e5;color:#7a4100;border:1px solid #f5c27a}
 #notice{background:#eef6ff;padding:.5rem .8rem;border-radius:6px}
 .cards{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(min(100%,22rem),1fr))}
 .card{min-width:0;border:1px solid #ddd;border-radius:8px;padding:.8rem;overflow-wrap:anywhere}
@@ -71,11 +72,32 @@ def render_status(daemon: "Daemon", report: dict, *, ask_token: bool,
 <style>{STYLE}</style></head><body>
 <h1>marketsync</h1><p class="muted">as of {esc(clock.isoformat(now))}</p>
 {banner_html}{notice_html}{_replicas_html(report)}
+{_short_html(report)}
 <h2>Integrations</h2><div id="integrations" class="cards">{cards or
     "<p>no integrations yet</p>"}</div>
 <h2>Pictures</h2><div class="charts">{_pictures(daemon, report)}</div>
 <h2>Rate budget</h2>{_buckets(daemon)}
 </body></html>"""
+
+
+def _short_html(report: dict) -> str:
+    """Products whose count is below their open orders: the channels are offered 0, which
+    hides the problem from the shop, so the page says it at the top."""
+    short = report.get("short") or {"count": 0, "products": []}
+    if not short["count"]:
+        return "<p id='short' data-count='0' class='muted'>no product is short</p>"
+    rows = "".join(
+        f"<tr class='short-product'><td>{esc(p['sku'])}</td><td>{p['on_hand']}</td>"
+        f"<td>{p['reserved']}</td><td><b>SHORT {p['short']}</b></td></tr>"
+        for p in short["products"])
+    more = short["count"] - len(short["products"])
+    return (f"<section id='short' data-count='{short['count']}'><p class='banner short'>"
+            f"SHORT: {short['count']} product(s) with open orders beyond on hand; the "
+            "channels are offered 0 until the count is corrected</p>"
+            "<table><tr><th>product</th><th>on hand</th><th>reserved by open orders</th>"
+            f"<th>short</th></tr>{rows}</table>"
+            + (f"<p class='more'>… and {more} more: <code>marketsync stock show</code></p>"
+               if more else "") + "</section>")
 
 
 def _replicas_html(report: dict) -> str:
@@ -152,7 +174,29 @@ def _queues(item: dict) -> str:
                      f"<code>marketsync stock plan {esc(item['alias'])}</code>, then "
                      f"<code>stock accept</code>"))
     return "<dl class='queues'>" + "".join(
-        f"<dt>{label}</dt><dd>{value}</dd>" for label, value in rows) + "</dl>"
+        f"<dt>{label}</dt><dd>{value}</dd>" for label, value in rows) + "</dl>" + _held_plan(item)
+
+
+def _held_plan(item: dict) -> str:
+    """What the held push would change, listing by listing: what Accept would send."""
+    plan = item.get("held_plan")
+    if plan is None:
+        return ""
+    alias = esc(item["alias"])
+    if not plan["count"]:
+        return (f"<p class='held-plan' data-count='0'>No quantity would change: "
+                f"<code>marketsync stock accept {alias}</code> releases the hold.</p>")
+    rows = "".join(
+        f"<tr class='planned'><td>{esc(c['channel_sku'])}</td><td>{esc(c['marketplace'])}</td>"
+        f"<td>{'?' if c['channel_quantity'] is None else c['channel_quantity']}</td>"
+        f"<td>{c['wanted_quantity']}</td></tr>" for c in plan["changes"])
+    more = plan["count"] - len(plan["changes"])
+    return (f"<table class='held-plan' data-count='{plan['count']}'><caption>Would change "
+            f"({plan['count']} listing(s))</caption><colgroup><col style='width:40%'>"
+            "<col style='width:20%'><col><col></colgroup><tr><th>SKU</th><th>marketplace</th>"
+            f"<th>channel now</th><th>would send</th></tr>{rows}</table>"
+            + (f"<p class='more'>… and {more} more: <code>marketsync stock plan {alias}</code>"
+               " lists all</p>" if more else ""))
 
 
 def _job(job: dict, now: Any, running: bool) -> str:

@@ -28,7 +28,7 @@ from marketsync.core.web.guard import Guard, is_loopback, public_origin
 from marketsync.core.web.metrics import DaemonCollector
 from marketsync.core.runtime import jobs
 from marketsync.core.web.page import render_connect, render_quarantine, render_status
-from marketsync.core.runtime.status import collect
+from marketsync.core.runtime.status import collect, short_count
 
 if TYPE_CHECKING:  # pragma: no cover
     from marketsync.core.runtime.daemon import Daemon
@@ -129,6 +129,7 @@ def create_web_app(daemon: "Daemon") -> Guard:
 
     async def metrics(request: Request) -> Response:
         await daemon.refresh_quarantine_counts()
+        daemon.stats.short_products = await daemon.store.read(short_count)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def callback(request: Request) -> Response:
