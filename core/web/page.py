@@ -94,7 +94,8 @@ def _short_html(report: dict) -> str:
     return (f"<section id='short' data-count='{short['count']}'><p class='banner short'>"
             f"SHORT: {short['count']} product(s) with open orders beyond on hand; the "
             "channels are offered 0 until the count is corrected</p>"
-            "<table><tr><th>product</th><th>on hand</th><th>reserved by open orders</th>"
+            "<table><colgroup><col style='width:55%'><col><col><col></colgroup>"
+            "<tr><th>product</th><th>on hand</th><th>reserved by open orders</th>"
             f"<th>short</th></tr>{rows}</table>"
             + (f"<p class='more'>… and {more} more: <code>marketsync stock show</code></p>"
                if more else "") + "</section>")

@@ -76,7 +76,9 @@ def measure_layout(url: str, profile: Path) -> dict:
                             visible: r.width > 0 && r.height > 0};
                 });
                 return {scroll: doc.scrollWidth, client: doc.clientWidth,
-                        inner: window.innerWidth, buttons: buttons};""")
+                        inner: window.innerWidth, buttons: buttons,
+                        planned: document.querySelectorAll('tr.planned').length,
+                        short: document.querySelectorAll('tr.short-product').length};""")
             metrics["reason"] = driver.find_element(
                 By.CSS_SELECTOR, "[data-alias='amazon-de'] .reason").text
             seen[size] = metrics
@@ -88,9 +90,9 @@ def measure_layout(url: str, profile: Path) -> dict:
 
 async def test_retry_stays_in_view_with_a_long_error_at_desktop_and_phone_sizes(
         make_daemon, world, real_clock, tmp_path):
-    """A 2 000-character job error and a long state reason wrap inside their cards: at
-    1280×800 and 390×844 the page is no wider than the window and every Retry button is
-    inside it."""
+    """A 2 000-character job error and a long state reason wrap inside their cards, as do
+    a held push's plan of 150-character SKUs and a SHORT product: at 1280×800 and 390×844
+    the page is no wider than the window and every Retry button is inside it."""
     world.revoke_refresh_tokens(seller_id=EU)
     daemon = make_daemon(integrations=EU_ONLY)
     async with trio.open_nursery() as nursery:
@@ -101,6 +103,7 @@ async def test_retry_stays_in_view_with_a_long_error_at_desktop_and_phone_sizes(
             job_runs.finished(session, uk, "import_orders", error=LONG_ERROR)
             from marketsync.core.store.integrations import set_state
             set_state(session, "amazon-de", "INCOMPLETE", "re-authorize the app: " + "y" * 400)
+            held_with_long_skus(session, uk)
 
         await daemon.store.run(long_errors)
         url = await nursery.start(lambda task_status: serve_web(
@@ -119,7 +122,24 @@ async def test_retry_stays_in_view_with_a_long_error_at_desktop_and_phone_sizes(
             assert button["visible"] and 0 <= button["left"] and button["right"] <= width, \
                 (size, button)
         assert metrics["reason"].startswith("re-authorize the app: yyy")
+        assert metrics["planned"] == 3 and metrics["short"] == 1
     assert (SCREENSHOTS / "status-phone.png").stat().st_size > 1000
+
+
+def held_with_long_skus(session, integration: int) -> None:
+    """A valve hold (long reason) over a plan of long SKUs, and one of them SHORT."""
+    from marketsync.core.domain import inventory, products
+    from marketsync.core.store.models import IntegrationRow, Product
+    from marketsync.core.types import ChannelListing
+
+    skus = [f"{n}-" + "LONG-SKU-" * 16 for n in range(3)]
+    products.apply_channel_listings(session, integration, [
+        ChannelListing(channel_sku=sku, quantity=10) for sku in skus])
+    for sku in skus:
+        inventory.set_on_hand(session, sku, 0, note="a wrong file")
+    row = session.get(IntegrationRow, integration)
+    row.push_hold, row.push_hold_reason = "valve", "3 of 3 listings would go to 0 " * 20
+    session.query(Product).filter_by(sku=skus[0]).one().reserved = 4
 
 
 def connect_in_browser(url: str, profile: Path, size: str) -> dict:
