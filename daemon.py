@@ -351,6 +351,13 @@ def sync(state: State, alias: str, kind: str):
     from marketsync.core.cli import oneshot
 
     click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))
+    from marketsync.core.runtime import jobs
+
+    if kind in jobs.IMPORTS:  # imported orders reserve units, products bring listings
+        from types import SimpleNamespace
+
+        from marketsync.core.cli.daemon_link import PUSHES, tell_daemon
+        tell_daemon(SimpleNamespace(config=state.config()), *PUSHES)
 
 
 @cli.group()

@@ -221,6 +221,7 @@ def add(cli: CliContext, order_id: str, items: tuple[str, ...], buyer_name: str 
     new_id = cli.store.run_blocking(book.add_manual_order, order_id, parsed, buyer=buyer,
                                     address=address, cipher=cli.cipher)
     click.echo(f"order {new_id}: {order_id} (manual)")
+    tell_daemon(cli, *PUSHES)  # its units are reserved: the channels offer fewer
 
 
 @orders.command("import")
@@ -232,3 +233,4 @@ def import_(cli: CliContext, file: Path) -> None:
     ids = csvio.import_manual_orders(cli.store, file.read_text("utf-8"), str(file),
                                      cipher=cli.cipher)
     click.echo(f"{file}: {len(ids)} order(s)")
+    tell_daemon(cli, *PUSHES)

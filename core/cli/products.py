@@ -66,6 +66,7 @@ def add(cli: CliContext, sku: str, title: str | None, ean: str | None,
         raise click.UsageError(str(error)) from None
     click.echo(f"{sku}: " + ("created" if created else "exists already")
                + (f" (MPN {mpn.strip()})" if mpn else ""))
+    tell_daemon(cli, *PUSHES)  # a restored product's listings are pushed again
 
 
 @products.command()
@@ -76,6 +77,7 @@ def delete(cli: CliContext, sku: str) -> None:
     lists it brings it back."""
     cli.store.run_blocking(catalog.delete_product, sku)
     click.echo(f"{sku}: deleted locally")
+    tell_daemon(cli, *PUSHES)  # nothing to send unless a push was pending: then it goes now
 
 
 @products.command("map")

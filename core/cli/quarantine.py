@@ -117,5 +117,10 @@ def retry(ctx: click.Context, quarantined_id: int) -> None:
 
     line = trio.run(main)
     click.echo(line)
+    if "imported" in line:  # an imported order reserves units: the channels offer fewer
+        from types import SimpleNamespace
+
+        from marketsync.core.cli.daemon_link import PUSHES, tell_daemon
+        tell_daemon(SimpleNamespace(config=config), *PUSHES)
     if "imported" not in line:
         ctx.exit(1)
