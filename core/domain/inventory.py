@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from marketsync.core.domain import ledger
 from marketsync.core.store import submissions
 from marketsync.core.store.models import (
     IntegrationRow,
@@ -144,35 +144,14 @@ def apply_movement(
     applied before: the database's unique key decides, so two replicas racing on the same
     effect cannot both win. ``refresh=False`` leaves the listings' wishes alone, for a
     caller that applies a second effect at once and must not ask for a push in between."""
-    values = {
-        "product_id": product_id,
-        "key": key,
-        "delta_on_hand": on_hand,
-        "delta_reserved": reserved,
-        "reason": reason,
-        "integration_id": integration_id,
-        "order_id": order_id,
-        "order_item_id": order_item_id,
-        "note": note,
-        "created_at": transaction_now(),
-    }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(StockMovement).values(values).on_conflict_do_nothing(
-        index_elements=["key"]
-    ).returning(StockMovement.id)
-    # RETURNING, not rowcount: an ORM-executed insert does not report rowcount reliably
-    if session.execute(statement).first() is None:
-        return False
-    product = session.execute(
-        select(Product).where(Product.id == product_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    product.on_hand += on_hand
-    product.reserved += reserved
-    session.flush()
+    movement = ledger.Movement(product_id=product_id, key=key, reason=reason,
+                               on_hand=on_hand, reserved=reserved,
+                               integration_id=integration_id, order_id=order_id,
+                               order_item_id=order_item_id, note=note)
+    inserted, moved = ledger.apply_movements(session, [movement])
     if refresh:
-        refresh_wanted(session, product)
-    return True
+        refresh_wanted_many(session, moved)
+    return key in inserted
 
 
 def set_on_hand(session: Session, sku: str, quantity: int, *, note: str | None = None,
@@ -255,82 +234,135 @@ def reconcile_opening(session: Session, product_id: int, *, refresh: bool = True
     adds nothing, and the opening only ever grows. Products the seller counts locally
     (``stock set``, or stock entered before the first listing arrived) keep their count.
     """
-    product = session.execute(
-        select(Product).where(Product.id == product_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    pools = _opening_pools(session, product_id)
-    if not pools or _counted_locally(session, product_id, min(at for at, _ in pools.values())):
-        return False
-    target = max(quantity + _held_before(session, product_id, account_id, sku, at)
-                 for (account_id, sku), (at, quantity) in pools.items())
-    current = session.execute(
-        select(func.coalesce(func.sum(StockMovement.delta_on_hand), 0)).where(
-            StockMovement.product_id == product.id,
-            StockMovement.reason.in_(OPENING_REASONS))
-    ).scalar_one()
-    if target <= current:
-        return False
-    return apply_movement(
-        session, product.id, f"opening:{product.id}:{target}", reason="opening",
-        on_hand=target - int(current), refresh=refresh,
-        note="opening stock: the channel's quantity plus the units its open orders held")
+    return bool(reconcile_openings(session, [product_id], refresh=refresh))
+
+
+def reconcile_openings(session: Session, product_ids: Iterable[int], *,
+                       refresh: bool = True) -> list[Product]:
+    """``reconcile_opening`` for several products in a few statements whatever their
+    number (an import page calls it once for all the products its orders touched).
+    Returns the products whose opening moved."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return []
+    ledger.lock_products(session, ids)
+    pools = _opening_pools(session, ids)
+    facts = _opening_facts(session, list(pools))
+    targets: dict[int, int] = {}
+    for product_id, product_pools in pools.items():
+        first = min(at for at, _ in product_pools.values())
+        counted = facts.get((product_id, "set")) is not None or (
+            (adjusted := facts.get((product_id, "adjust"))) is not None and adjusted[1] < first)
+        if not counted:
+            targets[product_id] = 0
+    held = _held_before(session, {product_id: pools[product_id] for product_id in targets})
+    movements = []
+    for product_id in targets:
+        target = max(quantity + held.get((product_id, account_id, sku, at), 0)
+                     for (account_id, sku), (at, quantity) in pools[product_id].items())
+        current = sum(facts.get((product_id, reason), (0, None))[0]
+                      for reason in OPENING_REASONS)
+        if target > current:
+            movements.append(ledger.Movement(
+                product_id=product_id, key=f"opening:{product_id}:{target}", reason="opening",
+                on_hand=target - current,
+                note="opening stock: the channel's quantity plus the units its open orders held"))
+    _, moved = ledger.apply_movements(session, movements)
+    if refresh:
+        refresh_wanted_many(session, moved)
+    return moved
 
 
 def opening_due(session: Session, product_id: int, purchased_at: datetime | None) -> bool:
     """Whether an order purchased at ``purchased_at`` predates a snapshot of one of the
     product's listings (its units were already missing from that channel quantity)."""
-    if purchased_at is None:
-        return False
-    return session.execute(
-        select(Listing.id).where(Listing.product_id == product_id,
-                                 Listing.opening_at.is_not(None),
-                                 Listing.opening_at > purchased_at).limit(1)
-    ).first() is not None
+    latest = latest_snapshots(session, [product_id]).get(product_id)
+    return purchased_at is not None and latest is not None and latest > purchased_at
 
 
-def _opening_pools(session: Session, product_id: int) -> dict[tuple[int, str],
-                                                                 tuple[datetime, int]]:
-    """(account, channel SKU) -> (first snapshot time, the quantity it showed)."""
-    rows = session.execute(
-        select(IntegrationRow.account_id, Listing.channel_sku, Listing.opening_at,
-               Listing.opening_quantity)
-        .join(IntegrationRow, IntegrationRow.id == Listing.integration_id)
-        .where(Listing.product_id == product_id, Listing.fulfillment == Fulfillment.MFN,
-               Listing.opening_at.is_not(None), Listing.opening_quantity.is_not(None))
-        .order_by(Listing.opening_at, Listing.id)
-    ).all()
-    pools: dict[tuple[int, str], tuple[datetime, int]] = {}
-    for account_id, sku, at, quantity in rows:
-        pools.setdefault((account_id, sku), (at, max(int(quantity), 0)))
+def latest_snapshots(session: Session, product_ids: Iterable[int]) -> dict[int, datetime]:
+    """product -> the latest opening snapshot of its listings (products without one are
+    left out): an order purchased before it is ``opening_due``. One query per page."""
+    latest: dict[int, datetime] = {}
+    for part in ledger.chunked(sorted(set(product_ids))):
+        rows = session.execute(
+            select(Listing.product_id, Listing.opening_at)
+            .where(Listing.product_id.in_(part), Listing.opening_at.is_not(None))
+        ).all()
+        for product_id, at in rows:
+            if product_id not in latest or at > latest[product_id]:
+                latest[product_id] = at
+    return latest
+
+
+Pools = dict[tuple[int, str], tuple[datetime, int]]
+
+
+def _opening_pools(session: Session, product_ids: Sequence[int]) -> dict[int, Pools]:
+    """product -> {(account, channel SKU): (first snapshot time, the quantity it showed)};
+    products without a snapshot of an MFN listing are left out."""
+    pools: dict[int, Pools] = {}
+    for part in ledger.chunked(product_ids):
+        rows = session.execute(
+            select(Listing.product_id, IntegrationRow.account_id, Listing.channel_sku,
+                   Listing.opening_at, Listing.opening_quantity)
+            .join(IntegrationRow, IntegrationRow.id == Listing.integration_id)
+            .where(Listing.product_id.in_(part), Listing.fulfillment == Fulfillment.MFN,
+                   Listing.opening_at.is_not(None), Listing.opening_quantity.is_not(None))
+            .order_by(Listing.opening_at, Listing.id)
+        ).all()
+        for product_id, account_id, sku, at, quantity in rows:
+            pools.setdefault(product_id, {}).setdefault((account_id, sku),
+                                                        (at, max(int(quantity), 0)))
     return pools
 
 
-def _held_before(session: Session, product_id: int, account_id: int, channel_sku: str,
-                 snapshot: datetime) -> int:
-    """Units reserved for the pool's orders purchased before its snapshot."""
-    held = session.execute(
-        select(func.coalesce(func.sum(StockMovement.delta_reserved), 0))
-        .join(OrderItem, OrderItem.id == StockMovement.order_item_id)
-        .join(Order, Order.id == OrderItem.order_id)
-        .join(IntegrationRow, IntegrationRow.id == Order.integration_id)
-        .where(StockMovement.product_id == product_id, StockMovement.reason == "reserve",
-               IntegrationRow.account_id == account_id, OrderItem.channel_sku == channel_sku,
-               Order.purchased_at < snapshot)
-    ).scalar_one()
-    return int(held)
+def _opening_facts(session: Session, product_ids: Sequence[int]
+                   ) -> dict[tuple[int, str], tuple[int, datetime]]:
+    """(product, reason) -> (on-hand units, first time) of the ledger's openings and of
+    the seller's own counts and adjustments, one grouped query for all products."""
+    facts: dict[tuple[int, str], tuple[int, datetime]] = {}
+    reasons = (*OPENING_REASONS, "set", "adjust")
+    for part in ledger.chunked(sorted(product_ids)):
+        rows = session.execute(
+            select(StockMovement.product_id, StockMovement.reason,
+                   func.coalesce(func.sum(StockMovement.delta_on_hand), 0),
+                   func.min(StockMovement.created_at))
+            .where(StockMovement.product_id.in_(part), StockMovement.reason.in_(reasons))
+            .group_by(StockMovement.product_id, StockMovement.reason)
+        ).all()
+        for product_id, reason, units, first in rows:
+            facts[(product_id, reason)] = (int(units), first)
+    return facts
 
 
-def _counted_locally(session: Session, product_id: int, first_snapshot: datetime) -> bool:
-    """A count (``stock set``) at any time, or stock entered before the first listing was
-    imported: the seller's figure rules and the channels' openings stay out of it."""
-    return session.execute(
-        select(StockMovement.id).where(
-            StockMovement.product_id == product_id,
-            or_(StockMovement.reason == "set",
-                (StockMovement.reason == "adjust")
-                & (StockMovement.created_at < first_snapshot))).limit(1)
-    ).first() is not None
+def _held_before(session: Session, pools: dict[int, Pools]
+                 ) -> dict[tuple[int, int, str, datetime], int]:
+    """(product, account, channel SKU, snapshot) -> units reserved for the pool's orders
+    purchased before its snapshot. One query per distinct snapshot time (the listings
+    of one product import share theirs), not one per pool."""
+    by_snapshot: dict[datetime, set[int]] = {}
+    for product_id, product_pools in pools.items():
+        for at, _ in product_pools.values():
+            by_snapshot.setdefault(at, set()).add(product_id)
+    held: dict[tuple[int, int, str, datetime], int] = {}
+    for at, product_ids in by_snapshot.items():
+        for part in ledger.chunked(sorted(product_ids)):
+            rows = session.execute(
+                select(StockMovement.product_id, IntegrationRow.account_id,
+                       OrderItem.channel_sku,
+                       func.coalesce(func.sum(StockMovement.delta_reserved), 0))
+                .join(OrderItem, OrderItem.id == StockMovement.order_item_id)
+                .join(Order, Order.id == OrderItem.order_id)
+                .join(IntegrationRow, IntegrationRow.id == Order.integration_id)
+                .where(StockMovement.product_id.in_(part), StockMovement.reason == "reserve",
+                       Order.purchased_at < at)
+                .group_by(StockMovement.product_id, IntegrationRow.account_id,
+                          OrderItem.channel_sku)
+            ).all()
+            for product_id, account_id, sku, units in rows:
+                held[(product_id, account_id, sku, at)] = int(units)
+    return held
 
 
 # --- what channels should have --------------------------------------------------------------
@@ -339,14 +371,24 @@ def _counted_locally(session: Session, product_id: int, first_snapshot: datetime
 def refresh_wanted(session: Session, product: Product) -> int:
     """Set the quantity and handling time every MFN listing of ``product`` should have;
     listings whose wish changed get a new generation (a push is due). Returns how many."""
-    quantity = max(product.on_hand - product.reserved, 0)
-    listings = session.execute(
-        select(Listing).where(Listing.product_id == product.id,
-                              Listing.fulfillment == Fulfillment.MFN)
-    ).scalars()
+    return refresh_wanted_many(session, [product])
+
+
+def refresh_wanted_many(session: Session, products: Sequence[Product]) -> int:
+    """``refresh_wanted`` for several products with one query for all their listings
+    (an import page refreshes each product it touched once, at its end)."""
+    by_id = {product.id: product for product in products}
     changed = 0
-    for listing in listings:
-        changed += want(listing, quantity, product.handling_time_days)
+    for part in ledger.chunked(sorted(by_id)):
+        listings = session.execute(
+            select(Listing).where(Listing.product_id.in_(part),
+                                  Listing.fulfillment == Fulfillment.MFN)
+            .order_by(Listing.id)
+        ).scalars()
+        for listing in listings:
+            product = by_id[listing.product_id]
+            changed += want(listing, max(product.on_hand - product.reserved, 0),
+                            product.handling_time_days)
     return changed
 
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from marketsync.core.domain import fulfillment, inventory, pii
+from marketsync.core.domain import fulfillment, inventory, ledger, pii
 from marketsync.core.store.models import (
     FulfillmentOrder,
     IntegrationRow,
@@ -90,10 +90,39 @@ def apply_channel_orders(
 ) -> ImportResult:
     """Upsert a page of orders and apply their stock effects, in the caller's transaction.
 
-    Without ``cipher`` buyer data is not stored at all (never in clear)."""
+    Without ``cipher`` buyer data is not stored at all (never in clear).
+
+    The page is worked in bulk: one query for its known orders, one set of lookups for
+    its SKUs, one flush, and one ledger write for all its effects. An order the page
+    holds twice (its status moved while the channel paged) is applied in order, each
+    sighting after the one before, exactly as two pages would apply it."""
     result = ImportResult()
+    for run in _runs(orders):
+        _apply_run(session, integration_id, run, cipher, result)
+    return result
+
+
+def _runs(orders: Sequence[ChannelOrder]) -> list[list[ChannelOrder]]:
+    """The page cut where an order comes again, so no run holds one order twice."""
+    runs: list[list[ChannelOrder]] = [[]]
+    seen: set[str] = set()
     for incoming in orders:
-        order = _find(session, integration_id, incoming.channel_order_id)
+        if incoming.channel_order_id in seen:
+            runs.append([])
+            seen = set()
+        seen.add(incoming.channel_order_id)
+        runs[-1].append(incoming)
+    return [run for run in runs if run]
+
+
+def _apply_run(session: Session, integration_id: int, run: Sequence[ChannelOrder],
+               cipher: pii.PiiCipher | None, result: ImportResult) -> None:
+    known = _find_many(session, integration_id, [o.channel_order_id for o in run])
+    mapping = _ProductMap(session, integration_id,
+                          {(item.channel_sku, item.asin) for o in run for item in o.items})
+    touched: list[Order] = []
+    for incoming in run:
+        order = known.get(incoming.channel_order_id)
         if order is None:
             order = _create(session, integration_id, incoming)
             result.created += 1
@@ -102,19 +131,29 @@ def apply_channel_orders(
         _merge(order, incoming)
         _store_buyer(order, incoming, cipher)
         for item in incoming.items:
-            _upsert_item(session, order, item)
-        session.flush()
-        if _reconcile(session, order):
-            result.stock_changed += 1
-        result.order_ids.append(order.id)
-    return result
+            _upsert_item(order, item, mapping)
+        touched.append(order)
+    session.flush()
+    result.stock_changed += len(_reconcile_many(session, touched))
+    result.order_ids.extend(order.id for order in touched)
 
 
 def _find(session: Session, integration_id: int, channel_order_id: str) -> Order | None:
-    return session.execute(
-        select(Order).where(Order.integration_id == integration_id,
-                            Order.channel_order_id == channel_order_id).with_for_update()
-    ).scalar_one_or_none()
+    return _find_many(session, integration_id, [channel_order_id]).get(channel_order_id)
+
+
+def _find_many(session: Session, integration_id: int,
+               channel_order_ids: Sequence[str]) -> dict[str, Order]:
+    """The stored orders among ``channel_order_ids`` with their items, locked (in id
+    order) for this transaction."""
+    found: dict[str, Order] = {}
+    for part in ledger.chunked(sorted(set(channel_order_ids))):
+        query = (select(Order).where(Order.integration_id == integration_id,
+                                     Order.channel_order_id.in_(part))
+                 .order_by(Order.id).options(selectinload(Order.items)).with_for_update())
+        found.update((order.channel_order_id, order)
+                     for order in session.execute(query).scalars())
+    return found
 
 
 def _create(session: Session, integration_id: int, incoming: ChannelOrder) -> Order:
@@ -122,13 +161,12 @@ def _create(session: Session, integration_id: int, incoming: ChannelOrder) -> Or
         integration_id=integration_id, channel_order_id=incoming.channel_order_id,
         marketplace=incoming.marketplace, status=incoming.status,
         fulfillment=incoming.fulfillment, purchased_at=incoming.purchased_at,
-        pii_available=False,
+        pii_available=False, items=[],
     )
     if incoming.status is OrderStatus.CANCELED:
         order.canceled_by = "channel"
         order.canceled_at = transaction_now()
     session.add(order)
-    session.flush()
     return order
 
 
@@ -182,7 +220,7 @@ def _store_buyer(order: Order, incoming: ChannelOrder, cipher: pii.PiiCipher | N
     order.pii_available = any(getattr(order, c) is not None for c in pii.PII_COLUMNS)
 
 
-def _upsert_item(session: Session, order: Order, incoming) -> OrderItem:
+def _upsert_item(order: Order, incoming, mapping: "_ProductMap") -> OrderItem:
     item = next((i for i in order.items if i.channel_item_id == incoming.channel_item_id), None)
     if item is None:
         item = OrderItem(channel_item_id=incoming.channel_item_id,
@@ -198,28 +236,56 @@ def _upsert_item(session: Session, order: Order, incoming) -> OrderItem:
     if incoming.tax is not None:
         item.tax = incoming.tax.amount
     if item.product_id is None:
-        item.product_id = _product_for(session, order.integration_id, item.channel_sku,
-                                       item.asin)
+        item.product_id = mapping.product_for(item.channel_sku, item.asin)
     return item
 
 
-def _product_for(session: Session, integration_id: int, channel_sku: str,
-                 asin: str | None) -> int | None:
-    """The listing's mapping; else a product with the same SKU; else the same ASIN."""
-    listing = session.execute(
-        select(Listing).where(Listing.integration_id == integration_id,
-                              Listing.channel_sku == channel_sku)
-    ).scalar_one_or_none()
-    if listing is not None:
-        return listing.product_id
-    found = session.execute(select(Product.id).where(Product.sku == channel_sku)).scalar()
-    if found is None and asin:
-        found = session.execute(
-            select(Listing.product_id).where(Listing.integration_id == integration_id,
-                                             Listing.asin == asin,
-                                             Listing.product_id.is_not(None)).limit(1)
-        ).scalar()
-    return found
+class _ProductMap:
+    """Which product an item of a channel SKU belongs to: the listing's mapping; else a
+    product with the same SKU; else a listing of the integration with the same ASIN.
+    Looked up for a whole page at once (three queries at most, not three per item)."""
+
+    def __init__(self, session: Session, integration_id: int,
+                 wanted: set[tuple[str, str | None]]) -> None:
+        self.session, self.integration_id = session, integration_id
+        skus = sorted({sku for sku, _ in wanted})
+        self.by_listing: dict[str, int | None] = {}
+        self.by_sku: dict[str, int] = {}
+        self.by_asin: dict[str, int | None] = {}
+        for part in ledger.chunked(skus):
+            self.by_listing.update(session.execute(
+                select(Listing.channel_sku, Listing.product_id)
+                .where(Listing.integration_id == integration_id,
+                       Listing.channel_sku.in_(part))).all())
+        unlisted = [sku for sku in skus if sku not in self.by_listing]
+        for part in ledger.chunked(unlisted):
+            self.by_sku.update(session.execute(
+                select(Product.sku, Product.id).where(Product.sku.in_(part))).all())
+        self._look_up_asins({asin for sku, asin in wanted if asin
+                             and sku not in self.by_listing and sku not in self.by_sku})
+
+    def _look_up_asins(self, asins: set[str]) -> None:
+        asins = asins - self.by_asin.keys()
+        for part in ledger.chunked(sorted(asins)):
+            rows = self.session.execute(
+                select(Listing.asin, Listing.product_id)
+                .where(Listing.integration_id == self.integration_id, Listing.asin.in_(part),
+                       Listing.product_id.is_not(None))
+                .order_by(Listing.id)).all()
+            for asin, product_id in rows:
+                self.by_asin.setdefault(asin, product_id)
+        for asin in asins:
+            self.by_asin.setdefault(asin, None)
+
+    def product_for(self, channel_sku: str, asin: str | None) -> int | None:
+        if channel_sku in self.by_listing:
+            return self.by_listing[channel_sku]
+        found = self.by_sku.get(channel_sku)
+        if found is None and asin:
+            if asin not in self.by_asin:  # an item stored with an ASIN its sighting lacks
+                self._look_up_asins({asin})
+            found = self.by_asin[asin]
+        return found
 
 
 def link_items(session: Session, integration_id: int, channel_sku: str, product_id: int) -> int:
@@ -229,50 +295,114 @@ def link_items(session: Session, integration_id: int, channel_sku: str, product_
                                             OrderItem.channel_sku == channel_sku,
                                             OrderItem.product_id.is_(None))
     ).scalars().all()
+    if not items:
+        return 0
     for item in items:
         item.product_id = product_id
     session.flush()
-    for order in {item.order for item in items}:
-        _reconcile(session, order)
+    order_ids = sorted({item.order_id for item in items})
+    linked: list[Order] = []
+    for part in ledger.chunked(order_ids):
+        linked.extend(session.execute(
+            select(Order).where(Order.id.in_(part)).order_by(Order.id)
+            .options(selectinload(Order.items))).scalars())
+    _reconcile_many(session, linked)
     return len(items)
 
 
 # --- stock effects ------------------------------------------------------------------------------
 
+#: an item of at most this many units has its effects looked up by their keys (the
+#: ledger's unique index); a larger one by its item id (a scan, for rare bulk orders)
+KEYED_LOOKUP_UNITS = 64
+
 
 def _reconcile(session: Session, order: Order) -> bool:
     """Bring the ledger in line with the order's state; True when something was applied."""
-    if order.fulfillment is Fulfillment.FBA:
-        return False
-    changed = False
-    # products locked in one global order, so two imports cannot deadlock on PostgreSQL
-    for item in sorted(order.items, key=lambda i: (i.product_id or 0, i.id)):
-        if item.product_id is not None:
-            changed |= _reconcile_item(session, order, item)
-    return changed
+    return bool(_reconcile_many(session, [order]))
 
 
-def _reconcile_item(session: Session, order: Order, item: OrderItem) -> bool:
+def _reconcile_many(session: Session, orders: Sequence[Order]) -> set[int]:
+    """Bring the ledger in line with each order's state, for all of them at once.
+
+    Each effect is computed from the order's state and what its item already has in
+    the ledger, as ``_item_effects`` says; then every effect goes in one ledger write,
+    openings are raised once per product, and each product's listings learn their new
+    wish once. Returns the ids of the orders whose effects changed something."""
+    work = [(order, item) for order in orders if order.fulfillment is not Fulfillment.FBA
+            for item in order.items if item.product_id is not None]
+    if not work:
+        return set()
+    applied = _applied(session, [item for _, item in work])
+    snapshots = inventory.latest_snapshots(session, {item.product_id for _, item in work})
+    movements: list[ledger.Movement] = []
+    owner: dict[str, int] = {}
+    openings: set[int] = set()
+    for order, item in work:
+        found = applied.get(item.id, {})
+        latest = snapshots.get(item.product_id)
+        due = (f"order-item:{item.id}:reserve" not in found
+               and order.status is not OrderStatus.CANCELED
+               and order.purchased_at is not None and latest is not None
+               and latest > order.purchased_at)
+        if due:
+            # an order older than a listing's snapshot: its units were missing from that
+            # channel quantity, so the opening stock grows with the reservation
+            openings.add(item.product_id)
+        for movement in _item_effects(order, item, found):
+            movements.append(movement)
+            owner[movement.key] = order.id
+    inserted, moved = ledger.apply_movements(session, movements)
+    # the openings before any wish: no push in between asks for a quantity that the
+    # opening is about to justify
+    inventory.reconcile_openings(session, openings, refresh=False)
+    refresh = {product.id: product for product in moved}
+    refresh.update((product_id, session.get(Product, product_id)) for product_id in openings)
+    inventory.refresh_wanted_many(session, [refresh[key] for key in sorted(refresh)])
+    return {owner[key] for key in inserted}
+
+
+def _applied(session: Session, items: Sequence[OrderItem]) -> dict[int, dict[str, int]]:
+    """item id -> {key: on-hand delta} of the effects the ledger holds for it."""
+    keys: dict[str, int] = {}
+    large: list[int] = []
+    for item in items:
+        if item.quantity > KEYED_LOOKUP_UNITS:
+            large.append(item.id)
+            continue
+        base = f"order-item:{item.id}"
+        keys[f"{base}:reserve"] = keys[f"{base}:release"] = item.id
+        for shipped in range(1, item.quantity + 1):
+            keys[f"{base}:ship:{shipped}"] = item.id
+    applied: dict[int, dict[str, int]] = {}
+    for key, delta in ledger.deltas_by_key(session, keys).items():
+        applied.setdefault(keys[key], {})[key] = delta
+    for part in ledger.chunked(large):
+        rows = session.execute(
+            select(StockMovement.order_item_id, StockMovement.key, StockMovement.delta_on_hand)
+            .where(StockMovement.order_item_id.in_(part))).all()
+        for item_id, key, delta in rows:
+            applied.setdefault(item_id, {})[key] = delta
+    return applied
+
+
+def _item_effects(order: Order, item: OrderItem, applied: dict[str, int]
+                  ) -> list[ledger.Movement]:
+    """The effects the item's state asks for beyond those ``applied`` already:
+
+    * reserved when first seen open (an order first seen cancelled never was open while
+      we knew it: nothing to reserve or restock);
+    * shipped units consumed up to what the status says (``ship:<n>``: n units in all);
+    * cancelled before being (fully) shipped: the rest of the reservation released."""
     base = f"order-item:{item.id}"
-    applied = dict(session.execute(
-        select(StockMovement.key, StockMovement.delta_on_hand)
-        .where(StockMovement.order_item_id == item.id)
-    ).all())
-    common = {"integration_id": order.integration_id, "order_id": order.id,
-              "order_item_id": item.id}
-    changed = False
+    common = {"product_id": item.product_id, "integration_id": order.integration_id,
+              "order_id": order.id, "order_item_id": item.id}
+    effects: list[ledger.Movement] = []
     if f"{base}:reserve" not in applied:
         if order.status is OrderStatus.CANCELED:
-            return False  # never open while we knew it: nothing to reserve or restock
-        # an order older than a listing's snapshot: its units were missing from that
-        # channel quantity, so the opening stock grows with the reservation (no push
-        # is asked for in between)
-        opening = inventory.opening_due(session, item.product_id, order.purchased_at)
-        changed |= inventory.apply_movement(session, item.product_id, f"{base}:reserve",
-                                            reason="reserve", reserved=item.quantity,
-                                            refresh=not opening, **common)
-        if opening and not inventory.reconcile_opening(session, item.product_id):
-            inventory.refresh_wanted(session, session.get(Product, item.product_id))
+            return effects
+        effects.append(ledger.Movement(key=f"{base}:reserve", reason="reserve",
+                                       reserved=item.quantity, **common))
     shipped = -sum(delta for key, delta in applied.items() if key.startswith(f"{base}:ship:"))
     if order.status is OrderStatus.SHIPPED:
         target = item.quantity
@@ -281,15 +411,15 @@ def _reconcile_item(session: Session, order: Order, item: OrderItem) -> bool:
     else:
         target = shipped  # New ships nothing; Canceled ships nothing more
     if target > shipped:
-        changed |= inventory.apply_movement(
-            session, item.product_id, f"{base}:ship:{target}", reason="ship",
-            on_hand=-(target - shipped), reserved=-(target - shipped), **common)
+        effects.append(ledger.Movement(key=f"{base}:ship:{target}", reason="ship",
+                                       on_hand=-(target - shipped),
+                                       reserved=-(target - shipped), **common))
         shipped = target
     remaining = item.quantity - shipped
     if order.status is OrderStatus.CANCELED and remaining > 0:
-        changed |= inventory.apply_movement(session, item.product_id, f"{base}:release",
-                                            reason="release", reserved=-remaining, **common)
-    return changed
+        effects.append(ledger.Movement(key=f"{base}:release", reason="release",
+                                       reserved=-remaining, **common))
+    return effects
 
 
 # --- local actions --------------------------------------------------------------------------------
