@@ -6,8 +6,10 @@ transaction cut off, and a simulator that outlives it (the channel's memory of w
 was told). Both run on the real clock, so they agree on "now" without sharing a process.
 
 Run as a script, this module is the simulator's process: ``python crash_harness.py
-SCENARIO``. It serves the scenario with ``sandbox.serve`` and then makes the world quick
-enough for a two-minute test (see :func:`quicken`), and prints ``READY <base url>``.
+SCENARIO [--history-only]``. It serves the scenario with ``sandbox.serve`` and then makes the
+world quick enough for a two-minute test (see :func:`quicken`), and prints ``READY <base
+url>``. With ``--history-only`` the shop's history is placed and then no new sale is made,
+so a test can compare the channel's quantities before and after.
 """
 
 from __future__ import annotations
@@ -132,7 +134,14 @@ def quicken(world: Any) -> None:
     world.catalog.timing.feed_processing = timedelta(seconds=2)
 
 
-async def _serve_forever(scenario: str) -> None:
+def stop_sales(world: Any) -> None:
+    """Place the history up to now, then make no more orders (their timelines go on)."""
+    world.generator.advance(world.now())
+    world.generator.spec.orders_per_day = {}
+    world.generator._plans = {}  # noqa: SLF001 - today's plan was drawn with the old rate
+
+
+async def _serve_forever(scenario: str, history_only: bool = False) -> None:
     from marketsync.plugins.amazon.sandbox.serve import serve
 
     async with trio.open_nursery() as nursery:
@@ -140,6 +149,8 @@ async def _serve_forever(scenario: str) -> None:
             lambda task_status: serve(scenario, "127.0.0.1", 0, 1.0, out=lambda text: None,
                                       task_status=task_status))
         quicken(world)
+        if history_only:
+            stop_sales(world)
         print(f"{READY}{world.base_url}", flush=True)
 
 
@@ -155,10 +166,12 @@ class Simulator:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=10.0)
 
     @classmethod
-    async def start(cls, scenario: Path, log: Path, *, deadline: float = 30.0) -> "Simulator":
+    async def start(cls, scenario: Path, log: Path, *, deadline: float = 30.0,
+                    history_only: bool = False) -> "Simulator":
         with log.open("wb") as errors:
             process = await trio.lowlevel.open_process(
-                [sys.executable, str(Path(__file__).resolve()), str(scenario)],
+                [sys.executable, str(Path(__file__).resolve()), str(scenario)]
+                + (["--history-only"] if history_only else []),
                 stdout=subprocess.PIPE, stderr=errors)
         seen = b""
         try:
@@ -192,6 +205,14 @@ class Simulator:
 
     async def confirmations(self) -> list[dict[str, Any]]:
         return (await self.get("/_sandbox/confirmations"))["confirmations"]
+
+    async def faults(self, **settings: Any) -> None:
+        """Set the simulator's faults (``/_sandbox/faults``); none given: all off."""
+        if settings:
+            response = await self.http.post("/_sandbox/faults", json=settings)
+        else:
+            response = await self.http.delete("/_sandbox/faults")
+        response.raise_for_status()
 
     async def calls(self, operation: str) -> list[dict[str, Any]]:
         return (await self.get("/_sandbox/calls", operation=operation, sellerId=SELLER))["calls"]
@@ -302,6 +323,6 @@ class DaemonProcess:
 
 
 if __name__ == "__main__":  # the simulator's process
-    if len(sys.argv) != 2:
-        sys.exit("usage: crash_harness.py SCENARIO.yaml")
-    trio.run(_serve_forever, sys.argv[1])
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--history-only"]):
+        sys.exit("usage: crash_harness.py SCENARIO.yaml [--history-only]")
+    trio.run(_serve_forever, sys.argv[1], len(sys.argv) == 3)
