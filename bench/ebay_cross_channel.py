@@ -11,23 +11,34 @@ ThreadGuard of ``common.py``, so simulated seconds are the daemon's own waiting
 2. **Amazon sale → eBay**: one merchant-fulfilled unit sells on Amazon DE; measured until
    the eBay offer holds the lowered quantity. Bound: Amazon's order latency (its data lag
    of 1-2 min plus searchOrders' one call per three minutes) plus the eBay push.
-3. **A simulated day of both** (``--hours``): both simulators generate orders; reported are
-   the calls against each eBay daily quota, throttled calls on both channels, and the most
-   revisions any eBay listing got in a day.
+3. **A simulated day of both** (``--hours``, default 24): both simulators generate orders
+   from the start (Amazon US/UK/DE, eBay US/GB) while rounds 1 and 2 run during the day
+   (one pair every ``--gap`` seconds at most). Reported: the calls against each eBay daily
+   quota per Pacific day, Amazon's calls per operation against its usage plans, throttled
+   calls on both channels, the most revisions any eBay listing got in a day (and pushes
+   held at the budget), and the latencies.
+
+Under concurrent generated sales a probe's SKU may also sell meanwhile, so a probe waits
+until the quantity is *at most* the expected one (a rare collision can shorten a sample).
+``--orders-scope site`` runs eBay's order import per site, as before issue 15's
+account-scoped job, to measure what one call per account saves.
 
     .venv/bin/python bench/ebay_cross_channel.py [--quick] [--database URL] [--rounds N]
-                                                 [--hours H]
+                                                 [--hours H] [--orders-scope account|site]
 """
 
 from __future__ import annotations
 
+import math
 import random
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import trio
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,6 +46,9 @@ import common  # noqa: E402
 from marketsync.core import clock  # noqa: E402
 from marketsync.core.config.schema import parse_config  # noqa: E402
 from marketsync.core.domain import inventory  # noqa: E402
+from marketsync.core.store.models import Listing  # noqa: E402
+from marketsync.plugins.amazon.manifest import INFO as AMAZON  # noqa: E402
+from marketsync.plugins.ebay import manifest as ebay_manifest  # noqa: E402
 from marketsync.core.runtime import plugins as plugin_loading  # noqa: E402
 from marketsync.core.runtime.daemon import Daemon  # noqa: E402
 from marketsync.core.store import Store  # noqa: E402
@@ -48,6 +62,9 @@ EBAY = "http://ebay-sandbox.local"
 EBAY_CLIENT, EBAY_SECRET = "marketsy-bench-PRD-3333333333-33333333", "PRD-bench-secret"
 EBAY_REFRESH = "v^1.1#i^1#r^1#bench-refresh"
 EBAY_USER = "bench-ebay-seller"
+#: orders a day during the simulated day, by site / marketplace
+EBAY_ORDERS = {"US": 150, "GB": 60}
+AMAZON_ORDERS = {"US": 120, "UK": 60, "DE": 80}
 
 
 def ebay_world(skus: list[str], orders_per_day: dict[str, float]) -> EbayWorld:
@@ -95,8 +112,11 @@ def amazon_quantity(world, sku: str) -> tuple[int, int]:
     return tuple(world.catalog.view(common.SELLERS[r])[sku]["quantity"] for r in ("NA", "EU"))
 
 
-async def latency_rounds(daemon, amazon, ebay, skus, rounds: int, gap: float, rng) -> dict:
-    ebay_to_amazon, amazon_to_ebay, missing = [], [], 0
+async def latency_rounds(daemon, amazon, ebay, skus, rounds: int, gap: float, rng,
+                         figures: dict) -> None:
+    """Probe both directions ``rounds`` times; samples go into ``figures`` as they come, so a
+    run cancelled at the day's end keeps the finished ones."""
+    ebay_to_amazon, amazon_to_ebay = figures["ebay_to_amazon"], figures["amazon_to_ebay"]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=amazon_app(amazon)),
                                  base_url=common.SANDBOX) as control:
         for _ in range(rounds):
@@ -106,26 +126,25 @@ async def latency_rounds(daemon, amazon, ebay, skus, rounds: int, gap: float, rn
             ebay.sell(EBAY_USER, sku, 1)
             try:
                 ebay_to_amazon.append(await common.wait_until(
-                    lambda: amazon_quantity(amazon, sku) == (before[0] - 1, before[1] - 1),
+                    lambda: all(now <= was - 1 for now, was
+                                in zip(amazon_quantity(amazon, sku), before)),
                     every=1.0, limit=1800, what=f"eBay sale of {sku} on Amazon"))
             except TimeoutError:
-                missing += 1
+                figures["missing"] += 1
             sku = rng.choice(skus)
             offer = ebay.offers[EBAY_USER][sku]
             before_offer = offer.available
             placed = await control.post("/_sandbox/orders", json={
                 "marketplace": "DE", "items": {sku: 1}, "fulfilledBy": "MERCHANT"})
             if placed.status_code != 201:
-                missing += 1
+                figures["missing"] += 1
                 continue
             try:
                 amazon_to_ebay.append(await common.wait_until(
-                    lambda: offer.available == before_offer - 1, every=1.0, limit=3600,
+                    lambda: offer.available <= before_offer - 1, every=1.0, limit=3600,
                     what=f"Amazon sale of {sku} on eBay"))
             except TimeoutError:
-                missing += 1
-    return {"ebay_to_amazon": ebay_to_amazon, "amazon_to_ebay": amazon_to_ebay,
-            "missing": missing}
+                figures["missing"] += 1
 
 
 def show(name: str, values: list[float]) -> None:
@@ -136,13 +155,28 @@ def show(name: str, values: list[float]) -> None:
           f"p95 {common.percentile(values, 95):.0f} s, max {max(values):.0f} s")
 
 
+def per_site_orders() -> None:
+    """eBay's order import as before issue 15: one job per site (for the comparison)."""
+    jobs = tuple(replace(job, scope="integration") if job.kind == "import_orders" else job
+                 for job in ebay_manifest.JOBS)
+    ebay_manifest.INFO = replace(ebay_manifest.INFO, jobs=jobs)
+
+
+def held_listings(session) -> int:
+    return sum(1 for error in session.execute(select(Listing.push_error)).scalars()
+               if error and error.startswith("held:"))
+
+
 async def main(args) -> None:
     count = 30 if args.quick else 200
-    rounds = args.rounds or (8 if args.quick else 40)
-    hours = args.hours if args.hours is not None else (1 if args.quick else 6)
+    hours = args.hours if args.hours is not None else (2 if args.quick else 24)
+    rounds = args.rounds if args.rounds is not None else max(1, int(hours * 3600 // args.gap))
+    if args.orders_scope == "site":
+        per_site_orders()
     items = common.catalog(count, ["US", "UK", "DE"], quantity=1000)
     skus = [item["sku"] for item in items]
-    amazon = common.World(common.scenario(REGIONS, items), base_url=common.SANDBOX)
+    amazon = common.World(common.scenario(REGIONS, items, orders_per_day=AMAZON_ORDERS,
+                                          fba_share=0.0), base_url=common.SANDBOX)
     ebay = ebay_world(skus, {})
     rng = random.Random(1515)
     with common.workdir() as workdir, common.database(args.database, workdir) as url:
@@ -152,34 +186,66 @@ async def main(args) -> None:
             listed = await daemon.store.read(
                 lambda s: sum(1 for sku in skus if inventory.stock_level(s, sku).available))
             print(f"setup: {count} SKUs on Amazon US+UK+DE and eBay (US or GB); "
-                  f"{listed} with stock after the first imports")
-            figures = await latency_rounds(daemon, amazon, ebay, skus, rounds, args.gap, rng)
-            show("eBay sale → every Amazon listing applied (simulated)", figures["ebay_to_amazon"])
-            show("Amazon DE sale → eBay offer applied (simulated)", figures["amazon_to_ebay"])
-            print(f"rounds not completed: {figures['missing']}")
-            # a day of both channels selling
-            amazon.scenario.generator.orders_per_day.update({"US": 120, "UK": 60, "DE": 80}) \
-                if hasattr(amazon.scenario, "generator") else None
-            ebay.scenario.orders_per_day.update({(EBAY_USER, "EBAY_US"): 150,
-                                                 (EBAY_USER, "EBAY_GB"): 60})
-            started = clock.now()
+                  f"{listed} with stock after the first imports", flush=True)
+            ebay.scenario.orders_per_day.update({(EBAY_USER, f"EBAY_{code}"): n
+                                                 for code, n in EBAY_ORDERS.items()})
+            started, began = clock.now(), trio.current_time()
             ebay.generate_from(started)
-            await trio.sleep(hours * 3600)
-        usage = Counter()
-        for (client, api, day), used in ebay.usage.items():
-            usage[api] += used
-        print(f"simulated {hours:g} h of both channels selling (eBay 150 US + 60 GB orders a "
-              f"day; Amazon's generator from its next planned day):")
-        for api, used in sorted(usage.items()):
-            print(f"  eBay {api}: {used} calls of {ebay.scenario.quotas[api]:,} a day")
-        ebay_429 = sum(1 for c in ebay.calls if c.status == 429)
-        amazon_429 = sum(1 for c in amazon.calls if c.status == 429)
-        most = max(ebay.revisions.values(), default=0)
-        print(f"  throttled calls: eBay {ebay_429}, Amazon {amazon_429}; most revisions of one "
-              f"eBay listing in a day: {most} (limit {ebay.scenario.revision_limit})")
-        ebay_orders = sum(len(o) for o in ebay.orders.values())
-        print(f"  eBay orders placed {ebay_orders}; Amazon calls since the day began "
-              f"{sum(1 for c in amazon.calls if c.at >= started)}")
+            figures: dict = {"ebay_to_amazon": [], "amazon_to_ebay": [], "missing": 0}
+
+            async def probes() -> None:
+                await latency_rounds(daemon, amazon, ebay, skus, rounds, args.gap, rng, figures)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(probes)
+                for hour in range(1, int(math.ceil(hours)) + 1):
+                    await trio.sleep(min(3600.0, hours * 3600 - (trio.current_time() - began)))
+                    print(f"  {hour:>2} h: eBay orders {sum(len(o) for o in ebay.orders.values())}, "
+                          f"Amazon orders {len(amazon.orders)}; {timer.seconds:.0f} real s, "
+                          f"{common.cpu_seconds():.0f} CPU s", flush=True)
+                nursery.cancel_scope.cancel()
+            held = await daemon.store.read(held_listings)
+        ended = clock.now()
+    print()
+    show("eBay sale → every Amazon listing applied (simulated)", figures["ebay_to_amazon"])
+    show("Amazon DE sale → eBay offer applied (simulated)", figures["amazon_to_ebay"])
+    print(f"probes that timed out: {figures['missing']} (a probe still waiting when the day "
+          f"ended is not counted)")
+    report(amazon, ebay, started, ended, held, args.orders_scope)
+
+
+def report(amazon, ebay, started, ended, held: int, scope: str) -> None:
+    hours = (ended - started).total_seconds() / 3600
+    print(f"simulated {hours:g} h of both channels selling (eBay {EBAY_ORDERS} orders a day, "
+          f"Amazon {AMAZON_ORDERS}); eBay orders import per {scope}")
+    per_day: dict = defaultdict(Counter)
+    for (client, api, day), used in ebay.usage.items():
+        per_day[day][api] += used
+    for day in sorted(per_day):
+        print(f"  eBay quota day {day} (Pacific): " + ", ".join(
+            f"{api} {used:,} of {ebay.scenario.quotas[api]:,}"
+            for api, used in sorted(per_day[day].items())))
+    get_orders = [c for c in ebay.calls if c.operation == "getOrders" and c.at >= started]
+    print(f"  eBay getOrders during the day: {len(get_orders)} ({len(get_orders) / hours:.1f} "
+          f"an hour) for 1 account on 2 sites")
+    calls = Counter(c.operation for c in amazon.calls if c.at >= started)
+    accounts = len(REGIONS)
+    seconds = (ended - started).total_seconds()
+    print(f"  Amazon calls during the day by operation (cap = plan rate × time + burst, "
+          f"× {accounts} accounts):")
+    for operation, made in sorted(calls.items()):
+        plan = AMAZON.usage_plans.get(operation)
+        cap = (plan.rate * seconds + plan.burst) * accounts if plan else None
+        print(f"    {operation:<32} {made:>7}" + (f"  of {cap:,.0f} ({made / cap:.1%})" if cap else ""))
+    ebay_429 = sum(1 for c in ebay.calls if c.status == 429)
+    amazon_429 = sum(1 for c in amazon.calls if c.status == 429)
+    most = max(ebay.revisions.values(), default=0)
+    print(f"  throttled calls (429): eBay {ebay_429}, Amazon {amazon_429}")
+    print(f"  most revisions of one eBay listing in a Pacific day: {most} (eBay's limit "
+          f"{ebay.scenario.revision_limit}; our budget 240); listings held at the budget: {held}")
+    ebay_orders = sum(1 for orders in ebay.orders.values() for o in orders.values())
+    amazon_orders = sum(1 for o in amazon.orders.values() if o.created >= started)
+    print(f"  orders placed: eBay {ebay_orders}, Amazon {amazon_orders} (in the day)")
 
 
 if __name__ == "__main__":
@@ -187,7 +253,9 @@ if __name__ == "__main__":
         parser.add_argument("--rounds", type=int, default=None)
         parser.add_argument("--gap", type=float, default=300.0,
                             help="simulated seconds between rounds (random up to this)")
-        parser.add_argument("--hours", type=float, default=None)
+        parser.add_argument("--hours", type=float, default=None,
+                            help="simulated hours of both selling (default 24; --quick 2)")
+        parser.add_argument("--orders-scope", choices=("account", "site"), default="account")
 
     arguments = common.arguments(__doc__.splitlines()[0], extra)
     common.header("eBay ⇄ Amazon: one stock figure across two channels", arguments)
