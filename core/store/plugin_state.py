@@ -35,12 +35,20 @@ def _live(now: datetime):
     return or_(PluginState.expires_at.is_(None), PluginState.expires_at > now)
 
 
-def _rows(session: Session, plugin: str, scope: str, keys: Sequence[str]):
+#: keys per ``IN (…)``: far inside SQLite's and PostgreSQL's limits on bound parameters
+LOOKUP_CHUNK = 500
+
+
+def _rows(session: Session, plugin: str, scope: str, keys: Sequence[str]) -> list:
     _check_keys(keys)
-    return session.execute(
-        select(PluginState.key, PluginState.value, PluginState.count)
-        .where(PluginState.plugin == plugin, PluginState.scope == scope,
-               PluginState.key.in_(list(keys)), _live(transaction_now()))).all()
+    keys, found = sorted(set(keys)), []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        found += session.execute(
+            select(PluginState.key, PluginState.value, PluginState.count)
+            .where(PluginState.plugin == plugin, PluginState.scope == scope,
+                   PluginState.key.in_(keys[start:start + LOOKUP_CHUNK]),
+                   _live(transaction_now()))).all()
+    return found
 
 
 def get(session: Session, plugin: str, scope: str, keys: Sequence[str]) -> dict[str, Any]:

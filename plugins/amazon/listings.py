@@ -19,6 +19,7 @@ first large push rarely has to wait for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from urllib.parse import quote
 
 import trio
@@ -49,6 +50,11 @@ SEARCH_CHUNK = 20  #: searchListingsItems takes at most 20 identifiers
 SEARCH_IN_FLIGHT = 5  #: lookups at once: the operation's burst, more would only queue
 DEFAULT_PRODUCT_TYPE = "PRODUCT"
 _PRODUCT_TYPES = "amazon.product_types"
+#: how long a learnt productType is kept in the account's plugin state (the database):
+#: a restart then does not ask again for every SKU (500 lookups per 10,000), and a type
+#: the seller changed on Amazon is learnt again within this time at the latest
+PRODUCT_TYPE_DAYS = 30
+STATE_KEY_LIMIT = 200  #: the plugin state's longest key (a longer SKU stays in memory only)
 _NO_SEARCH = "amazon.no_search_listings"
 
 
@@ -183,6 +189,10 @@ async def patch_one(api: SpApi, change: Change, product_type: str) -> ItemResult
                       message=message or f"patchListingsItem answered {status}")
 
 
+def _type_key(sku: str) -> str:
+    return f"product_type/{sku}"
+
+
 async def product_types(api: SpApi, skus: Iterable[str]) -> dict[str, str]:
     """The listing's productType per SKU (Amazon refuses a patch naming another one).
 
@@ -193,6 +203,13 @@ async def product_types(api: SpApi, skus: Iterable[str]) -> dict[str, str]:
     cache: dict[str, str] = api.integration.account_runtime.setdefault(_PRODUCT_TYPES, {})
     skus = list(skus)
     missing = sorted({s for s in skus if s not in cache})
+    if missing:  # learnt before a restart: kept in the account's plugin state
+        stored = await api.integration.account_state.get(
+            [_type_key(s) for s in missing if len(_type_key(s)) <= STATE_KEY_LIMIT])
+        for sku in missing:
+            if isinstance(stored.get(_type_key(sku)), str):
+                cache[sku] = stored[_type_key(sku)]
+        missing = [s for s in missing if s not in cache]
     if api.integration.account_runtime.get(_NO_SEARCH):
         missing = []
     path = ITEMS_PATH.format(seller=quote(api.seller_id, safe=""))
@@ -226,6 +243,11 @@ async def product_types(api: SpApi, skus: Iterable[str]) -> dict[str, str]:
     async with trio.open_nursery() as nursery:
         for start in range(0, len(missing), SEARCH_CHUNK):
             nursery.start_soon(look_up, missing[start:start + SEARCH_CHUNK], nursery.cancel_scope)
+    learnt = {_type_key(sku): cache[sku] for sku in missing
+              if sku in cache and len(_type_key(sku)) <= STATE_KEY_LIMIT}
+    if learnt:
+        await api.integration.account_state.put(
+            learnt, expires_at=clock.now() + timedelta(days=PRODUCT_TYPE_DAYS))
     if broken:  # raised bare, not in an exception group: the job's error handling sees it
         raise broken[0]
     if failed:

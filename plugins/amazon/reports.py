@@ -77,7 +77,7 @@ async def import_products(integration: Integration, cursor: Cursor) -> Page[Chan
 async def _learn_product_types(api: SpApi, items: list[ChannelListing]) -> None:
     """Look up the productType of merchant-fulfilled listings now, at the import's
     priority, so that the first large stock push does not wait for 500 lookups per 10,000
-    SKUs (the cache lives with the account for the daemon's lifetime). Best effort: a
+    SKUs (the cache lives with the account, in its plugin state, for 30 days). Best effort: a
     failure here leaves the lookup to the push and does not fail the import."""
     skus = [item.channel_sku for item in items if item.fulfillment is Fulfillment.MFN]
     try:

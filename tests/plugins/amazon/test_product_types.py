@@ -84,3 +84,25 @@ async def test_the_product_import_learns_the_types_before_the_first_push(make_in
 
     assert all(r.accepted for r in submission.results)  # the real productType was named
     assert len(calls(world, "searchListingsItems", 200)) == looked_up  # nothing left to ask
+
+
+async def test_a_restart_does_not_ask_again_for_the_types_it_learnt(make_integration, world,
+                                                                    store, autojump_clock):
+    """The types live in the account's plugin state: a new daemon on the same database
+    (fresh process memory) names them without a lookup."""
+    from marketsync.core.runtime.plugin_state import StoredState
+
+    for sku in SKUS:
+        world.catalog.get(EU, sku).product_type = "KITCHEN"
+    before = make_integration("DE")
+    before.account_state = StoredState.of_account(store, "amazon", "eu")
+    assert set((await listings.product_types(SpApi(before), SKUS)).values()) == {"KITCHEN"}
+    looked_up = len(calls(world, "searchListingsItems", 200))
+
+    after = make_integration("DE")
+    after.account_runtime = {}  # the restarted process remembers nothing itself
+    after.account_state = StoredState.of_account(store, "amazon", "eu")
+    types = await listings.product_types(SpApi(after), SKUS)
+
+    assert set(types.values()) == {"KITCHEN"}
+    assert len(calls(world, "searchListingsItems", 200)) == looked_up
