@@ -41,6 +41,8 @@ class CatalogItem:
     fba_quantity: int | None = None
     handling_time: int | None = 2
     ean: str | None = None
+    #: the seller ids that offer it; None: every account selling in a priced marketplace
+    sellers: frozenset[str] | None = None
 
 
 @dataclass
@@ -151,6 +153,8 @@ class OrderGenerator:
     def seed_catalog(self) -> None:
         for account in self.world.accounts.values():
             for item in self.scenario.catalog:
+                if item.sellers is not None and account.seller_id not in item.sellers:
+                    continue
                 for code, price in item.prices.items():
                     market = MARKETPLACES[code]
                     if market.id not in account.marketplace_ids:
@@ -202,9 +206,13 @@ class OrderGenerator:
     # -- placing ----------------------------------------------------------------------
 
     def _generated_order(self, at: datetime, marketplace_id: str, order_seed: int) -> None:
-        account = self.world.account_for_marketplace(marketplace_id)
-        if account is None:
+        # several sellers in one marketplace (a host of many shops, the scale benchmark)
+        # share its orders; the order's own seed picks the seller, so the rest of the
+        # world is as with one seller per marketplace
+        sellers = [a for a in self.world.accounts.values() if marketplace_id in a.marketplace_ids]
+        if not sellers:
             return
+        account = sellers[order_seed % len(sellers)]
         rng = random.Random(order_seed)
         spec = self.spec
         fba = rng.random() < spec.fba_share
@@ -349,6 +357,10 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     known = {a.seller_id for a in accounts if a}
     if consent is not None and consent not in known:
         err("consent.seller_id", f"{consent!r} is not one of the accounts {sorted(known)}")
+    for i, item in enumerate(catalog):
+        unknown = sorted((item.sellers or frozenset()) - known)
+        if unknown:
+            err(f"catalog[{i}].sellers", f"{', '.join(unknown)} not among the accounts")
     if errors:
         raise ConfigError(errors)
     return Scenario(
@@ -404,10 +416,15 @@ def _catalog_item(raw: Any, where: str, err) -> CatalogItem:
         prices[code] = Decimal(str(price))
     if raw.get("mfn_quantity") is None and raw.get("fba_quantity") is None:
         err(where, "give mfn_quantity or fba_quantity")
+    sellers = raw.get("sellers")
+    if sellers is not None and (not isinstance(sellers, list) or not sellers):
+        err(f"{where}.sellers", "a non-empty list of seller ids (or leave it out: every seller)")
+        sellers = None
     return CatalogItem(
         sku=str(raw.get("sku", "")), asin=str(raw.get("asin", "")), title=str(raw.get("title", "")),
         prices=prices, mfn_quantity=raw.get("mfn_quantity"), fba_quantity=raw.get("fba_quantity"),
         handling_time=raw.get("handling_time", 2), ean=raw.get("ean"),
+        sellers=frozenset(map(str, sellers)) if sellers is not None else None,
     )
 
 

@@ -10,7 +10,7 @@ from marketsync.core.errors import ConfigError
 from marketsync.plugins.amazon.sandbox import World, load_scenario
 from marketsync.plugins.amazon.sandbox.scenario import SCENARIOS, parse_scenario
 
-from .conftest import AU, DE, FE, NA, SMALL_SCENARIO, START, UK, US, small_scenario
+from .conftest import AU, DE, EU, FE, NA, SMALL_SCENARIO, START, UK, US, small_scenario
 
 
 class FakeClock:
@@ -154,3 +154,45 @@ def test_unreadable_file_is_a_config_error(tmp_path):
     path.write_text("seed: [unclosed")
     with pytest.raises(ConfigError, match="broken.yaml"):
         load_scenario(path)
+
+
+def test_sellers_sharing_a_marketplace_share_its_orders_and_keep_their_own_catalogs():
+    """A host of many shops: two EU sellers in UK and DE, each with its own SKUs (a
+    catalog item names its sellers); the marketplace's orders are split between them and
+    each order takes only its seller's offers."""
+    second = "A4TESTEU2"
+    data = {
+        **SMALL_SCENARIO,
+        "accounts": [*SMALL_SCENARIO["accounts"],
+                     {"seller_id": second, "region": "EU", "marketplaces": ["UK", "DE"],
+                      "refresh_tokens": ["Atzr|test-eu-2"]}],
+        "catalog": [
+            {"sku": "EU1-MUG", "asin": "B0EU1MUG", "title": "Mug", "mfn_quantity": 900,
+             "prices": {"UK": "8.00", "DE": "9.00"}, "sellers": [EU]},
+            {"sku": "EU2-CUP", "asin": "B0EU2CUP", "title": "Cup", "mfn_quantity": 900,
+             "prices": {"UK": "6.00", "DE": "7.00"}, "sellers": [second]},
+            {"sku": "EU2-FBA", "asin": "B0EU2FBA", "title": "Spork", "fba_quantity": 900,
+             "prices": {"UK": "4.00"}, "sellers": [second]}],
+        "generator": {"orders_per_day": {"UK": 60, "DE": 60}, "fba_share": 0.2},
+    }
+    world, clock_at = build(parse_scenario(data, source="tests:two-eu"))
+    assert [o.sku for o in world.catalog.offers(EU)] == ["EU1-MUG"]
+    assert sorted(o.sku for o in world.catalog.offers(second)) == ["EU2-CUP", "EU2-FBA"]
+    assert world.catalog.offers(NA) == []  # an item naming sellers is nobody else's
+    clock_at.at = START + timedelta(days=1)
+    world.advance()
+    by_seller: dict[str, set[str]] = {}
+    for order in world.orders.values():
+        by_seller.setdefault(order.seller_id, set()).update(i.sku for i in order.items)
+    assert by_seller[EU] <= {"EU1-MUG"} and by_seller[second] <= {"EU2-CUP", "EU2-FBA"}
+    counts = {seller: sum(1 for o in world.orders.values() if o.seller_id == seller)
+              for seller in (EU, second)}
+    assert min(counts.values()) > 0.25 * sum(counts.values()), counts
+
+
+def test_a_catalog_item_naming_an_unknown_seller_is_refused():
+    data = {**SMALL_SCENARIO, "catalog": [
+        {"sku": "A", "asin": "B", "title": "t", "mfn_quantity": 1, "prices": {"US": 1},
+         "sellers": ["A9NOBODY"]}]}
+    with pytest.raises(ConfigError, match=r"catalog\[0\]\.sellers: A9NOBODY not among"):
+        parse_scenario(data, source="bad.yaml")
