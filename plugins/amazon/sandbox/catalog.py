@@ -315,6 +315,9 @@ class Catalog:
             self._drifted_until = now
             return
         rng = self._drift_rng
+        quiet = self.world.generator.spec.quiet_from
+        if quiet is not None:
+            now = min(now, quiet)
         while self._drifted_until + step <= now:
             self._drifted_until += step
             for seller in sorted(self._offers):

@@ -56,6 +56,9 @@ class GeneratorSpec:
     pending_minutes: tuple[float, float] = (2, 30)
     fba_ship_hours: tuple[float, float] = (4, 36)
     channel_edits_per_day: float = 0.0
+    #: from this moment the shop is quiet: no orders, no channel edits, no FBA drift (to
+    #: measure what a daemon costs when nothing changes)
+    quiet_from: datetime | None = None
 
 
 @dataclass
@@ -196,6 +199,8 @@ class OrderGenerator:
         last = int((now - self.epoch) / DAY)
         for day in range(first, last + 1):
             for at, kind, args in self._plan(day):
+                if self.spec.quiet_from is not None and at >= self.spec.quiet_from:
+                    break  # the plan is in time order
                 if self.until < at <= now:
                     if kind == "order":
                         self._generated_order(at, *args)
@@ -437,6 +442,18 @@ def _generator(raw: dict, err) -> GeneratorSpec:
         default = getattr(spec, key)
         if isinstance(default, tuple):
             value = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+        if key == "quiet_from":
+            if isinstance(value, str):
+                try:
+                    value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    err("generator.quiet_from", f"{value!r} is not an ISO date and time")
+                    continue
+            if not isinstance(value, datetime):
+                err("generator.quiet_from", "an ISO date and time, e.g. 2026-11-02T18:00:00Z")
+                continue
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
         if key == "orders_per_day":
             for code in value:
                 if code not in MARKETPLACES:

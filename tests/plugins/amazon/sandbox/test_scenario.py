@@ -196,3 +196,20 @@ def test_a_catalog_item_naming_an_unknown_seller_is_refused():
          "sellers": ["A9NOBODY"]}]}
     with pytest.raises(ConfigError, match=r"catalog\[0\]\.sellers: A9NOBODY not among"):
         parse_scenario(data, source="bad.yaml")
+
+
+def test_a_quiet_shop_places_no_orders_edits_or_fba_moves_after_quiet_from():
+    quiet = START + timedelta(hours=6)
+    world, clock_at = build(small_scenario(generator={
+        **SMALL_SCENARIO["generator"], "channel_edits_per_day": 24,
+        "quiet_from": quiet.isoformat().replace("+00:00", "Z")}))
+    clock_at.at = quiet
+    world.advance()
+    placed, stock = len(world.orders), world.catalog.view(NA)
+    assert any(o.created >= START for o in world.orders.values())  # busy until then
+    clock_at.at = quiet + timedelta(days=2)
+    world.advance()
+    assert len(world.orders) == placed
+    assert world.catalog.view(NA) == stock  # FBA drift and edits stopped too
+    with pytest.raises(ConfigError, match="generator.quiet_from"):
+        small_scenario(generator={"quiet_from": "soon"})
