@@ -218,20 +218,32 @@ class LeaseKeeper:
                         exc_info=error)
 
     async def look(self) -> None:
-        """Heartbeat, check what is still ours, count replicas, take or give back."""
+        """Heartbeat, check what is still ours, count replicas, take or give back.
+
+        The usual look is one unit of work (``leases.look``); joining again after a lapse
+        and taking or giving back leases add their own."""
         started = clock.monotonic()
-        if self._presence_token is None or not await self.store.run(
-                leases.heartbeat, self.owner, self._presence_token, self.ttl):
+        extra = _latest_movement if self._on_stock_moved is not None else None
+        seen = None
+        if self._presence_token is not None:
+            seen = await self.store.run(leases.look, self.owner, self._presence_token,
+                                        self.ttl, extra)
+        if seen is None or not seen.alive:
             if self._presence_token is not None:
                 # one line for all of them: a node of 500 integrations holds ~1,500 leases
+                integrations = sorted({self._keys[n][0] for n in self._held if n in self._keys})
+                shown = ", ".join(integrations[:10]) + (" …" if len(integrations) > 10 else "")
                 log.warning("this replica's presence lapsed (paused or cut off from the "
-                            "database for over %.0fs); its %d job lease(s) stop until it is "
-                            "back", self.ttl, len(self._held))
+                            "database for over %.0fs): lost the lease of its %d job(s) on %s; "
+                            "they stop until it is back", self.ttl, len(self._held),
+                            shown or "no integration")
                 for name in list(self._held):
                     self._drop(name, why="this replica was not alive for a while", quiet=True)
             self._presence_token = await self.store.run(leases.join, self.owner, self.ttl)
+            seen = await self.store.run(leases.look, self.owner, self._presence_token,
+                                        self.ttl, extra)
         trusted_until = started + self.ttl - self.margin
-        rows = await self.store.read(leases.owned, self.owner)
+        rows = seen.owned
         for name in list(self._held):
             if rows.get(name) != self._held[name].token:
                 self._drop(name, why="another replica took it over")
@@ -250,13 +262,12 @@ class LeaseKeeper:
         if self._on_acquired is not None:
             for key in regained:
                 self._on_acquired(key)
-        self.live_replicas = max(1, await self.store.run(leases.live_replicas))
+        self.live_replicas = max(1, seen.live)
         await self._balance(trusted_until)
         if self._on_stock_moved is not None:
-            latest = await self.store.read(_latest_movement)
-            if self._last_movement is not None and latest != self._last_movement:
+            if self._last_movement is not None and seen.extra != self._last_movement:
                 self._on_stock_moved()
-            self._last_movement = latest
+            self._last_movement = seen.extra
 
     async def _balance(self, trusted_until: float) -> None:
         mine = {self._keys[name][0] for name in self._held if name in self._keys}

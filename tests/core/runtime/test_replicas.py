@@ -220,3 +220,31 @@ async def test_a_database_outage_is_logged_once_not_at_every_look(store_url, cap
     assert len(lapsed) == 1, [r.getMessage() for r in lapsed]  # not one line per lease
     assert failed[0].exc_info is None and "connection" in failed[0].getMessage().lower()
     assert not any(r.exc_info for r in lines)
+
+
+async def test_a_look_when_nothing_changes_is_one_unit_of_work(store: Store,
+                                                               autojump_clock) -> None:
+    """The keeper looks every couple of seconds for as long as the daemon runs, so an idle
+    daemon's cost is mostly its looks: heartbeat, leases, replicas and the stock ledger's
+    newest row are read in one transaction, not four."""
+    a = keeper(store, "replica-a", on_stock_moved=lambda: None)
+    (_,) = await prepared(store, "replica-a")
+    await look_all([a])
+    assert len(a.owned()) == len(KEYS)
+    units: list[str] = []
+    run, read = store.run, store.read
+
+    async def counted_run(fn, *args, **kwargs):
+        units.append(getattr(fn, "__name__", repr(fn)))
+        return await run(fn, *args, **kwargs)
+
+    async def counted_read(fn, *args, **kwargs):
+        units.append(getattr(fn, "__name__", repr(fn)))
+        return await read(fn, *args, **kwargs)
+
+    store.run, store.read = counted_run, counted_read
+    for _ in range(5):
+        await a.look()
+        await trio.sleep(POLL)
+    assert units == ["look"] * 5
+    assert all(a.holds(key) for key in KEYS)
