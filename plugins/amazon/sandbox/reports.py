@@ -1,4 +1,4 @@
-"""Reports API 2021-06-30: the listings and FBA inventory reports, on request.
+"""Reports API 2021-06-30: the listings, FBA inventory and all-orders reports, on request.
 
 Reports are the daemon's full catalog import, so they carry Amazon's real column names in
 Amazon's order (REFERENCE.md §9): a parser that reads columns by position, or that chokes
@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from marketsync.core import clock
 
+from . import order_report
 from .feeds import (BadInput, check_marketplaces, invalid, json_body, list_page, not_found,
                     parse_time)
 from .gateway import Call, json_response, sp_api
@@ -98,12 +99,20 @@ class ReportStore:
 
     def _finish(self, report: Report, ended: datetime) -> None:
         report.ended = ended
-        builder = {LISTINGS_ALL: self.listings_rows, FBA_MYI: self.fba_rows}.get(
-            report.report_type)
-        if builder is None:
-            report.status = "FATAL"
-            return
-        columns, rows = builder(report.seller_id, report.marketplace_ids)
+        if report.report_type == order_report.REPORT_TYPE:
+            try:
+                columns, rows = order_report.COLUMNS, order_report.rows(
+                    self.catalog.world, report, ended)
+            except order_report.RangeRefused:
+                report.status = "FATAL"
+                return
+        else:
+            builder = {LISTINGS_ALL: self.listings_rows, FBA_MYI: self.fba_rows}.get(
+                report.report_type)
+            if builder is None:
+                report.status = "FATAL"
+                return
+            columns, rows = builder(report.seller_id, report.marketplace_ids)
         if not rows:
             report.status = "CANCELLED"
             return

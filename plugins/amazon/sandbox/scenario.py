@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from marketsync.core.clock import isoformat
 from marketsync.core.errors import ConfigError
 
 from .sellers import BY_ID, MARKETPLACES
@@ -55,6 +56,9 @@ class GeneratorSpec:
     cancel_by_amazon: float = 0.01
     pending_minutes: tuple[float, float] = (2, 30)
     fba_ship_hours: tuple[float, float] = (4, 36)
+    #: the seller ships MFN orders by itself (Seller Central, another tool) this many hours
+    #: after payment; None: they stay UNSHIPPED until shipped through the API
+    mfn_ship_hours: tuple[float, float] | None = None
     channel_edits_per_day: float = 0.0
     #: from this moment the shop is quiet: no orders, no channel edits, no FBA drift (to
     #: measure what a daemon costs when nothing changes)
@@ -236,15 +240,31 @@ class OrderGenerator:
         order = self.place(account, marketplace_id, lines, at=at, rng=rng, fulfilled_by="AMAZON" if fba else "MERCHANT")
         if order is None:
             return
+        if not fba and spec.mfn_ship_hours is not None:
+            self._ship_by_seller(order, rng)
         if fate < spec.cancel_by_amazon:
             order.events = [order.events[0], (order.events[1][0], "CANCELLED")]
+            order.packages = []
             order.cancelled_by, order.cancel_reason = "AMAZON", "PaymentNotAuthorized"
         elif fate < spec.cancel_by_amazon + spec.cancel_by_buyer:
             when = order.events[1][0] + cancel_after
             if any(status == "SHIPPED" and t <= when for t, status in order.events):
                 return  # Amazon shipped first; the buyer's request came too late
             order.events = [e for e in order.events if e[0] < when] + [(when, "CANCELLED")]
+            order.packages = [p for p in order.packages if p["at"] < when]
             order.cancelled_by, order.cancel_reason = "BUYER", "NoLongerNeeded"
+
+    def _ship_by_seller(self, order: SimOrder, rng: random.Random) -> None:
+        """One package with every unit, confirmed outside our API's sight: the shipped
+        history of a shop that connects in the middle of business."""
+        at = order.events[1][0] + timedelta(hours=rng.uniform(*self.spec.mfn_ship_hours))
+        order.packages.append({
+            "packageReferenceId": str(rng.randint(1, 10**9)), "carrierCode": "UPS",
+            "trackingNumber": f"1Z{rng.getrandbits(40):012X}", "shipDate": isoformat(at),
+            "orderItems": [{"orderItemId": i.order_item_id, "quantity": i.quantity}
+                           for i in order.items],
+            "at": at})
+        order.events.append((at, "SHIPPED"))
 
     def place(
         self,
