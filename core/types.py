@@ -337,6 +337,13 @@ class Buyer:
     phone: str | None = None
 
 
+#: A ``channel_item_id`` starting with this is a stand-in: the channel's source named the
+#: line by its SKU only (Amazon's order reports carry no order-item id). When the line comes
+#: again with the channel's real id, the core gives the stored item that id instead of
+#: adding a second line, which would reserve (and ship) its units twice.
+PROVISIONAL_ITEM_ID = "provisional:"
+
+
 @frozen
 class ChannelOrderItem:
     channel_item_id: str

@@ -43,6 +43,7 @@ from marketsync.core.store.models import (
 from marketsync.core.store import integrations
 from marketsync.core.store.timing import transaction_now
 from marketsync.core.types import (
+    PROVISIONAL_ITEM_ID,
     Address,
     Buyer,
     ChannelOrder,
@@ -223,6 +224,8 @@ def _store_buyer(order: Order, incoming: ChannelOrder, cipher: pii.PiiCipher | N
 def _upsert_item(order: Order, incoming, mapping: "_ProductMap") -> OrderItem:
     item = next((i for i in order.items if i.channel_item_id == incoming.channel_item_id), None)
     if item is None:
+        item = _same_line(order, incoming)
+    if item is None:
         item = OrderItem(channel_item_id=incoming.channel_item_id,
                          channel_sku=incoming.channel_sku, quantity=incoming.quantity,
                          quantity_shipped=0)
@@ -237,6 +240,24 @@ def _upsert_item(order: Order, incoming, mapping: "_ProductMap") -> OrderItem:
         item.tax = incoming.tax.amount
     if item.product_id is None:
         item.product_id = mapping.product_for(item.channel_sku, item.asin)
+    return item
+
+
+def _provisional(channel_item_id: str) -> bool:
+    return channel_item_id.startswith(PROVISIONAL_ITEM_ID)
+
+
+def _same_line(order: Order, incoming: ChannelOrderItem) -> OrderItem | None:
+    """The stored line ``incoming`` is, when one side knows it by SKU only (see
+    ``PROVISIONAL_ITEM_ID``): a stand-in takes the real id; a stand-in arriving for a line
+    already known by its real id is that line."""
+    if _provisional(incoming.channel_item_id):
+        return next((i for i in order.items if i.channel_sku == incoming.channel_sku
+                     and not _provisional(i.channel_item_id)), None)
+    item = next((i for i in order.items if i.channel_sku == incoming.channel_sku
+                 and _provisional(i.channel_item_id)), None)
+    if item is not None:
+        item.channel_item_id = incoming.channel_item_id
     return item
 
 

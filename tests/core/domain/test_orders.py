@@ -375,3 +375,29 @@ def test_channel_cancel_then_local_cancel_is_a_no_op(sqlite_store):
         assert not orders.cancel_locally(session, order_id(session))
         assert level(session) == (10, 0, 10)
     run(sqlite_store, work)
+
+
+def test_a_line_known_by_sku_only_takes_the_real_id_and_moves_stock_once(store):
+    """An order stored from a source without item ids (Amazon's order report) and later
+    read again with them: one line, its real id, its units reserved and shipped once."""
+    def line(item_id, shipped=0):
+        return (ChannelOrderItem(channel_item_id=item_id, channel_sku="SKU-1", quantity=2,
+                                 quantity_shipped=shipped),
+                ChannelOrderItem(channel_item_id=item_id.replace("SKU-1", "SKU-2"),
+                                 channel_sku="SKU-2", quantity=1, quantity_shipped=shipped))
+
+    def work(session):
+        integration = setup_world(session)
+        provisional = line("provisional:SKU-1")
+        orders.apply_channel_orders(session, integration, [channel_order(items=provisional)])
+        assert level(session) == (10, 2, 8) and level(session, "SKU-2") == (10, 1, 9)
+        real = line("70001-SKU-1", shipped=2)
+        orders.apply_channel_orders(session, integration,
+                                    [channel_order(status=OrderStatus.SHIPPED, items=real)])
+        # the report read again (a backfill run twice): still the same two lines
+        orders.apply_channel_orders(session, integration, [channel_order(
+            status=OrderStatus.SHIPPED, items=line("provisional:SKU-1", shipped=2))])
+        order = orders.get_order(session, order_id(session))
+        assert sorted(i.channel_item_id for i in order.items) == ["70001-SKU-1", "70001-SKU-2"]
+        assert level(session) == (8, 0, 8) and level(session, "SKU-2") == (9, 0, 9)
+    run(store, work)
