@@ -37,6 +37,7 @@ from marketsync.plugins.amazon import (
     inventory,
     listings,
     manifest,
+    order_report,
     orders,
     reports,
     shipments,
@@ -69,7 +70,10 @@ async def complete_authorization(integration: Integration, params: Mapping[str, 
 @hookimpl
 async def import_orders(integration: Integration, integrations: Sequence[Integration],
                         cursor: Cursor) -> Page[ChannelOrder]:
-    """Account-scoped (``manifest.JOBS``): one searchOrders serves every marketplace."""
+    """Account-scoped (``manifest.JOBS``): one searchOrders serves every marketplace; an
+    account's first import reads the all-orders report instead (``order_report.py``)."""
+    if order_report.wanted(cursor):
+        return await order_report.import_orders(integration, cursor, integrations)
     return await orders.import_orders(integration, cursor, integrations)
 
 

@@ -71,7 +71,11 @@ async def test_every_hook_answers_through_the_loader(amazon, make_integration, a
     de = make_integration("DE")
     info = await amazon.call("check_credentials", integration=de)
     assert "DE" in info.marketplaces
+    # an account's first order import asks for the all-orders report (order_report.py)
     page = await amazon.call("import_orders", integration=de, cursor=Cursor())
+    assert not page.done and page.next.state["backfill"]["report_id"]
+    page = await amazon.call("import_orders", integration=de,
+                             cursor=Cursor(since=clock.now() - timedelta(days=1)))
     assert page.items
     page = await amazon.call("import_products", integration=de, cursor=Cursor())
     assert not page.done and page.next.state["report_id"]
