@@ -252,6 +252,10 @@ class IntegrationConfig:
     orders: str = setting("which orders to import", parse.choice("FBA", "MFN", "both"), "both")
     history_days: int = setting("how far back the first order import reaches",
                                 parse.integer(1, 30), 30)
+    order_backfill: str = setting(
+        "how the first order import reads history_days: one order report (minutes), or "
+        "searchOrders page by page (Amazon: about 3 min per 100 orders beyond 2,000)",
+        parse.choice("report", "search"), "report")
     inventory: str = setting("which stock to sync: MFN pushed, FBA imported",
                              parse.choice("FBA", "MFN", "both", "none"), "both")
     handling_time_days: int = setting(

@@ -72,7 +72,7 @@ async def import_orders(integration: Integration, integrations: Sequence[Integra
                         cursor: Cursor) -> Page[ChannelOrder]:
     """Account-scoped (``manifest.JOBS``): one searchOrders serves every marketplace; an
     account's first import reads the all-orders report instead (``order_report.py``)."""
-    if order_report.wanted(cursor):
+    if order_report.wanted(cursor, integrations or (integration,)):
         return await order_report.import_orders(integration, cursor, integrations)
     return await orders.import_orders(integration, cursor, integrations)
 

@@ -106,12 +106,15 @@ _DOCUMENTS: OrderedDict[str, list[tuple[str, list[tuple[int, str]]]]] = OrderedD
 _HEADERS: dict[str, list[str]] = {}
 
 
-def wanted(cursor: Cursor) -> bool:
+def wanted(cursor: Cursor, members: Sequence[Integration] = ()) -> bool:
     """Whether this call belongs to a report backfill: one under way, or an account's very
-    first import (no watermark at all). A marketplace added to an account later reaches
-    back through searchOrders, as before."""
+    first import (no watermark at all) unless a member's ``order_backfill`` says
+    ``search``. A marketplace added to an account later reaches back through
+    searchOrders, as before."""
     if STATE in cursor.state:
         return True
+    if any(m.settings.get("order_backfill", "report") == "search" for m in members):
+        return False
     return (ENABLED and cursor.since is None and not cursor.token
             and orders.WATERMARKS not in cursor.state and FALLBACK not in cursor.state)
 

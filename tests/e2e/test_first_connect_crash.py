@@ -64,7 +64,11 @@ async def test_a_sigkill_between_the_first_imports_changes_no_quantity_at_amazon
     sim = await harness.Simulator.start(SCENARIO, tmp_path / "simulator.log", history_only=True)
     database = f"sqlite:///{tmp_path / 'marketsync.db'}"
     config = tmp_path / "marketsync.yaml"
-    config.write_text(harness.config_text(sim.base_url, database, harness.free_port()))
+    # the searchOrders backfill: this test's budgets are real seconds, and the report
+    # backfill waits minutes of wall time for Amazon's report (order_report.py)
+    config.write_text(harness.config_text(sim.base_url, database, harness.free_port())
+                      .replace("    history_days: 1\n",
+                               "    history_days: 1\n    order_backfill: search\n"))
     daemon = harness.DaemonProcess(config, tmp_path)
     store = Store(database)
     try:

@@ -143,3 +143,10 @@ def test_rows_that_break_the_schema_reject_their_order_alone():
     }
     for record in rejected:  # the quarantine sees the fault, not where the buyer lives
         assert "98109" not in repr(record.raw) and "Seattle" not in repr(record.raw)
+
+
+async def test_order_backfill_search_keeps_the_first_import_on_searchorders(
+        make_integration, world, autojump_clock):
+    us = make_integration("US", order_backfill="search")
+    assert not order_report.wanted(Cursor(), [us])
+    assert order_report.wanted(Cursor(), [make_integration("US")])
