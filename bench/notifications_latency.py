@@ -218,6 +218,10 @@ def report(figures: dict, duration: float) -> None:
     if figures["throttled_at"]:
         print(f"  the simulator's 429s (simulated s after the start, operation): "
               f"{figures['throttled_at'][:12]}")
+    made = Counter()
+    for (operation, _), n in calls.items():
+        made[operation] += n
+    print("calls by operation: " + ", ".join(f"{op} {n}" for op, n in made.most_common()))
     print(f"published by the simulator: {dict(figures['published'])}")
     for name, counts in sorted(figures["consumers"].items()):
         shown = {k: v for k, v in counts.items() if v}

@@ -44,6 +44,10 @@ log = logging.getLogger("marketsync.notifications")
 RETRY_FIRST, RETRY_CAP = 5.0, 300.0
 #: a fetch of one announced record that takes longer is given up; the import runs instead
 FETCH_DEADLINE = 120.0
+#: an import that reads a whole snapshot (every FBA SKU), not the one record announced,
+#: runs at most this often on notifications: Amazon sends one per SKU, and a burst of
+#: them (an hour's stock drift, a large MCF order) must make one run, not one per SKU
+SNAPSHOT_EVERY = {"import_stock": 60.0}
 #: what ``counts`` holds (and /metrics shows) per account
 OUTCOMES = ("received", "acted", "fetched", "fetch_failed", "unrouted", "duplicate", "bad",
             "foreign", "failed_polls")
@@ -175,7 +179,7 @@ class Consumer:
             await self._submission_finished(notice.subject)
             return
         for alias in self.aliases:
-            self.host.trigger(alias, job)
+            self.host.trigger(alias, job, delay=SNAPSHOT_EVERY.get(job))
 
     async def _fetch(self, alias: str, notice: Notice) -> bool:
         """The announced record fetched and stored; False when the job must run instead."""

@@ -44,11 +44,13 @@ class Host:
         self.store = store
         self.integration_ids: dict[str, int] = {}
         self.triggers: list[tuple[str, str]] = []
+        self.delays: list[float | None] = []
         self.fetched: list[tuple[str, str, str]] = []
         self.fail = fail
 
     def trigger(self, alias: str, kind: str, *, delay: float | None = None) -> None:
         self.triggers.append((alias, kind))
+        self.delays.append(delay)
 
     async def fetch_record(self, alias: str, kind: str, record_id: str) -> bool | None:
         if self.fail:
@@ -534,3 +536,38 @@ def test_an_order_change_names_its_order_and_marketplace():
     unknown = amazon_notifications.read_notification(
         order_change("111-0000000-0000021", marketplace="A1NEWMARKET"))
     assert unknown.marketplace == "A1NEWMARKET"  # kept, so the core counts it unrouted
+
+
+def fba_change(sku: str) -> str:
+    """FBA_INVENTORY_AVAILABILITY_CHANGES as the simulator sends it (the schema's shape)."""
+    inventory = {"InboundQuantityBreakdown": {"Working": 0, "Shipped": 0, "Receiving": 0},
+                 "Fulfillable": 5, "Unfulfillable": 0, "Researching": 0,
+                 "ReservedQuantityBreakdown": {"WarehouseProcessing": 0, "WarehouseTransfer": 0,
+                                               "PendingCustomerOrder": 1},
+                 "FutureSupplyBuyable": 0, "PendingCustomerOrderInTransit": 0}
+    return json.dumps({
+        "NotificationVersion": "1.0", "NotificationType": "FBA_INVENTORY_AVAILABILITY_CHANGES",
+        "PayloadVersion": "1.0", "EventTime": "2026-11-02T12:00:00Z",
+        "Payload": {"SellerId": "A2TESTEU", "FNSKU": "X00TEST", "ASIN": "B0TEST0003", "SKU": sku,
+                    "FulfillmentInventoryByMarketplace": [{
+                        "MarketplaceId": "A1PA6795UKMFR9", "ItemName": "Spork",
+                        "FulfillmentInventory": inventory}]},
+        "NotificationMetadata": {"ApplicationId": "a", "SubscriptionId": "s",
+                                 "PublishTime": "2026-11-02T12:00:00Z",
+                                 "NotificationId": str(uuid.uuid4())}})
+
+
+async def test_a_burst_of_fba_stock_notices_asks_for_one_snapshot_a_minute(store, sqs_endpoint):
+    """One notice per SKU: each asks for the FBA import within a minute, so the
+    scheduler (which keeps the earliest due time) makes one run of the burst."""
+    queue_url = sqs_server.new_queue(sqs_endpoint)
+    for sku in ("SPORK-1", "SPORK-2", "SPORK-3"):
+        send(sqs_endpoint, queue_url, fba_change(sku))
+    host = Host(store)
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url)
+        nursery.start_soon(worker.run)
+        await until(lambda: worker.counts["acted"] == 3)
+        nursery.cancel_scope.cancel()
+    assert set(host.triggers) == {("amazon-de", "import_stock"), ("amazon-uk", "import_stock")}
+    assert set(host.delays) == {notifications.SNAPSHOT_EVERY["import_stock"]}
