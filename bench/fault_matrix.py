@@ -3,11 +3,15 @@
 Each simulated hour places good orders and one malformed order (the simulator's kinds in
 turn, merchant and FBA alternately), turns on one fault for 20 minutes (5xx storm, 429
 storm, every access token expired at once, an outage, or none), changes a stock
-figure and ships an open merchant order; after the last round the daemon gets an hour
-to converge and every promise is checked (``tests/e2e/fault_matrix.py``). Prints the
-row for docs/benchmarks.md; exits 1 when a promise failed.
+figure and ships an open merchant order. At random moments (one per six rounds unless
+``--restarts`` says otherwise) the daemon is crashed — cancelled without a stop — and a
+new one starts on the same database and simulator, and what must hold at any moment is
+checked. After the last round the daemon gets an hour to converge and every promise is
+checked (``tests/e2e/fault_matrix.py``). Prints the row for docs/benchmarks.md; exits 1
+when a promise failed.
 
-    .venv/bin/python bench/fault_matrix.py [--rounds 168] [--database URL]
+    .venv/bin/python bench/fault_matrix.py [--rounds 168] [--restarts N] [--seed S]
+                                           [--database URL]
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=168, help="simulated hours (168: a week)")
     parser.add_argument("--database", help="PostgreSQL URL (default: a SQLite file)")
+    parser.add_argument("--restarts", type=int,
+                        help="crashes at random moments (default: one per 6 rounds)")
+    parser.add_argument("--seed", type=int, default=12, help="where the crashes fall")
     args = parser.parse_args()
+    restarts = args.rounds // 6 if args.restarts is None else args.restarts
     catalog = copy.deepcopy(e2e.SCENARIO["catalog"])
     for entry in catalog:
         for key in ("mfn_quantity", "fba_quantity"):
@@ -71,12 +79,16 @@ def main() -> None:
             plugins = plugin_loading.build(load_entry_points=False)
             config = parse_config(e2e.config_text(integrations), plugins.infos(),
                                   filename=str(Path(tmp) / "marketsync.yaml"), environ=e2e.ENV)
-            daemon = Daemon(config, plugins=plugins, store=Store(url),
-                            transport_factory=lambda account: httpx.ASGITransport(app=app))
+
+            def new_daemon() -> Daemon:  # the same database and simulator, a fresh process state
+                return Daemon(config, plugins=plugins, store=Store(url),
+                              transport_factory=lambda account: httpx.ASGITransport(app=app))
+
             return await fault_matrix.run_matrix(
-                daemon, world, rounds=args.rounds,
+                new_daemon(), world, rounds=args.rounds,
                 marketplaces={alias: code for alias, _, code in integrations},
-                sellers={"US": e2e.NA, "DE": e2e.EU}, buyer_texts=buyer_texts)
+                sellers={"US": e2e.NA, "DE": e2e.EU}, buyer_texts=buyer_texts,
+                make_daemon=new_daemon, restarts=restarts, seed=args.seed)
         found = common.run(run)
     row = found.row()
     for key, value in row.items():

@@ -34,9 +34,10 @@ proxy of ``tests/core/runtime/test_db_outage.py``, and the round runs without a 
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,8 @@ class Findings:
     database_outages: int = 0  #: times the daemon saw its database unwritable
     feeds_given_up: int = 0  #: feed submissions the daemon called stuck and pushed again
     feeds_held: int = 0  #: feeds the simulator held while the stuck-feed fault was on
+    restarts: int = 0  #: crashes (abrupt cancellation, new daemon) survived
+    invariant_checks: int = 0  #: times the any-moment promises were checked
 
     def row(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "faults": dict(self.faults), "good orders": len(self.good),
@@ -95,6 +98,8 @@ class Findings:
                 "database outages seen": self.database_outages,
                 "feeds held by the channel": self.feeds_held,
                 "feeds given up and pushed again": self.feeds_given_up,
+                "restarts": self.restarts, "checks after restarts and at the end":
+                self.invariant_checks,
                 "problems": self.problems}
 
 
@@ -129,19 +134,20 @@ def _feeds_for_every_push(stuck_after: float):
         amazon_listings.PATCH_LIMIT, amazon_feeds.STUCK_AFTER = limit, after
 
 
-async def _hold_write_lock(daemon, seconds: float) -> bool:
-    """Hold the daemon's SQLite write lock from another connection for ``seconds``;
-    False (and nothing held) on PostgreSQL."""
+@asynccontextmanager
+async def _write_lock_held(daemon):
+    """SQLite's write lock held by another connection for the block; yields False (and
+    holds nothing) on PostgreSQL."""
     if not daemon.store.is_sqlite:
-        return False
+        yield False
+        return
     holder = sqlite3.connect(daemon.store.url.database, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        await trio.sleep(seconds)
+        yield True
         holder.rollback()
     finally:
         holder.close()
-    return True
 
 
 async def _place(control: httpx.AsyncClient, marketplace: str, sku: str,
@@ -163,9 +169,63 @@ def _open_merchant_order(session, exclude: set[str]) -> tuple[int, str] | None:
     return None if row is None else (row[0], row[1])
 
 
+class _Running:
+    """The daemon of the moment: started in the matrix's nursery, crashed and replaced.
+
+    A crash here is an abrupt cancellation (no ``stop``, no grace) followed by a new
+    ``Daemon`` on the same database and the same simulator: everything the old one only
+    held in memory is gone. It is not SIGKILL (a database call already in a worker thread
+    still finishes; the process's WAL is not cut), which ``tests/e2e/test_crash.py`` does
+    on the real clock; what it adds is restarts in the middle of every fault."""
+
+    def __init__(self, daemon, nursery: trio.Nursery, found: "Findings"):
+        self.daemon = daemon
+        self._nursery = nursery
+        self._found = found
+        self._scope: trio.CancelScope | None = None
+        self.stopping = False
+
+    async def start(self) -> None:
+        await self._nursery.start(self._serve, self.daemon)
+
+    def start_soon(self) -> None:
+        """Start without waiting for it to be up: a daemon restarted while its database is
+        locked comes up only once the lock is gone, and the matrix holds that lock."""
+        self._nursery.start_soon(self._serve, self.daemon)
+
+    async def _serve(self, daemon, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            try:
+                await daemon.serve(task_status=task_status)
+            finally:
+                # cancelled by crash() or stopped by stop() is not on its own
+                if not scope.cancel_called and not self.stopping:
+                    self._found.daemon_exited = True
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await self.daemon.stop(grace=1)
+
+    async def crash(self, make_daemon) -> None:
+        assert self._scope is not None
+        self._scope.cancel()
+        await trio.sleep(0)  # let the cancellation unwind what it can
+        old = self.daemon
+        _count(old, self._found)
+        # closed here, not in a worker thread: bench/common.py's guard and core.clock's each
+        # suspend autojump around threads, and one overlapping the other can leave the
+        # clock stopped for good
+        old.store.close()
+        self.daemon = make_daemon()
+        self.start_soon()
+        await trio.sleep(0)
+
+
 async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str],
                      sellers: dict[str, str], buyer_texts, round_seconds: float = ROUND,
-                     faults: tuple[str, ...] = FAULTS) -> Findings:
+                     faults: tuple[str, ...] = FAULTS, make_daemon=None, restarts: int = 0,
+                     seed: int = 12) -> Findings:
     """Drive ``daemon`` through ``rounds`` rounds and check (see the module docstring).
 
     :param marketplaces: alias -> marketplace code, for placing orders.
@@ -173,21 +233,34 @@ async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str]
     :param buyer_texts: ``world`` -> every buyer name, e-mail and street the simulator made.
     :param round_seconds: simulated length of a round; its first third has the fault.
     :param faults: the faults rounds take in turn (a subset of :data:`FAULTS`).
+    :param make_daemon: a new daemon on the same database and simulator, for restarts.
+    :param restarts: this many crashes at random moments of the rounds (``seed``), each
+        followed by a new daemon and the checks that must hold at any moment.
     """
     found = Findings()
     control = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(world)),
                                 base_url=SANDBOX)
-    served = trio.Event()
-
-    async def serve(task_status=trio.TASK_STATUS_IGNORED):
-        try:
-            await daemon.serve(task_status=task_status)
-        finally:
-            served.set()
+    rng = random.Random(seed)
+    span = rounds * round_seconds
+    crash_at = sorted(900 + rng.uniform(0, span) for _ in range(restarts if make_daemon else 0))
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve)
-        await trio.sleep(900)  # first imports
+        running = _Running(daemon, nursery, found)
+        began = trio.current_time()
+        await running.start()
+
+        async def pause(seconds: float) -> None:
+            """Sleep ``seconds``, crashing and restarting the daemon at any moment due."""
+            end = trio.current_time() + seconds
+            while crash_at and began + crash_at[0] < end:
+                await trio.sleep_until(began + crash_at.pop(0))
+                await running.crash(make_daemon)
+                found.restarts += 1
+                await _invariants(running.daemon, world, found, buyer_texts,
+                                  f"after restart {found.restarts}")
+            await trio.sleep_until(end)
+
+        await pause(900)  # first imports
         codes = sorted(set(marketplaces.values()))
         for number in range(rounds):
             fault = faults[number % len(faults)]
@@ -208,37 +281,75 @@ async def run_matrix(daemon, world, *, rounds: int, marketplaces: dict[str, str]
             if fault == "stuck feed":
                 with _feeds_for_every_push(stuck_after=round_seconds / 6):
                     for sku in ("MUG-1", "KETTLE-1"):  # a push of both at once: a feed
-                        await daemon.store.run(inventory.adjust, sku, 5,
-                                               reason=f"delivery {number}")
-                    daemon.stock_changed()
-                    await trio.sleep(round_seconds / 3)
+                        await running.daemon.store.run(inventory.adjust, sku, 5,
+                                                       reason=f"delivery {number}")
+                    running.daemon.stock_changed()
+                    await pause(round_seconds / 3)
                     _set_fault(world, "none")
             elif fault == "database locked":
-                held = await _hold_write_lock(daemon, LOCK_HELD)
+                async with _write_lock_held(running.daemon) as held:
+                    if held:
+                        await pause(LOCK_HELD)
                 if not held:
                     found.faults[fault] -= 1
                     found.faults["none (no SQLite lock to hold)"] += 1
-                await trio.sleep(round_seconds / 3 - (LOCK_HELD if held else 0))
+                await pause(round_seconds / 3 - (LOCK_HELD if held else 0))
             else:
-                await trio.sleep(round_seconds / 3)
+                await pause(round_seconds / 3)
             _set_fault(world, "none")
-            await daemon.store.run(inventory.set_on_hand, "MUG-1", 400 + 7 * number,
-                                   note=f"stocktake {number}")
-            daemon.stock_changed()
-            target = await daemon.store.read(_open_merchant_order, set(found.shipped))
+            await running.daemon.store.run(inventory.set_on_hand, "MUG-1", 400 + 7 * number,
+                                           note=f"stocktake {number}")
+            running.daemon.stock_changed()
+            target = await running.daemon.store.read(_open_merchant_order, set(found.shipped))
             if target is not None:
-                key = await daemon.store.run(orders.ship_order, target[0], carrier="DHL",
-                                             tracking_number=f"FM{number:05d}")
+                key = await running.daemon.store.run(orders.ship_order, target[0],
+                                                     carrier="DHL",
+                                                     tracking_number=f"FM{number:05d}")
                 found.shipped[target[1]] = key
-            await trio.sleep(round_seconds * 2 / 3)
+            await pause(round_seconds * 2 / 3)
             found.rounds += 1
         await trio.sleep(CONVERGE)
-        found.daemon_exited = served.is_set()
-        await _check(daemon, world, found, sellers, buyer_texts)
-        await daemon.stop(grace=1)
+        await _check(running.daemon, world, found, sellers, buyer_texts)
+        await running.stop()
         nursery.cancel_scope.cancel()
     await control.aclose()
     return found
+
+
+def _count(daemon, found: Findings) -> None:
+    """Add what ``daemon`` (one of the run's, a crash ends each) saw to the run's figures."""
+    found.throttled += sum(daemon.stats.throttled.values())
+    found.failed_job_runs += sum(n for (_, _, ok), n in daemon.stats.jobs.items() if not ok)
+    found.database_outages += daemon.database.outages
+
+
+async def _invariants(daemon, world, found: Findings, buyer_texts, when: str) -> None:
+    """What must hold at any moment, between two crashes too: nothing stored twice, nothing
+    malformed stored as good, no buyer data in the quarantine, no shipment confirmed twice."""
+    def facts(session):
+        stored = session.execute(select(Order.channel_order_id)).scalars().all()
+        twice = session.execute(select(StockMovement.key, func.count())
+                                .group_by(StockMovement.key).having(func.count() > 1)).all()
+        return stored, twice
+
+    stored, twice = await daemon.store.read(facts)
+    records = await daemon.store.read(quarantine.list_records)
+    counts = Counter(stored)
+    problems = []
+    if doubled := [i for i, n in counts.items() if n > 1]:
+        problems.append(f"order(s) stored twice: {doubled[:3]}")
+    if leaked := set(found.bad) & set(counts):
+        problems.append(f"malformed order(s) stored as good: {sorted(leaked)[:3]}")
+    kept = json.dumps([r.raw for r in records]) + " ".join(r.reason for r in records)
+    if in_quarantine := [t for t in buyer_texts(world) if t in kept]:
+        problems.append(f"buyer data in the quarantine: {len(in_quarantine)} value(s)")
+    if twice:
+        problems.append(f"ledger key(s) twice: {[k for k, _ in twice][:3]}")
+    accepted = Counter(c["orderId"] for c in world.confirmations if c.get("accepted"))
+    if confirmed_twice := [o for o in found.shipped if accepted[o] > 1]:
+        problems.append(f"shipment(s) confirmed twice: {confirmed_twice[:3]}")
+    found.invariant_checks += 1
+    found.problems.extend(f"{when}: {problem}" for problem in problems)
 
 
 async def _check(daemon, world, found: Findings, sellers: dict[str, str], buyer_texts) -> None:
@@ -257,9 +368,7 @@ async def _check(daemon, world, found: Findings, sellers: dict[str, str], buyer_
     stored, twice, ledger, levels, listed = await daemon.store.read(facts)
     records = await daemon.store.read(quarantine.list_records)
     found.stored_orders, found.quarantined, found.ledger_rows = len(stored), len(records), ledger
-    found.throttled = sum(daemon.stats.throttled.values())
-    found.failed_job_runs = sum(n for (_, _, ok), n in daemon.stats.jobs.items() if not ok)
-    found.database_outages = daemon.database.outages
+    _count(daemon, found)
     found.feeds_held = sum(feed.held for feed in world.catalog.feeds.feeds.values())
     reasons = await daemon.store.read(lambda session: session.execute(
         select(SubmissionRow.result).where(SubmissionRow.state == "failed")).scalars().all())
@@ -295,4 +404,5 @@ async def _check(daemon, world, found: Findings, sellers: dict[str, str], buyer_
             problems.append(f"shipment of {order_id} confirmed {accepted[order_id]} time(s)")
     if found.daemon_exited:
         problems.append("the daemon stopped on its own")
+    await _invariants(daemon, world, found, buyer_texts, "at the end")
     found.problems = sorted(set(problems))

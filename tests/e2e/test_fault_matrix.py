@@ -1,4 +1,5 @@
-"""The fault matrix, CI size: one round per malformed kind, each fault at least once.
+"""The fault matrix, CI size: one round per malformed kind, each fault at least once, and
+three crashes (a new daemon on the same database) at random moments.
 
 See ``fault_matrix.py`` for what a round does and what is checked; ``bench/fault_matrix.py``
 runs the simulated week.
@@ -43,11 +44,14 @@ async def test_every_promise_holds_through_the_fault_matrix(make_daemon, world, 
                                                             monkeypatch):
     # the write lock held for two simulated minutes costs 0.2 s of real time per wait
     monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    daemon = make_daemon(integrations=[("amazon-us", "na", "US"), ("amazon-de", "eu", "DE")])
+    def new_daemon():
+        return make_daemon(integrations=[("amazon-us", "na", "US"), ("amazon-de", "eu", "DE")])
+
     found = await fault_matrix.run_matrix(
-        daemon, world, rounds=len(MALFORMATIONS),
+        new_daemon(), world, rounds=len(MALFORMATIONS),
         marketplaces={"amazon-us": "US", "amazon-de": "DE"}, sellers={"US": NA, "DE": EU},
-        buyer_texts=buyer_texts, round_seconds=1800, faults=CI_FAULTS)
+        buyer_texts=buyer_texts, round_seconds=1800, faults=CI_FAULTS,
+        make_daemon=new_daemon, restarts=3)
     assert found.problems == [], found.row()
     assert set(found.bad.values()) == set(MALFORMATIONS)
     assert set(found.faults) == set(CI_FAULTS)
@@ -56,3 +60,4 @@ async def test_every_promise_holds_through_the_fault_matrix(make_daemon, world, 
     assert found.listings_compared >= 4  # MUG-1 and KETTLE-1 at both sellers
     assert found.database_outages >= 1  # the locked database was noticed, and ridden out
     assert found.feeds_held >= 1 and found.feeds_given_up >= 1  # a stuck feed, given up
+    assert found.restarts == 3 and found.invariant_checks == 4
