@@ -17,8 +17,9 @@ The simulator generates no orders here, so nothing else moves the quantities.
 
 Rounds with a price (``--price-sizes``, issue 11) set a new price of each chosen SKU on
 both integrations in the same moment as its count: a listing counts as applied when the
-simulator holds both, and the round reports how many patch messages each listing took
-(1 = quantity, handling time and price in one message).
+simulator holds both, and the round reports how many messages each listing took: patch
+calls, plus the messages of the listings feeds a large round goes out as (1 = quantity,
+handling time and price in one message).
 
     .venv/bin/python bench/push_latency.py [--quick] [--database URL] [--poll S]
                                            [--sizes 10000x1,50x2] [--price-sizes 50x2]
@@ -27,6 +28,8 @@ simulator holds both, and the round reports how many patch messages each listing
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 import sys
 from decimal import Decimal
@@ -47,7 +50,7 @@ from marketsync.plugins.amazon.marketplaces import MARKETPLACES  # noqa: E402
 
 REGIONS = {"NA": ["US"], "EU": ["DE"]}
 FULL = {"skus": 10_000, "sizes": [(1, 10), (50, 6), (10_000, 2)],
-        "price_sizes": [(1, 10), (50, 6)]}
+        "price_sizes": [(1, 10), (50, 6), (10_000, 2)]}
 QUICK = {"skus": 300, "sizes": [(1, 5), (50, 3), (300, 1)], "price_sizes": [(1, 5), (50, 3)]}
 ROUND_LIMIT = 3600.0  #: simulated seconds a round may take before it is reported as stuck
 
@@ -59,7 +62,8 @@ class Round:
     acknowledged: list[float] = field(default_factory=list)
     missing: int = 0
     priced: bool = False
-    messages: int = 0  #: patchListingsItem calls for the chosen SKUs during the round
+    messages: int = 0  #: patchListingsItem calls and feed messages for the chosen SKUs
+    feed_messages: int = 0  #: of which messages in JSON_LISTINGS_FEED documents
     started: object = None  #: the simulated wall time of the change (for the timeline)
     ended: object = None
 
@@ -140,7 +144,28 @@ async def measure(daemon, world, skus: list[str], size: int, rng: random.Random,
                           if c.operation == "patchListingsItem"
                           and c.path[c.path.rfind("/"):] in wanted)
     result.ended = clock.now()
+    result.feed_messages = sum(
+        1 for sku in feed_message_skus(world, result.started, result.ended) if sku in chosen)
+    result.messages += result.feed_messages
     return result
+
+
+def feed_message_skus(world, start, end) -> list[str]:
+    """The SKU of every message of the listings feeds submitted in [start, end]: a large
+    push goes as one JSON_LISTINGS_FEED per account, one message per SKU (quantity,
+    handling time and price in that one message), not as patch calls."""
+    skus = []
+    for feed in world.catalog.feeds.feeds.values():
+        if not start <= feed.created <= end:
+            continue
+        document = world.catalog.documents.get(feed.seller_id, feed.document_id)
+        if document is None or document.content is None:
+            continue
+        raw = document.content
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        skus += [m.get("sku") for m in json.loads(raw).get("messages", [])]
+    return skus
 
 
 PUSH_OPERATIONS = ("searchListingsItems", "patchListingsItem", "createFeedDocument",
@@ -228,15 +253,16 @@ def main() -> None:
 
     print()
     print(f"{'SKUs':>6} {'price':>5} {'rounds':>6} {'listings':>8}  {'applied p50/p95':>17}  "
-          f"{'acknowledged p50/p95':>22}  not done  patches per listing")
+          f"{'acknowledged p50/p95':>22}  not done  messages per listing (of them in feeds)")
     for (size, priced), results in rounds.items():
         applied = [v for r in results for v in r.applied]
         acked = [v for r in results for v in r.acknowledged]
         per_listing = sum(r.messages for r in results) / max(len(applied), 1)
+        in_feeds = sum(r.feed_messages for r in results)
         print(f"{size:>6} {'yes' if priced else 'no':>5} {len(results):>6} {len(applied):>8}  "
               f"{common.percentile(applied, 50):7.1f} / {common.percentile(applied, 95):6.1f} s  "
               f"{common.percentile(acked, 50):10.1f} / {common.percentile(acked, 95):6.1f} s  "
-              f"{sum(r.missing for r in results):>8}  {per_listing:.2f}")
+              f"{sum(r.missing for r in results):>8}  {per_listing:.2f} ({in_feeds})")
     common.footer(timer, log_counter)
 
 
