@@ -16,6 +16,10 @@ Formats (a header row is required; extra columns are refused, to catch a wrong f
 
 * stock: ``sku,quantity`` (set on hand) or ``sku,delta,reason`` (adjust)
 * handling times: ``sku,handling_time_days`` (empty days: back to the integration default)
+* products: ``sku`` and any of ``title``, ``ean``, ``mpn`` (creates the products that do
+  not exist; gives existing ones an EAN or MPN they lack; an MPN that differs from the
+  product's own, or a placeholder such as "Does not apply", is a row error). A 12-digit
+  UPC in ``ean`` is stored as the 13-digit GTIN, as channel imports hand it over.
 * manual orders: ``order_id,sku,quantity`` and optionally the recipient:
   ``buyer_name,buyer_email,phone,address_line1,address_line2,address_line3,city,state,
   postal_code,country``; several rows with one order id make one order with several
@@ -320,6 +324,64 @@ def import_handling_times(store: Any, text: str, source: str = "handling.csv") -
     def apply(session: Session, item: tuple[str, int | None]) -> bool:
         products.set_handling_time(session, *item)
         return True
+
+    return apply_in_chunks(store, planned, apply, source, "applying")
+
+
+@dataclass(frozen=True, slots=True)
+class _ProductRow:
+    sku: str
+    title: str | None
+    ean: str | None
+    mpn: str | None
+
+
+def check_products(session: Session, text: str,
+                   source: str = "products.csv") -> list[_ProductRow]:
+    _, rows = read_rows(text, source, [("sku",)], optional=("title", "ean", "mpn"))
+    errors: list[RowError] = []
+    _duplicates(rows, "sku", errors)
+    skus = {row.values["sku"] for row in rows if row.values["sku"]}
+    existing: dict[str, str | None] = {}
+    for chunk in batched(sorted(skus), LOOKUP_BATCH):
+        existing.update(session.execute(
+            select(Product.sku, Product.mpn).where(Product.sku.in_(chunk))).all())
+    planned = []
+    for row in rows:
+        sku, ean, mpn = (row.values["sku"], row.values.get("ean") or None,
+                         row.values.get("mpn") or None)
+        if not sku or len(sku) > 200:
+            errors.append(row.error("sku", f"sku {sku[:80]!r} must be 1 to 200 characters"))
+            continue
+        if ean is not None:
+            if not ean.isascii() or not ean.isdigit() or not 8 <= len(ean) <= 14:
+                errors.append(row.error("ean", f"ean {ean[:40]!r} is not 8 to 14 digits"))
+                continue
+            ean = "0" + ean if len(ean) == 12 else ean  # a UPC, as the 13-digit GTIN
+        if mpn is not None:
+            cleaned = products.clean_mpn(mpn)
+            if cleaned is None:
+                errors.append(row.error("mpn", f"mpn {mpn[:80]!r} is not a part number (a "
+                                               f"placeholder, or over {products.MPN_LIMIT} "
+                                               "characters); leave it empty"))
+                continue
+            if existing.get(sku) and existing[sku] != cleaned:
+                errors.append(row.error("mpn", f"product {sku[:80]!r} has MPN "
+                                               f"{existing[sku]!r} already, not {cleaned!r}"))
+                continue
+            mpn = cleaned
+        planned.append(_ProductRow(sku, row.values.get("title") or None, ean, mpn))
+    _finish(source, errors)
+    return planned
+
+
+def import_products(store: Any, text: str, source: str = "products.csv") -> Imported:
+    """Create or complete products from ``sku[,title][,ean][,mpn]``; all rows or none."""
+    planned = store.read_blocking(check_products, text, source)
+
+    def apply(session: Session, row: _ProductRow) -> bool:
+        return products.add_product(session, row.sku, title=row.title, ean=row.ean,
+                                    mpn=row.mpn)
 
     return apply_in_chunks(store, planned, apply, source, "applying")
 

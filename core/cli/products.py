@@ -69,6 +69,17 @@ def add(cli: CliContext, sku: str, title: str | None, ean: str | None,
     tell_daemon(cli, *PUSHES)  # a restored product's listings are pushed again
 
 
+@products.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_cli
+def import_(cli: CliContext, file: Path) -> None:
+    """Products from a CSV: sku and any of title, ean, mpn (all rows or none). New SKUs are
+    created; existing ones get an EAN or MPN they lack, by which channel listings with
+    other SKUs find them."""
+    done = csvio.import_products(cli.store, file.read_text("utf-8"), str(file))
+    click.echo(f"{file}: {done.applied} product(s) created, {done.already} existed already")
+
+
 @products.command()
 @click.argument("sku")
 @pass_cli

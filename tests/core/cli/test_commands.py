@@ -215,6 +215,33 @@ def test_products_add_carries_an_mpn_and_refuses_a_placeholder(invoke):
     assert clash.exit_code != 0 and "has MPN 'DR-18V-2' already" in clash.output
 
 
+def test_products_import_carries_ean_and_mpn_all_rows_or_none(invoke, store, tmp_path):
+    from sqlalchemy import select
+
+    from marketsync.core.store.models import Product
+
+    invoke("products", "add", "DRILL", "--mpn", "DR-18V-2")
+    bad = tmp_path / "products.csv"
+    bad.write_text("sku,title,ean,mpn\nSAW,Saw,,Does not apply\nDRILL,,,DR-20V\n"
+                   "BIT,Bits,12AB,\nBIT,Bits again,,\n")
+    result = invoke("products", "import", str(bad))
+    assert result.exit_code == 1
+    for expected in ("line 2, column 4: mpn 'Does not apply' is not a part number",
+                     "line 3, column 4: product 'DRILL' has MPN 'DR-18V-2' already",
+                     "line 4, column 3: ean '12AB' is not 8 to 14 digits",
+                     "line 5, column 1: sku 'BIT' again"):
+        assert expected in result.output, result.output
+    assert "SAW" not in invoke("stock", "show").output  # nothing applied
+    good = tmp_path / "good.csv"
+    good.write_text("sku,mpn,ean\nSAW,SAW-9,\nKETTLE,,012345678905\nDRILL,DR-18V-2,\n")
+    assert "2 product(s) created, 1 existed already" in invoke("products", "import",
+                                                               str(good)).output
+    found = store.read_blocking(lambda s: {p.sku: (p.ean, p.mpn) for p in s.execute(
+        select(Product).where(Product.sku.in_(["SAW", "KETTLE", "DRILL"]))).scalars()})
+    assert found == {"SAW": (None, "SAW-9"), "KETTLE": ("0012345678905", None),
+                     "DRILL": (None, "DR-18V-2")}
+
+
 def test_commands_work_under_the_daemon_state_object(store):
     """daemon.py's root object has config() and store(); the groups build a CliContext."""
     class State:
