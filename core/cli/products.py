@@ -78,6 +78,7 @@ def import_(cli: CliContext, file: Path) -> None:
     other SKUs find them."""
     done = csvio.import_products(cli.store, file.read_text("utf-8"), str(file))
     click.echo(f"{file}: {done.applied} product(s) created, {done.already} existed already")
+    tell_daemon(cli, *PUSHES)  # a restored product's listings are pushed again
 
 
 @products.command()

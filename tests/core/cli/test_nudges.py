@@ -37,6 +37,7 @@ NUDGES = {
     "orders fulfill-mcf": {"fetch_tracking"} | PUSHES,
     "products add": PUSHES, "products delete": PUSHES, "products map": PUSHES,
     "products unmap": PUSHES, "products price": PUSHES, "products handling-time": PUSHES,
+    "products import": PUSHES,
 }
 #: commands that change nothing a channel shows, and why
 SILENT = {
@@ -158,6 +159,8 @@ def test_each_command_that_changes_a_channel_asks_for_the_jobs_that_send_it(
         "products handling-time": invoke("products", "handling-time",
                                          str(tmp_path / "handling.csv")),
     }
+    (tmp_path / "products.csv").write_text("sku,mpn\nJUG,JUG-7\n")
+    ran["products import"] = invoke("products", "import", str(tmp_path / "products.csv"))
     invoke("orders", "add", "PHONE-2", "MUG:1")  # order 3
     (tmp_path / "ship.csv").write_text("order_id,carrier,tracking_number\n3,DHL,T2\n")
     ran["orders ship-import"] = invoke("orders", "ship-import", str(tmp_path / "ship.csv"))
