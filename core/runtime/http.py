@@ -40,6 +40,13 @@ OPERATION = "operation"
 #: belong there: a call queued for minutes behind a slowed bucket, or sent again after a
 #: 429, must not carry a token that died while it waited.
 BEFORE_SEND = "before_send"
+#: The request extension naming further limits a call must also pass, as a tuple of plan
+#: names the channel's usage plans define, e.g. ``{OPERATION: "createFeed",
+#: ALSO_LIMITED_BY: ("JSON_LISTINGS_FEED",)}``. Some channels publish a second limit on
+#: top of an operation's own (Amazon: five listings feeds per five minutes per region,
+#: whatever ``createFeed``'s plan allows); the call waits for a token of each. Only the
+#: operation's own bucket learns from the response: the header reports that one.
+ALSO_LIMITED_BY = "also_limited_by"
 
 #: Statuses worth sending again: the server said it might work a moment later.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -138,9 +145,14 @@ class GovernedTransport(httpx.AsyncBaseTransport):
 
     async def _send(self, request: httpx.Request, call: _Call) -> httpx.Response:
         key = self._bucket(call.operation)
+        extra = self._extra_buckets(request, call.operation)
         await request.aread()  # the body must be re-sendable on retry
         throttles = failures = 0
         while True:
+            # the further limits first: a token of the operation's own bucket is not held
+            # (and lost to others) while the stricter limit is waited for
+            for extra_key in extra:
+                await self._governor.acquire(extra_key)
             if key is not None:
                 await self._governor.acquire(key)
             prepare = request.extensions.get(BEFORE_SEND)
@@ -215,6 +227,20 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         if plan.daily is not None:
             self._governor.define_quota(key, plan.daily)
         return key
+
+    def _extra_buckets(self, request: httpx.Request, operation: str) -> list[tuple]:
+        names = request.extensions.get(ALSO_LIMITED_BY) or ()
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(f"request extension {ALSO_LIMITED_BY!r} must be a tuple of "
+                            f"non-empty str (on {operation})")
+        keys = []
+        for name in names:
+            key = self._bucket(name)
+            if key is None:
+                raise ValueError(f"{operation}: further limit {name!r} has no rate-limit "
+                                 "bucket")
+            keys.append(key)
+        return keys
 
     def backoff_delay(self, failure: int) -> float:
         """Seconds to wait before retry number ``failure`` (1-based): half of the

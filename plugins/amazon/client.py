@@ -39,7 +39,7 @@ from marketsync.core.errors import (
     MarketsyncError,
     TransientError,
 )
-from marketsync.core.runtime.http import BEFORE_SEND, OPERATION
+from marketsync.core.runtime.http import ALSO_LIMITED_BY, BEFORE_SEND, OPERATION
 from marketsync.core.types import Integration
 from marketsync.plugins.amazon import marketplaces
 
@@ -252,8 +252,12 @@ class SpApi:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         expect: Iterable[int] = (200,),
+        also_limited_by: tuple[str, ...] = (),
     ) -> httpx.Response:
         """Send one SP-API request and return the response when its status is expected.
+
+        ``also_limited_by`` names limits Amazon publishes on top of the operation's own
+        plan (``manifest.LISTINGS_FEED_LIMIT``); the call waits for each.
 
         :raises IntegrationAuthFailed: 401/403 twice (the second after a token refresh).
         :raises TransientError: 5xx or a network failure that outlived the transport's retries.
@@ -280,7 +284,8 @@ class SpApi:
             try:
                 response = await self.http.request(
                     method, url, params=query, json=json, headers=headers,
-                    extensions={OPERATION: operation, BEFORE_SEND: authorize},
+                    extensions={OPERATION: operation, BEFORE_SEND: authorize,
+                                ALSO_LIMITED_BY: also_limited_by},
                 )
             except httpx.TransportError as exc:
                 raise TransientError(f"{operation}: {type(exc).__name__}") from None

@@ -21,6 +21,7 @@ from marketsync.core import clock
 from marketsync.core.errors import TransientError
 from marketsync.core.types import Integration, ItemResult, Submission, SubmissionReport
 from marketsync.plugins.amazon.client import AmazonRequestError, SpApi
+from marketsync.plugins.amazon.manifest import LISTINGS_FEED_LIMIT
 
 if TYPE_CHECKING:
     from marketsync.plugins.amazon.changes import Change
@@ -69,7 +70,8 @@ async def submit_listings_feed(api: SpApi, changes: Sequence["Change"],
     await api.upload(created["url"], content, CONTENT_TYPE)
     marketplace_ids = sorted({m for c in changes for m in c.marketplace_ids}
                              or {api.marketplace_id})
-    answer = await api.send_json("POST", f"{BASE}/feeds", "createFeed", expect=(202, 200), json={
+    answer = await api.send_json("POST", f"{BASE}/feeds", "createFeed", expect=(202, 200),
+                                 also_limited_by=(LISTINGS_FEED_LIMIT,), json={
         "feedType": FEED_TYPE,
         "marketplaceIds": marketplace_ids,
         "inputFeedDocumentId": created["feedDocumentId"],

@@ -65,7 +65,17 @@ def bucket_key(integration: Integration, operation: str) -> tuple:
     return (CHANNEL, integration.account, operation)
 
 
-USAGE_PLANS: Mapping[str, UsagePlan] = MappingProxyType(load_usage_plans())
+#: JSON_LISTINGS_FEED's own limit, on top of createFeed's plan: five submissions per five
+#: minutes per region (REFERENCE §7.4; a seller account is regional). The governor's
+#: buckets refill steadily, so the window is kept as a bucket of 3 refilling 2 per 5
+#: minutes: at most 3 + 2 = 5 in any five minutes, however the submissions fall. That
+#: gives up a sustained rate of 1 a minute for 1 per 2.5 minutes, which the push's
+#: coalescing never needs (a feed carries up to 25,000 listings).
+LISTINGS_FEED_LIMIT = "JSON_LISTINGS_FEED"
+LISTINGS_FEED_PLAN = UsagePlan(operation=LISTINGS_FEED_LIMIT, rate=2 / 300, burst=3)
+
+USAGE_PLANS: Mapping[str, UsagePlan] = MappingProxyType(
+    {**load_usage_plans(), LISTINGS_FEED_LIMIT: LISTINGS_FEED_PLAN})
 
 #: share of searchOrders' published rate the regular order poll uses (0.0056 rps, one
 #: call per 179 s → a poll every 199 s); the rest, with the burst of 20, is for the extra

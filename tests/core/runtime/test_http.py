@@ -17,6 +17,7 @@ import trio.testing
 from marketsync.core.errors import Throttled, TransientError
 from marketsync.core.runtime.governor import Governor, current_priority
 from marketsync.core.runtime.http import (
+    ALSO_LIMITED_BY,
     BEFORE_SEND,
     OPERATION,
     CallRecord,
@@ -430,3 +431,39 @@ async def test_before_send_runs_after_the_rate_limit_wait_and_before_every_attem
     assert prepared[0] >= queued_at + 99
     assert [a.at for a in attempts[1:]] == prepared
     assert prepared[1] > prepared[0]
+
+
+FEED_PLANS = {
+    "createFeed": UsagePlan(operation="createFeed", rate=1.0, burst=15),
+    # a second published limit on top of createFeed's own: 2 at once, then 1 per 100 s
+    "LISTINGS_FEED": UsagePlan(operation="LISTINGS_FEED", rate=0.01, burst=2),
+}
+
+
+async def test_a_call_also_limited_by_a_second_plan_waits_for_both(autojump_clock):
+    """createFeed's own plan would let five calls out at once; the stricter limit named
+    with the call spaces them, and a call without it is not held by it."""
+    channel = FakeChannel(reported_rate="3")
+    governor = Governor()
+    async with client_for(channel, governor, plans=FEED_PLANS) as client:
+        for _ in range(4):
+            await client.post("/feeds", extensions={
+                OPERATION: "createFeed", ALSO_LIMITED_BY: ("LISTINGS_FEED",)})
+        assert [a.at for a in channel.attempts("/feeds")] == pytest.approx([0, 0, 100, 200])
+        before = trio.current_time()
+        await client.post("/other", extensions={OPERATION: "createFeed"})
+        assert trio.current_time() == pytest.approx(before)
+    # the header reports createFeed's rate: only createFeed's bucket learns it
+    assert governor.state(key("createFeed")).base_rate == 3.0
+    assert governor.state(key("LISTINGS_FEED")).base_rate == 0.01
+    assert governor.state(key("LISTINGS_FEED")).acquired == 4
+
+
+async def test_a_further_limit_must_be_a_tuple_of_plan_names(autojump_clock):
+    async with client_for(FakeChannel(), Governor(), plans=FEED_PLANS) as client:
+        with pytest.raises(TypeError, match="tuple of non-empty str"):
+            await client.post("/feeds", extensions={
+                OPERATION: "createFeed", ALSO_LIMITED_BY: "LISTINGS_FEED"})
+        with pytest.raises(ValueError, match="'NOPE' .* no usage plan"):
+            await client.post("/feeds", extensions={
+                OPERATION: "createFeed", ALSO_LIMITED_BY: ("NOPE",)})

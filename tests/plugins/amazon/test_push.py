@@ -232,3 +232,26 @@ async def test_a_quantity_sent_since_by_feed_makes_the_remembered_one_stale(make
 
     assert [r.message for r in again.results] != ["already sent for this account"]
     assert world.catalog.get(EU, "MUG-1").quantity == 7
+
+
+async def test_listings_feeds_of_one_account_keep_to_five_per_five_minutes(make_integration,
+                                                                           world, autojump_clock):
+    """createFeed's own plan (burst 15) would send six feeds at once; Amazon takes five
+    JSON_LISTINGS_FEED per five minutes per region and refuses the sixth with a 429 (seen
+    on the simulated day when six EU marketplaces first pushed). The plugin names that
+    limit with the call, so the account's marketplaces wait their turn instead."""
+    de, uk = make_integration("DE", patch_limit=1), make_integration("UK", patch_limit=1)
+    submissions = []
+    async with trio.open_nursery() as nursery:
+        for number in range(6):
+            async def push(integration=(de, uk)[number % 2], quantity=30 + number):
+                submissions.append(await listings.push_stock(integration, [
+                    StockUpdate(channel_sku="MUG-1", quantity=quantity),
+                    StockUpdate(channel_sku="KETTLE-1", quantity=quantity)]))
+            nursery.start_soon(push)
+    assert len(submissions) == 6 and all(s.state.get("feed_id") for s in submissions)
+    created = calls(world, "createFeed")
+    assert [c.status for c in created] == [202] * 6, "no createFeed was refused"
+    times = sorted(c.at for c in created)
+    for first, sixth in zip(times, times[5:]):
+        assert sixth - first >= timedelta(minutes=5)
