@@ -47,6 +47,8 @@ def bound_seconds(orders: int) -> float:
     return max(0, math.ceil(orders / PAGE) - plan.burst) / plan.rate
 
 
+#: thread CPU of the store's units of work, by function
+UNITS = common.UnitCpu()
 #: CPU seconds of the benchmark's own checks (below), which are not the daemon's cost
 CHECKS = {"seconds": 0.0}
 
@@ -146,7 +148,8 @@ def main() -> None:
                     throttled_daemon=dict(daemon.stats.throttled),
                     stored=count)
 
-        common.run(run, args.threshold)
+        with UNITS.installed():
+            common.run(run, args.threshold)
 
     history, elapsed = figures["history"], figures["elapsed"]
     bound = bound_seconds(history)
@@ -173,6 +176,16 @@ def main() -> None:
           f"order ({stored:,} stored; the process's CPU less the simulator's "
           f"{figures['simulator_cpu']:.1f} s and this script's checks "
           f"{figures['checks_cpu']:.1f} s; target ≤ 3 ms)")
+    imports = sum(UNITS.seconds[name] for name in ("_commit_page", "_commit_account_page"))
+    others = sum(UNITS.seconds.values()) - imports - figures["checks_cpu"]
+    print(f"  of which import pages (orders, listings, stock; units of work _commit_page and "
+          f"_commit_account_page): {imports:.1f} s = {imports / stored * 1000:.2f} ms per order")
+    print(f"  other units of work: {others:.1f} s in {sum(UNITS.calls.values()):,} calls "
+          f"({others / elapsed * 3600:.1f} CPU s per simulated hour); the most costly: " + ", ".join(
+              f"{name} {seconds:.1f} s / {UNITS.calls[name]:,}" for name, seconds
+              in UNITS.seconds.most_common(9) if name not in ("_commit_page", "_commit_account_page", "measured")))
+    print(f"  the rest (trio loop and threads, HTTP client, plugin, governor, start-up): "
+          f"{daemon_cpu - imports - others:.1f} s")
     print(f"simulator setup: {figures['world_wall']:.0f} s, peak RSS before the daemon "
           f"{figures['world_rss']:.0f} MiB")
     common.footer(timer, log_counter)
