@@ -161,6 +161,8 @@ def main() -> None:
                     search_calls=sum(1 for c in world.calls if c.operation == "searchOrders"),
                     report_calls={op: sum(1 for c in world.calls if c.operation == op)
                                   for op in ("createReport", "getReport", "getReportDocument")},
+                    report_types=sorted(r.report_type
+                                        for r in world.catalog.reports.reports.values()),
                     open_mfn=sum(1 for o in world.orders.values() if o.order_id in history
                                  and o.fulfilled_by == "MERCHANT"
                                  and o.status_at(start) in ("PENDING", "UNSHIPPED")),
@@ -186,7 +188,8 @@ def main() -> None:
     if args.mode == "report":
         print(f"report mode: every history order stored after {elapsed / 60:,.1f} simulated "
               f"min (target ≤ 30); {figures['open_mfn']:,} merchant orders open at the start "
-              f"(searched with their buyer); report calls {figures['report_calls']}")
+              f"(searched with their buyer); report calls {figures['report_calls']} for the "
+              f"reports {figures['report_types']} (the listings one is the product import's)")
     print(f"searchOrders calls until then: {figures['search_calls']} (the search path's minimum {pages}); "
           f"HTTP 429: simulator {figures['throttled_world']}, daemon {figures['throttled_daemon'] or 0}")
     for note in figures["throttle_gaps"]:
