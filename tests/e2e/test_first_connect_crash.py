@@ -31,7 +31,9 @@ from .test_crash import _time
 SCENARIO = harness.HERE / "crash" / "first_connect.yaml"
 #: how long an order takes to become searchable (data lag, Amazon's two-minute rule, slack)
 SEARCHABLE_AFTER = timedelta(minutes=2, seconds=40)
-CONVERGE_WITHIN = 90.0
+#: real seconds; generous because the machine may be shared (a healthy run takes ~20 s)
+FIRST_IMPORT_WITHIN = 180.0
+CONVERGE_WITHIN = 240.0
 
 
 def progress(session) -> dict:
@@ -92,7 +94,7 @@ async def test_a_sigkill_between_the_first_imports_changes_no_quantity_at_amazon
             if first == "products":
                 return len(seen["listings"]) == len(harness.MARKETPLACES) * len(before)
             return seen["orders"] == len(sim_orders)
-        await until(f"the {first} import", first_committed, 60, daemon)
+        await until(f"the {first} import", first_committed, FIRST_IMPORT_WITHIN, daemon)
         await daemon.kill()
         at_kill = await store.read(progress)
         if first == "products":
