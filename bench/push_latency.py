@@ -226,7 +226,7 @@ def main() -> None:
                     lambda: _imports_done(daemon, len(skus)), every=30, limit=6 * 3600,
                     what="first listing imports")
                 print(f"first imports done after {took:.0f} simulated s "
-                      f"({timer.seconds:.0f} real s)")
+                      f"({timer.seconds:.0f} real s)", flush=True)
                 plan = [(size, count, False) for size, count in shape["sizes"]]
                 plan += [(size, count, True) for size, count in shape["price_sizes"]]
                 for size, count, priced in plan:
