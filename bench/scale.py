@@ -123,7 +123,7 @@ def scenario(args: argparse.Namespace) -> dict:
 
 def config(args, sim_url: str, database: str, port: int, secrets: Path) -> str:
     lines = [f"database: {database}", "http:", f"  listen: 127.0.0.1:{port}",
-             "log:", "  level: WARNING"]
+             "log:", f"  level: {args.log_level}"]
     if args.lease_ttl:
         lines += ["replicas:", f"  lease_ttl: {args.lease_ttl}"]
     lines.append("accounts:")
@@ -306,6 +306,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--lease-ttl", default=None, help="replicas.lease_ttl (e.g. 60s)")
     parser.add_argument("--keep", action="store_true", help="keep the schema and files")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the daemons' log.level (INFO shows the transport's retries)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the (first) daemon into FILE")
     args = parser.parse_args()
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
@@ -474,6 +476,10 @@ def report(args, marks, daemons, simulator, store, admin, schema, sim_url, shipp
     print(f"orders: {len(orders)} generated, {len(visible)} visible ≥ 10 min before the end, "
           f"{len(stored)} stored, {len(lost)} visible but not stored")
     twice = [o for o, n in accepted.items() if n > 1]
+    for order_id in twice[:5]:  # when: a retry after a timeout, or two owners?
+        times = [c["at"][11:19] for c in confirmations["confirmations"]
+                 if c["orderId"] == order_id and c.get("accepted")]
+        print(f"  {order_id} confirmed at {', '.join(times)} (simulated)")
     unconfirmed = [o for o in shipped if accepted[o] == 0]
     print(f"shipments: {len(shipped)} shipped locally, {sum(1 for o in shipped if accepted[o] == 1)} "
           f"confirmed exactly once, {len(twice)} confirmed more than once, "
