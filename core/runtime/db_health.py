@@ -36,7 +36,7 @@ from sqlalchemy import text
 from marketsync.core import clock
 from marketsync.core.errors import MarketsyncError
 from marketsync.core.runtime.backoff import Backoff
-from marketsync.core.store import StoreError
+from marketsync.core.store import CONFLICT_STATES, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from marketsync.core.store import Store
@@ -54,8 +54,15 @@ _OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconnection
 
 
 def is_outage(error: BaseException | None) -> bool:
-    """The database is unusable right now (as opposed to a bug in what was asked of it)."""
+    """The database is unusable right now (as opposed to a bug in what was asked of it).
+
+    A deadlock or serialization failure is an OperationalError too, but the database is
+    fine: two transactions (two replicas importing one account's SKUs) met, and the one
+    that lost ran again (``Store.run``) until it lost too often. That fails the job, which
+    runs again later; it must not pause every job as an outage would."""
     while error is not None:
+        if getattr(getattr(error, "orig", None), "sqlstate", None) in CONFLICT_STATES:
+            return False
         if isinstance(error, _OUTAGES):
             return True
         error = error.__cause__

@@ -232,3 +232,49 @@ async def test_postgresql_disk_full_is_an_outage_with_its_reason(backend, store,
     with pytest.raises(DatabaseUnavailable, match="No space left on device"):
         await health.write(full)
     assert not health.up and "could not extend file" in health.reason
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_deadlock_is_a_failed_job_not_an_outage(store):
+    """Two transactions locking two products in opposite orders: PostgreSQL ends one with
+    40P01. The database is up; counting that as an outage paused every job of the daemon
+    (seen with three replicas in bench/scale.py)."""
+    import threading
+
+    from sqlalchemy import text
+
+    from marketsync.core.domain import inventory
+
+    def setup(session):
+        inventory.ensure_product(session, "A")
+        inventory.ensure_product(session, "B")
+    store.run_blocking(setup)
+    both_locked_one = threading.Barrier(2, timeout=20)
+    errors: list[BaseException] = []
+
+    def lock(first: str, second: str) -> None:
+        try:
+            with store.engine.begin() as connection:
+                connection.execute(text("UPDATE products SET on_hand = 1 WHERE sku = :s"),
+                                   {"s": first})
+                both_locked_one.wait()
+                connection.execute(text("UPDATE products SET on_hand = 2 WHERE sku = :s"),
+                                   {"s": second})
+        except Exception as error:  # noqa: BLE001 - one of the two is the victim
+            errors.append(error)
+
+    threads = [threading.Thread(target=lock, args=pair) for pair in (("A", "B"), ("B", "A"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    (victim,) = errors
+    assert getattr(victim.orig, "sqlstate", None) == "40P01"
+    assert not is_outage(victim)
+    assert is_outage(sa_exc_operational("connection refused"))
+
+
+def sa_exc_operational(message: str):
+    from sqlalchemy import exc as sa_exc
+
+    return sa_exc.OperationalError("SELECT 1", {}, Exception(message))
