@@ -20,7 +20,8 @@ Latency per order = the time the daemon's storing transaction began (``orders.cr
 simulated) − the moment the simulator made the order visible (creation + its data lag,
 60-120 s); the simulator publishes what is due every ``PUBLISH_EVERY`` simulated seconds.
 
-    .venv/bin/python bench/notifications_latency.py [--minutes 60] [--rate 5] [--database URL]
+    .venv/bin/python bench/notifications_latency.py [--minutes 60] [--rate 5] [--without]
+                                                     [--database URL]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import shlex
 import subprocess
 import sys
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -121,12 +122,16 @@ def main() -> None:
                             help="simulated minutes (default 60; --quick 10)")
         parser.add_argument("--rate", type=float, default=5.0,
                             help="simulated seconds per real second (below 11)")
+        parser.add_argument("--without", action="store_true",
+                            help="the same run without notifications (polling only): the "
+                                 "baseline on the same clock and machine")
 
     args = common.arguments(__doc__.splitlines()[0], extra)
     if not 0 < args.rate < 11:
         raise SystemExit("--rate must be above 0 and below 11 (see the module docstring)")
     minutes = args.minutes or (10.0 if args.quick else 60.0)
-    print("# new order → stored with notifications through a real SQS server")
+    print("# new order → stored " + ("WITHOUT notifications (polling only)" if args.without
+                                      else "with notifications through a real SQS server"))
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(f"database: {'PostgreSQL (fresh schema)' if args.database else 'SQLite (temporary file)'}"
           f"; trio clock at {args.rate:g}× real time (no autojump); SQS long poll {WAIT} real s;"
@@ -141,9 +146,9 @@ def main() -> None:
     figures: dict = {}
 
     with common.workdir() as workdir, common.database(args.database, workdir) as url, \
-            moto_server() as sqs:
+            (nullcontext("") if args.without else moto_server()) as sqs:
         queues = {region: create_queue(sqs, f"marketsync-bench-{region.lower()}")
-                  for region in REGIONS}
+                  for region in REGIONS} if sqs else {}
 
         async def run() -> None:
             clock.set_start(common.START)
@@ -152,18 +157,20 @@ def main() -> None:
                                  base_url=common.SANDBOX)
             text = with_notifications(common.config_text(REGIONS, settings="    history_days: 1"),
                                       queues)
-            setup = common.make_daemon(world, text, url, workdir)
-            for region in REGIONS:
-                for line in await oneshot.notifications(setup, region.lower(), "subscribe"):
-                    if "ORDER_CHANGE" in line and "subscribed" not in line:
-                        raise RuntimeError(line)
-            for integration in setup.integrations.values():
-                await integration.http.aclose()
+            if queues:
+                setup = common.make_daemon(world, text, url, workdir)
+                for region in REGIONS:
+                    for line in await oneshot.notifications(setup, region.lower(), "subscribe"):
+                        if "ORDER_CHANGE" in line and "subscribed" not in line:
+                            raise RuntimeError(line)
+                for integration in setup.integrations.values():
+                    await integration.http.aclose()
             daemon = common.make_daemon(world, text, url, workdir)
             start = clock.now()
             async with httpx.AsyncClient() as publisher, common.serving(daemon):
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(deliver_forever, world, publisher, sqs, PUBLISH_EVERY)
+                    if queues:
+                        nursery.start_soon(deliver_forever, world, publisher, sqs, PUBLISH_EVERY)
                     remaining = duration
                     while remaining > 0:
                         step = min(600.0, remaining)
