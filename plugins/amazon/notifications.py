@@ -37,6 +37,7 @@ JOB_FOR = {
 #: someone else with the same application) needs nothing from us
 JOB_FOR_REPORT = {
     "GET_MERCHANT_LISTINGS_ALL_DATA": "import_products",
+    "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL": "import_orders",  # the backfill
 }
 #: what the daemon subscribes to: every type it acts on
 TYPES = tuple(JOB_FOR)

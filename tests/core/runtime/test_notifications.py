@@ -524,6 +524,9 @@ def test_a_finished_report_follows_up_only_the_report_we_asked_for():
     listings = amazon_notifications.read_notification(
         feed_finished("R-1", report=True, report_type="GET_MERCHANT_LISTINGS_ALL_DATA"))
     assert (listings.job, listings.subject) == ("import_products", "R-1")
+    backfill = amazon_notifications.read_notification(feed_finished(
+        "R-3", report=True, report_type="GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"))
+    assert backfill.job == "import_orders"  # the first import's order report is ready
     other = amazon_notifications.read_notification(
         feed_finished("R-2", report=True, report_type="GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE"))
     assert other.job is None
