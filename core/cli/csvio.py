@@ -5,7 +5,8 @@ SKUs, the on-hand floor) and any bad row means nothing is applied, with every ba
 reported by file, line and column, so a seller fixes the file once instead of discovering
 mistakes one run at a time. The checked rows are then applied ``APPLY_CHUNK`` at a time,
 one transaction each: a 200,000-row file never holds the database's write lock for more
-than about a second at a time, so the daemon's own bookkeeping goes on meanwhile.
+than about a second at a time, so the daemon's own bookkeeping goes on meanwhile. A
+chunk of stock rows is one ledger write (a few statements, not five per row).
 
 An interruption between chunks (Ctrl-C, a crash) leaves the earlier chunks applied; the
 same file run again finishes the job and applies nothing twice. Counts (``quantity``),
@@ -40,6 +41,7 @@ import csv
 import hashlib
 import io
 import re
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -48,7 +50,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketsync.core.domain import inventory, orders, pii, products, recipients, shipments
+from marketsync.core.domain import inventory, ledger, orders, pii, products, recipients, shipments
 from marketsync.core.cli.progress import progress, track
 from marketsync.core.store.models import Product, StockMovement
 from marketsync.core.types import Address, Buyer
@@ -63,8 +65,10 @@ RECIPIENT_COLUMNS = ("buyer_name", "buyer_email", "phone", "address_line1", "add
 MAX_QUANTITY = 10**9
 #: SKUs per ``IN (...)`` lookup: SQLite allows 32,766 variables (999 before 3.32)
 LOOKUP_BATCH = 500
-#: rows per transaction while applying: about half a second of SQLite's write lock
-APPLY_CHUNK = 500
+#: rows per transaction while applying. A stock chunk is one ledger write (~0.08 s of CPU
+#: for 250 rows); on a machine loaded 9 runnable tasks per core that held the write lock
+#: 0.4 s (median) to 1.4 s (max) at 250 rows, 1.2 s to 2.3 s at 500 (docs/benchmarks.md)
+APPLY_CHUNK = 250
 _NUMBER = re.compile(r"[+-]?[0-9]+\Z")  # a character class, not \d: \d matches ١٠ and ௧
 
 
@@ -226,6 +230,24 @@ def apply_in_chunks(store: Any, planned: Sequence[T], apply: Callable[[Session, 
     return Imported(applied, already)
 
 
+def apply_chunks_in_turn(store: Any, planned: Sequence[T],
+                         apply_chunk: Callable[[Session, Sequence[T]], list[bool]],
+                         source: str, doing: str) -> Imported:
+    """Like ``apply_in_chunks`` for an ``apply_chunk`` that takes a whole chunk at once
+    (and says, per item, whether it was applied now or by an earlier run)."""
+    applied = already = 0
+    with progress(f"{source}: {doing}", len(planned)) as bar:
+        for chunk in batched(planned, APPLY_CHUNK):
+            try:
+                done = store.run_blocking(apply_chunk, chunk)
+            except CsvError as error:
+                raise CsvError(source, error.errors, applied=applied + already) from None
+            applied += sum(done)
+            already += len(done) - sum(done)
+            bar.advance(len(chunk))
+    return Imported(applied, already)
+
+
 # --- the three imports ------------------------------------------------------------------------------
 
 
@@ -281,22 +303,51 @@ def import_stock(store: Any, text: str, source: str = "stock.csv", *,
     """Set (``sku,quantity``) or adjust (``sku,delta,reason``) stock, checked then chunked."""
     planned = store.read_blocking(check_stock, text, source, force=force)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    return apply_chunks_in_turn(
+        store, planned, lambda session, chunk: _apply_stock_chunk(session, chunk, source,
+                                                                  digest, force),
+        source, "applying")
 
-    def apply(session: Session, row: _StockRow) -> bool:
+
+def _apply_stock_chunk(session: Session, chunk: Sequence[_StockRow], source: str,
+                       digest: str, force: bool) -> list[bool]:
+    """A chunk of stock rows as one ledger write: ``inventory.set_on_hand`` and
+    ``inventory.adjust`` row by row cost five statements a row (two product lookups, the
+    ledger insert, the counter update, the listings), so 200,000 rows took minutes of
+    write lock; here a chunk costs a few statements whatever its size, with the same
+    effects: a count records the difference, a delta is refused below the floor, a delta
+    row's key (the file's hash and line) makes a second run skip it."""
+    ids: dict[str, int] = {}
+    for part in batched(sorted({row.sku for row in chunk}), LOOKUP_BATCH):
+        ids.update(session.execute(select(Product.sku, Product.id)
+                                   .where(Product.sku.in_(part))).all())
+    products = ledger.lock_products(session, ids.values())  # locked, counters read afresh
+    on_hand = {sku: products[product_id].on_hand for sku, product_id in ids.items()}
+    keys = {row.line: f"csv:{digest}:{row.line}" for row in chunk if row.delta is not None}
+    earlier = ledger.deltas_by_key(session, keys.values())  # applied by an interrupted run
+    movements: list[ledger.Movement] = []
+    for row in chunk:
+        if row.sku not in ids:  # deleted since the check
+            raise CsvError(source, [RowError(row.line, f"unknown SKU {row.sku[:80]!r}", 1)])
         if row.quantity is not None:
-            inventory.set_on_hand(session, row.sku, row.quantity, note=f"{source}:{row.line}")
-            return True
-        key = f"csv:{digest}:{row.line}"
-        if session.execute(select(StockMovement.id).where(StockMovement.key == key)).first():
-            return False  # an earlier, interrupted run of this file applied it
-        try:
-            inventory.adjust(session, row.sku, row.delta, reason=row.reason, key=key,
-                             force=force)
-        except inventory.BelowFloor as error:  # stock moved since the check
-            raise CsvError(source, [RowError(row.line, str(error), 2)]) from None
-        return True
-
-    return apply_in_chunks(store, planned, apply, source, "applying")
+            delta, reason, note = row.quantity - on_hand[row.sku], "set", f"{source}:{row.line}"
+            key = f"manual:{uuid.uuid4()}"
+        elif keys[row.line] in earlier:
+            continue
+        else:
+            delta, reason, note, key = row.delta, "adjust", row.reason.strip(), keys[row.line]
+            after = on_hand[row.sku] + delta
+            if delta < 0 and after < inventory.ON_HAND_FLOOR and not force:  # moved since
+                raise CsvError(source, [RowError(row.line, (
+                    f"removing {-delta} of {row.sku!r} would take on hand from "
+                    f"{on_hand[row.sku]} to {after}, below {inventory.ON_HAND_FLOOR} "
+                    "(--force allows it)"), 2)])
+        on_hand[row.sku] += delta
+        movements.append(ledger.Movement(product_id=ids[row.sku], key=key, reason=reason,
+                                         on_hand=delta, note=note))
+    inserted, moved = ledger.apply_movements(session, movements)
+    inventory.refresh_wanted_many(session, moved)
+    return [row.quantity is not None or keys[row.line] in inserted for row in chunk]
 
 
 def check_handling_times(session: Session, text: str,

@@ -216,15 +216,15 @@ def test_import_commits_in_chunks(store, monkeypatch):
 def test_interrupted_delta_import_finishes_on_a_second_run_without_doubling(store, monkeypatch):
     monkeypatch.setattr(csvio, "APPLY_CHUNK", 2)
     text = "sku,delta,reason\n" + "".join(f"{s},+1,delivery\n" for s in "ABCAB")
-    real, calls = inventory.adjust, []
+    real, calls = csvio.ledger.apply_movements, []
 
-    def crash_on_the_fourth(session, *args, **kwargs):
+    def crash_in_the_second_chunk(session, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt  # Ctrl-C in the second chunk
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second chunk is written
         return real(session, *args, **kwargs)
 
-    monkeypatch.setattr(csvio.inventory, "adjust", crash_on_the_fourth)
+    monkeypatch.setattr(csvio.ledger, "apply_movements", crash_in_the_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         csvio.import_stock(store, text)
     assert levels(store) == {"A": (6, 0), "B": (1, 0), "C": (0, 0)}  # the first chunk only
@@ -260,3 +260,59 @@ def test_a_field_csv_cannot_read_is_a_row_error_not_a_traceback(store):
         csvio.import_stock(store, "sku,quantity\nA," + "9" * 200_000 + "\n", "wide.csv")
     assert "unreadable: field larger than field limit" in str(caught.value)
     assert levels(store)["A"] == (5, 0)
+
+
+def test_a_chunk_has_the_effects_of_its_rows_one_by_one(store):
+    """The chunked ledger write records what set_on_hand/adjust record row by row (reason,
+    note, difference for a count, running on hand for one SKU twice in a chunk), and makes
+    the pushes due for every MFN listing of the products it moved."""
+    from sqlalchemy import select
+
+    from marketsync.core.domain import products
+    from marketsync.core.store.integrations import ensure_integration
+    from marketsync.core.store.models import Listing, StockMovement
+    from marketsync.core.types import ChannelListing
+
+    def listed(session):
+        de = ensure_integration(session, alias="amazon-de", channel="amazon", account="acme",
+                                marketplace="DE")
+        products.apply_channel_listings(session, de, [ChannelListing(channel_sku="A",
+                                                                     quantity=5)])
+        return de
+
+    de = store.run_blocking(listed)
+    assert not store.run_blocking(inventory.pending_stock_updates, de)
+    csvio.import_stock(store, "sku,quantity\nA,9\nB,4\n", "count.csv")
+    csvio.import_stock(store, "sku,delta,reason\nA,-2, breakage \nC,+3,delivery\nA,+1,found\n",
+                       "moves.csv")
+    assert levels(store) == {"A": (8, 0), "B": (4, 0), "C": (3, 0)}
+    ledger = store.run_blocking(lambda s: [
+        (m.reason, m.delta_on_hand, m.note) for m in s.execute(
+            select(StockMovement).where(StockMovement.note.is_not(None),
+                                        StockMovement.note != "")
+            .order_by(StockMovement.id)).scalars()])
+    assert ledger[-5:] == [("set", 4, "count.csv:2"), ("set", 4, "count.csv:3"),
+                           ("adjust", -2, "breakage"), ("adjust", 3, "delivery"),
+                           ("adjust", 1, "found")]
+    batch = store.run_blocking(inventory.pending_stock_updates, de)
+    assert [(u.channel_sku, u.quantity) for u in batch.updates] == [("A", 8)]
+
+
+def test_a_delta_refused_when_stock_moved_below_the_floor_since_the_check(store, monkeypatch):
+    """Checked against on hand 5, but the daemon sold 4 before the chunk was written: the
+    chunk is refused whole, with the line, and nothing of it is applied."""
+    real = csvio.check_stock
+
+    def check_then_sell(session, *args, **kwargs):
+        planned = real(session, *args, **kwargs)
+        assert len(planned) == 2  # both rows pass the check
+        store.run_blocking(inventory.adjust, "A", -4, reason="sold online")
+        return planned
+
+    monkeypatch.setattr(csvio, "check_stock", check_then_sell)
+    text = "sku,delta,reason\nB,+2,delivery\nA,-5,sold at the fair\n"
+    with pytest.raises(csvio.CsvError) as caught:
+        csvio.import_stock(store, text, "fair.csv")
+    assert [(e.line, e.column) for e in caught.value.errors] == [(3, 2)]
+    assert "from 1 to -4" in str(caught.value) and "nothing applied" in str(caught.value)
+    assert levels(store)["B"] == (0, 0)
