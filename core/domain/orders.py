@@ -172,6 +172,14 @@ def _create(session: Session, integration_id: int, incoming: ChannelOrder) -> Or
 
 
 def _merge(order: Order, incoming: ChannelOrder) -> None:
+    if (incoming.updated_at is not None and order.updated_at_channel is not None
+            and incoming.updated_at < order.updated_at_channel):
+        # an older sighting than the one stored (a report re-read while the search went
+        # on): its status and amounts are out of date; it only fills what is missing
+        order.currency = order.currency or incoming.currency
+        if order.total is None and incoming.total is not None:
+            order.total = incoming.total.amount
+        return
     order.channel_status = incoming.channel_status
     order.updated_at_channel = incoming.updated_at
     order.currency = incoming.currency or order.currency

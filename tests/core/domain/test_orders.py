@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -400,4 +400,31 @@ def test_a_line_known_by_sku_only_takes_the_real_id_and_moves_stock_once(store):
         order = orders.get_order(session, order_id(session))
         assert sorted(i.channel_item_id for i in order.items) == ["70001-SKU-1", "70001-SKU-2"]
         assert level(session) == (8, 0, 8) and level(session, "SKU-2") == (9, 0, 9)
+    run(store, work)
+
+
+def test_an_older_sighting_changes_nothing_and_a_newer_one_applies(store):
+    """A report re-read (``sync --since``) while the search went on can show an order as
+    it was before what is stored: its status must not win over the newer one."""
+    def seen(status, hours, channel_status):
+        return replace(channel_order(status=status, items=(ChannelOrderItem(
+            channel_item_id="i1", channel_sku="SKU-1", quantity=2,
+            quantity_shipped=2 if status is OrderStatus.SHIPPED else 0),)),
+            updated_at=T0 + timedelta(hours=hours), channel_status=channel_status)
+
+    def work(session):
+        integration = setup_world(session)
+        orders.apply_channel_orders(session, integration, [seen(OrderStatus.NEW, 2, "UNSHIPPED")])
+        assert level(session) == (10, 2, 8)
+        orders.apply_channel_orders(session, integration,
+                                    [seen(OrderStatus.CANCELED, 1, "CANCELLED")])
+        order = orders.get_order(session, order_id(session))
+        assert (order.status, order.channel_status) == (OrderStatus.NEW, "UNSHIPPED")
+        assert order.updated_at_channel == T0 + timedelta(hours=2)
+        assert level(session) == (10, 2, 8), "nothing released by the older sighting"
+        orders.apply_channel_orders(session, integration,
+                                    [seen(OrderStatus.SHIPPED, 3, "SHIPPED")])
+        order = orders.get_order(session, order_id(session))
+        assert (order.status, order.channel_status) == (OrderStatus.SHIPPED, "SHIPPED")
+        assert level(session) == (8, 0, 8)
     run(store, work)
