@@ -214,6 +214,18 @@ async def import_orders(
     makes overlap harmless. A record the plugin cannot map goes into ``page.rejected``
     with its reason, never into an exception: the core quarantines it and goes on.
 
+    **Re-reading a window** (``marketsync sync ALIAS import_orders --since 7d``). A
+    channel whose ``ChannelInfo.reread_days`` is positive may receive
+    ``cursor.state[REREAD_FROM]`` (``core/types.py``; an ISO-8601 UTC time, never
+    further back than ``reread_days``) on one call, besides whatever the stored cursor
+    holds. The plugin then reads everything changed since that time again, keeping its
+    progress in its own state from its first page on (the key is never stored), and
+    ends by giving back a cursor whose watermarks are no later than they were: the normal
+    import goes on and skips nothing. The core merges what is read again with what it
+    stores (lines by id, or by SKU for ``PROVISIONAL_ITEM_ID`` lines; an order whose
+    ``updated_at`` is older than the stored one changes nothing). A channel with
+    ``reread_days = 0`` never receives the key; the command says it cannot.
+
     :param integration: the integration whose orders to read (account scope: the one
         whose client serves the account).
     :param integrations: ``(integration,)``, or every LIVE integration of the account.

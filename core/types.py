@@ -120,6 +120,10 @@ class ChannelInfo:
     #: response header in which the channel reports the operation's current rate, if any
     #: (SP-API: ``x-amzn-RateLimit-Limit``); the governor adapts its bucket to it
     rate_limit_header: str | None = None
+    #: how many days back ``marketsync sync ALIAS import_orders --since`` may re-read the
+    #: order history (the core sets ``REREAD_FROM`` in the cursor); 0: the channel cannot,
+    #: and the command says so instead of pretending
+    reread_days: int = 0
     #: the channel's marketplace needs PII rules etc.; free-form, documented by the plugin
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -342,6 +346,15 @@ class Buyer:
 #: again with the channel's real id, the core gives the stored item that id instead of
 #: adding a second line, which would reserve (and ship) its units twice.
 PROVISIONAL_ITEM_ID = "provisional:"
+
+#: The key of ``Cursor.state`` in which the core asks ``import_orders`` to read the order
+#: history again from an ISO-8601 UTC time (``marketsync sync ALIAS import_orders --since``),
+#: on top of what the cursor holds. It is set for one call only and never stored: the
+#: plugin starts the re-read and keeps its progress in its own state, and when it is done
+#: the cursor's watermarks are where they would have been without it (or earlier), so the
+#: normal import loses nothing. Only a channel whose ``ChannelInfo.reread_days`` is
+#: positive receives it.
+REREAD_FROM = "reread_from"
 
 
 @frozen

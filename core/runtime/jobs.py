@@ -30,6 +30,7 @@ from marketsync.core.types import (
     Cursor,
     Integration,
     Page,
+    REREAD_FROM,
     Priority,
     RejectedRecord,
     SubmissionReport,
@@ -131,15 +132,19 @@ async def run(daemon: JobContext, integration: Integration, hooks: "ChannelHooks
 
 
 async def run_import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks", kind: str,
-                     on_page: PageObserver | None = None) -> ImportRun:
+                     on_page: PageObserver | None = None, *,
+                     members: "Sequence[Integration] | None" = None,
+                     reread_from: datetime | None = None) -> ImportRun:
     """One run of an import job, telling how it ended (the scheduler's runs do not ask).
 
     A job the channel declares account-scoped runs for this integration alone, with the
     account's cursor (its per-marketplace watermarks keep the others where they were).
     """
     if is_account_scoped(hooks, kind):
-        return await run_account_import(daemon, [integration], hooks, kind, on_page)
-    return await _import(daemon, integration, hooks, kind, _APPLY[kind], on_page)
+        return await run_account_import(daemon, list(members or [integration]), hooks, kind,
+                                        on_page, reread_from=reread_from)
+    return await _import(daemon, integration, hooks, kind, _APPLY[kind], on_page,
+                         reread_from=reread_from)
 
 
 def is_account_scoped(hooks: "ChannelHooks", kind: str) -> bool:
@@ -154,12 +159,13 @@ async def run_account(daemon: JobContext, members: "list[Integration]", hooks: "
 
 async def run_account_import(daemon: JobContext, members: "list[Integration]",
                              hooks: "ChannelHooks", kind: str,
-                             on_page: PageObserver | None = None) -> ImportRun:
+                             on_page: PageObserver | None = None, *,
+                             reread_from: datetime | None = None) -> ImportRun:
     """One run of an account-scoped import: one hook call per page for every member."""
     if kind not in _ROUTED:
         raise ValueError(f"{kind} cannot be account-scoped")
     return await _import(daemon, members[0], hooks, kind, _APPLY[kind], on_page,
-                         members=tuple(members))
+                         members=tuple(members), reread_from=reread_from)
 
 
 def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -> None:
@@ -174,7 +180,8 @@ def record_outcome(session: Session, integration_id: int, outcome: JobOutcome) -
 async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelHooks",
                   kind: str, apply: Callable[..., Any],
                   on_page: PageObserver | None = None,
-                  members: "tuple[Integration, ...] | None" = None) -> ImportRun:
+                  members: "tuple[Integration, ...] | None" = None,
+                  reread_from: datetime | None = None) -> ImportRun:
     """Page through an import; each page and its cursor are committed together.
 
     An empty page that is not done means "the channel is still preparing it" (a report):
@@ -191,6 +198,10 @@ async def _import(daemon: JobContext, integration: Integration, hooks: "ChannelH
         extra = {"integrations": members}
         routes = {m.marketplace: daemon.integration_ids[m.alias] for m in members}
     cursor = clamp_watermark(cursor, clock.now(), f"{integration.alias} {kind}: stored cursor")
+    if reread_from is not None:
+        # for the first call only, never stored: the plugin keeps the re-read's progress
+        # in its own state from its first page on (``REREAD_FROM``)
+        cursor = replace(cursor, state={**cursor.state, REREAD_FROM: clock.isoformat(reread_from)})
     items = 0
     found: Counter = Counter()  # account scope: records by marketplace, for the counters
     done = waiting = False

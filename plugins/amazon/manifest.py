@@ -118,5 +118,7 @@ INFO = ChannelInfo(
     usage_plans=USAGE_PLANS,
     bucket_key=bucket_key,
     rate_limit_header=RATE_LIMIT_HEADER,
+    # the all-orders report (order_report.py) reaches the 30 days the search path reaches
+    reread_days=30,
     extra=MappingProxyType({"marketplaces": marketplaces.extra()}),
 )

@@ -26,6 +26,14 @@ so a crash resumes at the stage and offset it had reached:
 then        the normal cursor: every marketplace's watermark at the range's end, from
             where the regular search re-reads (``orders.OVERLAP``) and goes on.
 
+``marketsync sync ALIAS import_orders --since 30d`` runs the same stages for the window it
+names (the core sets ``REREAD_FROM`` in the cursor for one call, see ``core/types.py``),
+whatever the cursor holds: the account's watermarks are kept in the backfill's state
+(``previous``) and given back at the end, each at the range's end or at its own mark if
+that was earlier, so the normal search goes on where it would have and misses nothing.
+Orders already stored are merged by the core: the report's provisional lines find the
+stored lines by SKU, and the report's missing buyer data never replaces stored data.
+
 A report Amazon ends CANCELLED or FATAL, or one not done after ``PATIENCE``, or a
 document gone before it was read: the import falls back to the searchOrders path for the
 whole window (slow, but complete), and says so in a WARNING.
@@ -44,6 +52,7 @@ from typing import Any
 from marketsync.core import clock
 from marketsync.core.types import (
     PROVISIONAL_ITEM_ID,
+    REREAD_FROM,
     Address,
     ChannelOrder,
     ChannelOrderItem,
@@ -111,7 +120,7 @@ def wanted(cursor: Cursor, members: Sequence[Integration] = ()) -> bool:
     first import (no watermark at all) unless a member's ``order_backfill`` says
     ``search``. A marketplace added to an account later reaches back through
     searchOrders, as before."""
-    if STATE in cursor.state:
+    if STATE in cursor.state or REREAD_FROM in cursor.state:
         return True
     if any(m.settings.get("order_backfill", "report") == "search" for m in members):
         return False
@@ -126,7 +135,7 @@ async def import_orders(integration: Integration, cursor: Cursor,
     state = dict(cursor.state.get(STATE) or {})
     stage = state.get("stage")
     if stage is None:
-        return await _request(api, members, cursor)
+        return await _request(api, members, cursor, _reread_from(cursor))
     if stage == "report":
         return await _follow(api, members, cursor, state)
     if stage == "rows":
@@ -140,10 +149,30 @@ def _next(cursor: Cursor, state: dict[str, Any]) -> Cursor:
     return Cursor(since=cursor.since, state={STATE: state})
 
 
-async def _request(api: SpApi, members: list[Integration], cursor: Cursor) -> Page[ChannelOrder]:
+def _reread_from(cursor: Cursor) -> datetime | None:
+    value = cursor.state.get(REREAD_FROM)
+    if value is None:
+        return None
+    try:
+        start = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"cursor state {REREAD_FROM}: {value!r} is not an ISO-8601 time") \
+            from None
+    if start.tzinfo is None:
+        raise ValueError(f"cursor state {REREAD_FROM}: {value!r} has no time zone")
+    return start
+
+
+async def _request(api: SpApi, members: list[Integration], cursor: Cursor,
+                   reread_from: datetime | None = None) -> Page[ChannelOrder]:
     now = clock.now()
     end = now - REPORT_LAG
     start = min(now - orders._history(m) for m in members)  # noqa: SLF001 - same module family
+    if reread_from is not None:
+        # never further back than Amazon keeps the report's orders (the core refuses more)
+        start = max(reread_from, now - timedelta(days=orders.MAX_HISTORY_DAYS))
+    if start >= end:
+        start = end - timedelta(minutes=1)
     codes = sorted({m.marketplace for m in members})
     answer = await api.send_json("POST", f"{BASE}/reports", "createReport", expect=(202, 200),
                                  json={"reportType": REPORT_TYPE,
@@ -153,9 +182,11 @@ async def _request(api: SpApi, members: list[Integration], cursor: Cursor) -> Pa
                                        "dataEndTime": clock.isoformat(end)})
     state = {"stage": "report", "report_id": str(answer["reportId"]),
              "requested_at": now.isoformat(), "start": start.isoformat(),
-             "end": end.isoformat(), "marketplaces": codes}
-    api.log.info("account %s: first order import from report %s (%s to %s)",
-                 members[0].account, state["report_id"], clock.isoformat(start),
+             "end": end.isoformat(), "marketplaces": codes,
+             "previous": dict(cursor.state.get(orders.WATERMARKS) or {})}
+    api.log.info("account %s: order %s from report %s (%s to %s)", members[0].account,
+                 "re-read" if reread_from is not None else "first import", state["report_id"],
+                 clock.isoformat(start),
                  clock.isoformat(end))
     return Page(items=(), done=False, next=_next(cursor, state))
 
@@ -226,7 +257,7 @@ async def _open(api: SpApi, members: list[Integration], cursor: Cursor,
     codes = state["marketplaces"]
     end = datetime.fromisoformat(state["end"])
     if not any(str(m.settings.get("orders", "both")) in ("MFN", "both") for m in members):
-        return _finish(cursor, codes, end, [], [])
+        return _finish(state, codes, end, [], [])
     params: dict[str, Any] = {
         "marketplaceIds": csv_param(sorted(marketplaces.MARKETPLACES[c].id for c in codes)),
         "fulfilledBy": "MERCHANT", "fulfillmentStatuses": csv_param(OPEN_STATUSES),
@@ -251,16 +282,22 @@ async def _open(api: SpApi, members: list[Integration], cursor: Cursor,
     if token:
         return Page(items=items, rejected=rejected, done=False,
                     next=_next(cursor, {**state, "token": token}))
-    return _finish(cursor, codes, end, items, rejected)
+    return _finish(state, codes, end, items, rejected)
 
 
-def _finish(cursor: Cursor, codes: list[str], end: datetime, items: list[ChannelOrder],
+def _finish(state: dict[str, Any], codes: list[str], end: datetime, items: list[ChannelOrder],
             rejected: list[RejectedRecord]) -> Page[ChannelOrder]:
     """The backfill's last page: from here the normal search goes on from the range's end
-    (not done: it has the time since then to read)."""
-    marks = {code: end.isoformat() for code in codes}
+    (not done: it has the time since then to read). A re-read gives back the watermarks it
+    found, none later than the range's end, so no marketplace skips a window."""
+    marks = {code: mark for code, mark in (state.get("previous") or {}).items()}
+    for code in codes:
+        old = marks.get(code)
+        if old is None or datetime.fromisoformat(old) > end:
+            marks[code] = end.isoformat()
+    since = min(datetime.fromisoformat(mark) for mark in marks.values())
     return Page(items=items, rejected=rejected, done=False,
-                next=Cursor(since=end, state={orders.WATERMARKS: marks}))
+                next=Cursor(since=since, state={orders.WATERMARKS: marks}))
 
 
 async def _fall_back(api: SpApi, members: list[Integration], cursor: Cursor,
@@ -268,6 +305,13 @@ async def _fall_back(api: SpApi, members: list[Integration], cursor: Cursor,
     api.log.warning("account %s: %s; the first order import goes on through searchOrders "
                     "instead (about 3 minutes per 100 orders beyond the first 2,000)",
                     members[0].account, why)
+    state = cursor.state.get(STATE) or {}
+    if state.get("previous") or REREAD_FROM in cursor.state:
+        # a re-read: the search reads its window again from its start (or the asked one)
+        start = state.get("start") or cursor.state.get(REREAD_FROM)
+        return await orders.import_orders(
+            members[0], Cursor(since=datetime.fromisoformat(str(start)),
+                               state={FALLBACK: why}), members)
     return await orders.import_orders(members[0], Cursor(state={FALLBACK: why}), members)
 
 
