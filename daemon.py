@@ -340,17 +340,22 @@ def retry(state: State, alias: str):
 @cli.command()
 @click.argument("alias")
 @click.argument("kind")
+@click.option("--since", default=None, metavar="WHEN",
+              help="import_orders: read the order history again from WHEN (30d, 12h or an "
+                   "ISO date), then go on as before.")
 @pass_state
-def sync(state: State, alias: str, kind: str):
+def sync(state: State, alias: str, kind: str, since: str | None):
     """Run one job (import_orders, push_stock, ...) of ALIAS now.
 
     An import goes on until the channel has nothing more to give — a whole backfill or a
     first product import — with a progress line in a terminal; Ctrl-C stops it and loses
-    nothing (each page is committed with its cursor).
+    nothing (each page is committed with its cursor). With --since, orders already stored
+    are merged, never doubled (see docs/operations.md).
     """
     from marketsync.core.cli import oneshot
 
-    click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind)))
+    click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind,
+                                                            since=since)))
     from marketsync.core.runtime import jobs
 
     if kind in jobs.IMPORTS:  # imported orders reserve units, products bring listings

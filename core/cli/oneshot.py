@@ -7,13 +7,16 @@ the running daemon would: same configuration, stored credentials, governor and p
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import IO
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import trio
 
+from marketsync.core import clock
 from marketsync.core.runtime import connect, jobs
 from marketsync.core.runtime.daemon import Daemon
 from marketsync.core.cli.progress import progress
@@ -82,12 +85,42 @@ async def ask_running_daemon(daemon: Daemon, alias: str) -> bool:
     return response.status_code in (200, 303)
 
 
-async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None = None) -> str:
+class SinceError(ValueError):
+    """``--since`` names no time, a time in the future, or more than the channel keeps."""
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """``--since``: a duration back from now (``30d``, ``12h``, ``1d12h``) or an ISO date or
+    time (``2026-11-20``, ``2026-11-20T08:00``, UTC unless it names its zone)."""
+    spelled = text.strip()
+    if re.fullmatch(r"(?:\d+[smhd])+", spelled):
+        from marketsync.core.config.parsers import Invalid, duration
+        try:
+            seconds = duration(spelled, None, "--since", 0)
+        except Invalid as error:
+            raise SinceError(f"--since {text!r}: {error}") from None
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(spelled)
+    except ValueError:
+        raise SinceError(f"--since {text!r} is neither a duration (30d, 12h) nor an ISO date "
+                         "(2026-11-20)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment >= now:
+        raise SinceError(f"--since {text!r} is not in the past")
+    return moment
+
+
+async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None = None,
+               since: str | None = None) -> str:
     """Run one job of one integration now, after a credentials check.
 
     An import goes on until the channel has nothing more to give (a whole backfill or a
     first product import, however many of the daemon's runs that would take), with a
     progress line on ``stream`` (stdout by default) when that is a terminal.
+    ``since`` (orders only) reads the history again from then on top of the cursor
+    (``REREAD_FROM`` in ``core/types.py``), for the account's LIVE integrations.
     """
     runner = daemon.runners.get(alias)
     if runner is None or runner.state is not IntegrationState.LIVE:
@@ -99,13 +132,43 @@ async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None 
     if kind not in jobs.KINDS or not hooks.supports(kind):
         supported = ", ".join(k for k in jobs.KINDS if hooks.supports(k))
         return f"{alias}: no job {kind!r} (this channel runs: {supported})"
+    if since is not None:
+        return await _reread(daemon, alias, kind, since, stream)
     if kind in jobs.IMPORTS:
         return await _import_all(daemon, alias, kind, stream)
     await jobs.run(daemon, integration, hooks, kind)
     return f"{alias}: {kind} done"
 
 
-async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | None) -> str:
+async def _reread(daemon: Daemon, alias: str, kind: str, since: str,
+                  stream: IO[str] | None) -> str:
+    integration = daemon.integrations[alias]
+    hooks = daemon.plugins.channel(integration.channel)
+    if kind != "import_orders":
+        return f"{alias}: --since is for import_orders only, not {kind}"
+    days = hooks.info.reread_days
+    if days <= 0:
+        return (f"{alias}: channel {integration.channel!r} cannot read its order history "
+                "again; run `marketsync sync` without --since")
+    now = clock.now()
+    try:
+        start = since_time(since, now)
+    except SinceError as error:
+        return f"{alias}: {error}"
+    if now - start > timedelta(days=days):
+        return (f"{alias}: --since {since} reaches {(now - start).days} days back; "
+                f"{integration.channel} keeps {days} days of order history")
+    members = [integration]
+    if jobs.is_account_scoped(hooks, kind):  # one report for the account's marketplaces
+        members += [other for name, other in daemon.integrations.items()
+                    if name != alias and other.account == integration.account
+                    and other.channel == integration.channel and name in daemon.runners
+                    and daemon.runners[name].state is IntegrationState.LIVE]
+    return await _import_all(daemon, alias, kind, stream, members=members, reread_from=start)
+
+
+async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | None, *,
+                      members: list | None = None, reread_from: datetime | None = None) -> str:
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
     total = runs = 0
@@ -113,7 +176,9 @@ async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | N
     with progress(f"{alias} {kind}", stream=stream) as bar:
         while True:
             outcome = await jobs.run_import(daemon, integration, hooks, kind,
-                                            on_page=lambda page: bar.advance(len(page.items)))
+                                            on_page=lambda page: bar.advance(len(page.items)),
+                                            members=members,
+                                            reread_from=reread_from if runs == 0 else None)
             total += outcome.items
             runs += 1
             if outcome.done:
