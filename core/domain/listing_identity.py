@@ -82,7 +82,10 @@ def identify(existing: Iterable[L], incoming: ChannelListing, *,
             return None  # two listings claim the id: not ours to pick
     if not incoming.asin:
         return None
-    present = set(present_skus)
+    # a set is used as it is: copying the page's SKUs for every listing made a first
+    # import quadratic
+    present = (present_skus if isinstance(present_skus, (set, frozenset))
+               else set(present_skus))
     by_asin = [x for x in listings
                if x.asin == incoming.asin
                and _fulfillment(x) == incoming.fulfillment

@@ -20,7 +20,7 @@ product deleted locally comes back with the next import that still lists it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -91,15 +91,16 @@ def apply_channel_listings(
               "ambiguous": 0}
     seen: set[str] = set()
     in_page = {channel.channel_sku for channel in listings}
-    known: list[Listing] | None = None  # the integration's listings, loaded on first need
+    known: _KnownListings | None = None  # the integration's listings, loaded on first need
     for channel in listings:
         seen.add(channel.channel_sku)
         listing = _listing(session, integration_id, channel.channel_sku)
         if listing is None:
             if known is None:
-                known = list(session.execute(
+                known = _KnownListings(session.execute(
                     select(Listing).where(Listing.integration_id == integration_id)).scalars())
-            match = identify(known, channel, present_skus=in_page, complete=complete)
+            match = identify(known.candidates(channel), channel, present_skus=in_page,
+                             complete=complete)
             if match is not None and match.renamed:
                 listing = match.listing
                 log.info("integration %s: listing %s is now shown as %s (same %s); its "
@@ -112,13 +113,14 @@ def apply_channel_listings(
                                       fulfillment=channel.fulfillment, asin=channel.asin,
                                       ean=channel.ean, mpn=channel.mpn, title=channel.title,
                                       quantity=channel.quantity, snapshot_at=snapshot_at)
-                known.append(listing)
                 counts["created"] += 1
                 counts["ambiguous"] += listing.product_id is None
                 counts["opened"] += bool(listing.opening_at is not None)
         else:
             counts["updated"] += 1
         _update_from_channel(session, listing, channel, now)
+        if known is not None:
+            known.add(listing)  # under its SKU, id and ASIN as they are now
     if complete:
         query = select(Listing).where(Listing.integration_id == integration_id,
                                       Listing.on_channel.is_(True))
@@ -129,6 +131,42 @@ def apply_channel_listings(
                 _off_channel(listing, now)
                 counts["off_channel"] += 1
     return counts
+
+
+class _KnownListings:
+    """The integration's listings, indexed by the three keys ``identify`` matches on.
+
+    A first import of 10,000 SKUs meets 10,000 unknown listings; giving ``identify`` the
+    whole list each time made that import quadratic (minutes of CPU at 10,000, hours at
+    100,000). Each rule only looks at listings sharing the incoming SKU, listing id or
+    ASIN, so those are all it is handed, in the order the list had. A listing is indexed
+    again whenever it may have changed; a stale entry is harmless, since ``identify``
+    compares the current values.
+    """
+
+    def __init__(self, listings: Iterable[Listing]) -> None:
+        self._order: dict[int, int] = {}  # id(listing) -> position in the full list
+        self._keys: dict[tuple[str, str], list[Listing]] = {}
+        for listing in listings:
+            self.add(listing)
+
+    def add(self, listing: Listing) -> None:
+        self._order.setdefault(id(listing), len(self._order))
+        for key in (("sku", listing.channel_sku), ("id", listing.listing_id),
+                    ("asin", listing.asin)):
+            if key[1]:
+                bucket = self._keys.setdefault(key, [])
+                if not any(other is listing for other in bucket):
+                    bucket.append(listing)
+
+    def candidates(self, incoming: ChannelListing) -> list[Listing]:
+        found: dict[int, Listing] = {}
+        for key in (("sku", incoming.channel_sku), ("id", incoming.listing_id),
+                    ("asin", incoming.asin)):
+            if key[1]:
+                for listing in self._keys.get(key, ()):
+                    found[id(listing)] = listing
+        return sorted(found.values(), key=lambda listing: self._order[id(listing)])
 
 
 def _update_from_channel(session: Session, listing: Listing, channel: ChannelListing,

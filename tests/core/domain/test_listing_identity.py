@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketsync.core.domain.listing_identity import identify, same_listing
@@ -127,3 +127,22 @@ def test_a_relisted_sku_with_a_new_listing_id_is_the_same_listing_in_a_whole_sna
     match = identify([CUP], incoming, present_skus={"CUP-2"}, complete=True)
     assert match is not None and match.listing is CUP and match.by == "asin"
     assert identify([CUP], incoming, present_skus={"CUP-2", "CUP-1"}, complete=True) is None
+
+
+@settings(max_examples=500)
+@given(st.lists(known, max_size=8), skus, asins, ids, st.sets(skus), st.booleans())
+def test_the_import_index_hands_identify_everything_it_would_pick_from(existing, sku, asin,
+                                                                       listing_id, present,
+                                                                       complete):
+    """The product import gives ``identify`` only the listings sharing the incoming SKU,
+    listing id or ASIN (a first import of 10,000 SKUs was quadratic otherwise): the
+    answer must be the one the whole list gives, the same listing by the same rule."""
+    from marketsync.core.domain.products import _KnownListings
+
+    incoming = ChannelListing(channel_sku=sku, asin=asin, listing_id=listing_id)
+    whole = identify(existing, incoming, present_skus=present, complete=complete)
+    narrowed = identify(_KnownListings(existing).candidates(incoming), incoming,
+                        present_skus=present, complete=complete)
+    assert (whole is None) == (narrowed is None)
+    if whole is not None:
+        assert whole.listing is narrowed.listing and whole.by == narrowed.by
