@@ -354,8 +354,11 @@ def sync(state: State, alias: str, kind: str, since: str | None):
     """
     from marketsync.core.cli import oneshot
 
-    click.echo(_one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind,
-                                                            since=since)))
+    answer = _one_shot(state, lambda daemon: oneshot.sync(daemon, alias, kind, since=since))
+    if isinstance(answer, oneshot.Refusal):
+        click.echo(answer, err=True)
+        sys.exit(answer.exit_code)
+    click.echo(answer)
     from marketsync.core.runtime import jobs
 
     if kind in jobs.IMPORTS:  # imported orders reserve units, products bring listings

@@ -112,6 +112,20 @@ def since_time(text: str, now: datetime) -> datetime:
     return moment
 
 
+class Refusal(str):
+    """A one-line answer that says nothing was done (an integration not LIVE, a job the
+    channel lacks, a ``--since`` it cannot honour): printed like any answer, but the
+    command exits non-zero, so a script or a timer unit that runs ``sync`` sees it."""
+
+    exit_code = 1
+
+
+class UsageRefusal(Refusal):
+    """Refused because of what was asked (click's usage-error code, as for a bad file)."""
+
+    exit_code = 2
+
+
 async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None = None,
                since: str | None = None) -> str:
     """Run one job of one integration now, after a credentials check.
@@ -126,12 +140,12 @@ async def sync(daemon: Daemon, alias: str, kind: str, *, stream: IO[str] | None 
     if runner is None or runner.state is not IntegrationState.LIVE:
         state, reason = await check(daemon, alias)
         if state != IntegrationState.LIVE.value:
-            return f"{alias} is {state}: {reason}"
+            return Refusal(f"{alias} is {state}: {reason}")
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
     if kind not in jobs.KINDS or not hooks.supports(kind):
         supported = ", ".join(k for k in jobs.KINDS if hooks.supports(k))
-        return f"{alias}: no job {kind!r} (this channel runs: {supported})"
+        return UsageRefusal(f"{alias}: no job {kind!r} (this channel runs: {supported})")
     if since is not None:
         return await _reread(daemon, alias, kind, since, stream)
     if kind in jobs.IMPORTS:
@@ -145,19 +159,19 @@ async def _reread(daemon: Daemon, alias: str, kind: str, since: str,
     integration = daemon.integrations[alias]
     hooks = daemon.plugins.channel(integration.channel)
     if kind != "import_orders":
-        return f"{alias}: --since is for import_orders only, not {kind}"
+        return UsageRefusal(f"{alias}: --since is for import_orders only, not {kind}")
     days = hooks.info.reread_days
     if days <= 0:
-        return (f"{alias}: channel {integration.channel!r} cannot read its order history "
-                "again; run `marketsync sync` without --since")
+        return UsageRefusal(f"{alias}: channel {integration.channel!r} cannot read its "
+                            "order history again; run `marketsync sync` without --since")
     now = clock.now()
     try:
         start = since_time(since, now)
     except SinceError as error:
-        return f"{alias}: {error}"
+        return UsageRefusal(f"{alias}: {error}")
     if now - start > timedelta(days=days):
-        return (f"{alias}: --since {since} reaches {(now - start).days} days back; "
-                f"{integration.channel} keeps {days} days of order history")
+        return UsageRefusal(f"{alias}: --since {since} reaches {(now - start).days} days "
+                            f"back; {integration.channel} keeps {days} days of order history")
     members = [integration]
     if jobs.is_account_scoped(hooks, kind):  # one report for the account's marketplaces
         members += [other for name, other in daemon.integrations.items()
@@ -185,9 +199,10 @@ async def _import_all(daemon: Daemon, alias: str, kind: str, stream: IO[str] | N
                 break
             if outcome.waiting:
                 if waited >= PREPARING_LIMIT:
-                    return (f"{alias}: {kind} stopped after {total:,} record(s): the channel "
-                            f"has been preparing the data for {waited / 60:.0f} min; the "
-                            "daemon (or the next sync) goes on following it")
+                    return Refusal(f"{alias}: {kind} stopped after {total:,} record(s): the "
+                                   f"channel has been preparing the data for "
+                                   f"{waited / 60:.0f} min; the daemon (or the next sync) "
+                                   "goes on following it")
                 bar.update(bar.done)  # redraw: the rate drops while the channel prepares
                 await trio.sleep(PREPARING_POLL)
                 waited += PREPARING_POLL

@@ -247,3 +247,18 @@ def test_a_plugin_that_fails_to_import_is_reported_once(tmp_path, example):
                 if "broken_marketsync_gone" in line]
     assert len(mentions) == 1, mentions
     assert mentions[0].startswith("warning: plugin broken:")
+
+
+def test_a_sync_that_did_nothing_says_why_and_exits_non_zero(example):
+    """A timer unit or script running ``sync`` must see that nothing was imported: the
+    integration cannot reach its channel, so the answer goes to stderr with exit 1."""
+    run("-c", str(example), "db", "upgrade")
+    text = example.read_text().replace("    channel: amazon\n    # endpoint: http://127.0.0.1:8471",
+                                       "    channel: amazon\n    endpoint: http://127.0.0.1:1")
+    example.write_text(text)
+    result = CliRunner().invoke(
+        cli, ["-c", str(example), "sync", "amazon-de", "import_orders", "--since", "3d"],
+        catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("amazon-de is RETRY: ")
+    assert not result.stdout

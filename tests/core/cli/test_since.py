@@ -47,3 +47,5 @@ async def test_a_channel_without_a_reread_says_so_in_one_line(channel, info):
                                     io.StringIO())
     assert message == (f"shop: channel {channel!r} cannot read its order history again; "
                        "run `marketsync sync` without --since")
+    # the command prints it to stderr and exits 2: nothing was read
+    assert isinstance(message, oneshot.UsageRefusal) and message.exit_code == 2
