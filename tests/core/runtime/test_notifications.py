@@ -109,6 +109,20 @@ async def until(condition, seconds: float = 15.0) -> None:
             await trio.sleep(0.05)
 
 
+async def consume(host, endpoint: str, queue_url: str, done, *, drained: bool = True,
+                  **changes) -> notifications.Consumer:
+    """Run a consumer on the queue until ``done(counts)`` holds and (``drained``) the
+    queue is empty, then stop it; the stopped consumer's counts are for the asserts."""
+    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
+        worker = consumer(host, http, queue_url, **changes)
+        nursery.start_soon(worker.run)
+        await until(lambda: done(worker.counts))
+        if drained:
+            await until(lambda: waiting(endpoint, queue_url) == 0)
+        nursery.cancel_scope.cancel()
+    return worker
+
+
 def test_the_test_message_is_what_the_schema_says():
     schema_file = SCHEMAS / "OrderChangeNotification.json"
     if not schema_file.exists():
@@ -123,12 +137,8 @@ async def test_an_order_change_fetches_that_order_and_is_deleted_after_the_commi
     queue_url = sqs_server.new_queue(sqs_endpoint)
     send(sqs_endpoint, queue_url, order_change("111-0000000-0000042"))
     host = Host(store)
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url)
-        nursery.start_soon(worker.run)
-        await until(lambda: worker.counts["acted"] == 1)
-        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
-        nursery.cancel_scope.cancel()
+    worker = await consume(host, sqs_endpoint, queue_url,
+                           lambda counts: counts["acted"] == 1)
     assert host.fetched == [("amazon-de", "import_orders", "111-0000000-0000042")]
     assert host.triggers == [] and worker.counts["fetched"] == 1
     rows = await store.read(lambda s: [(r.type, r.subject, r.account) for r in
@@ -144,12 +154,8 @@ async def test_a_repeated_notification_acts_once_and_both_copies_go(store, sqs_e
                  order_change("111-0000000-0000002", same)):
         send(sqs_endpoint, queue_url, body)
     host = Host(store)
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url)
-        nursery.start_soon(worker.run)
-        await until(lambda: worker.counts["received"] == 3)
-        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
-        nursery.cancel_scope.cancel()
+    worker = await consume(host, sqs_endpoint, queue_url,
+                           lambda counts: counts["received"] == 3)
     assert (worker.counts["acted"], worker.counts["duplicate"]) == (2, 1)
     assert [record for _, _, record in host.fetched] == ["111-0000000-0000002",
                                                           "111-0000000-0000003"]
@@ -165,12 +171,8 @@ async def test_an_order_of_a_marketplace_not_imported_here_is_counted_not_fetche
     send(sqs_endpoint, queue_url, order_change("111-0000000-0000011", marketplace="A1NEWMARKET"))
     host = Host(store)
     with caplog.at_level("INFO", logger="marketsync.notifications"):
-        async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-            worker = consumer(host, http, queue_url)
-            nursery.start_soon(worker.run)
-            await until(lambda: worker.counts["received"] == 2)
-            await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
-            nursery.cancel_scope.cancel()
+        worker = await consume(host, sqs_endpoint, queue_url,
+                               lambda counts: counts["received"] == 2)
     assert (worker.counts["unrouted"], host.fetched, host.triggers) == (2, [], [])
     assert "marketplace FR, which no integration" in caplog.text
     assert "marketplace A1NEWMARKET, which no integration" in caplog.text
@@ -182,12 +184,8 @@ async def test_a_failed_fetch_runs_the_import_instead(store, sqs_endpoint, caplo
     send(sqs_endpoint, queue_url, order_change("111-0000000-0000012"))
     host = Host(store, fail=True)
     with caplog.at_level("WARNING", logger="marketsync.notifications"):
-        async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-            worker = consumer(host, http, queue_url)
-            nursery.start_soon(worker.run)
-            await until(lambda: worker.counts["acted"] == 1)
-            await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
-            nursery.cancel_scope.cancel()
+        worker = await consume(host, sqs_endpoint, queue_url,
+                               lambda counts: counts["acted"] == 1)
     assert worker.counts["fetch_failed"] == 1
     assert host.triggers == [("amazon-de", "import_orders"), ("amazon-uk", "import_orders")]
     assert "fetching 111-0000000-0000012 announced by ORDER_CHANGE failed (ConnectError)" \
@@ -200,12 +198,8 @@ async def test_a_bad_or_foreign_message_is_dropped_not_retried_forever(store, sq
                  order_change(seller="SOMEONE-ELSE")):
         send(sqs_endpoint, queue_url, body)
     host = Host(store)
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url)
-        nursery.start_soon(worker.run)
-        await until(lambda: worker.counts["received"] == 3)
-        await until(lambda: waiting(sqs_endpoint, queue_url) == 0)
-        nursery.cancel_scope.cancel()
+    worker = await consume(host, sqs_endpoint, queue_url,
+                           lambda counts: counts["received"] == 3)
     assert (worker.counts["bad"], worker.counts["foreign"], host.triggers) == (2, 1, [])
 
 
@@ -509,11 +503,8 @@ async def test_a_finished_feed_is_polled_now_by_the_integration_that_sent_it(sto
     send(sqs_endpoint, queue_url, feed_finished("F-SOMEONE-ELSES"))
     host = Host(store)
     host.integration_ids = ids
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url)
-        nursery.start_soon(worker.run)
-        await until(lambda: worker.counts["acted"] == 2)
-        nursery.cancel_scope.cancel()
+    worker = await consume(host, sqs_endpoint, queue_url,
+                           lambda counts: counts["acted"] == 2, drained=False)
     assert host.triggers == [("amazon-uk", "poll_submission")]
     due = await store.read(lambda s: [(x.channel_id, x.poll_after <= datetime.now(timezone.utc))
                                       for x in submissions.in_flight(s)])
@@ -567,10 +558,7 @@ async def test_a_burst_of_fba_stock_notices_asks_for_one_snapshot_a_minute(store
     for sku in ("SPORK-1", "SPORK-2", "SPORK-3"):
         send(sqs_endpoint, queue_url, fba_change(sku))
     host = Host(store)
-    async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
-        worker = consumer(host, http, queue_url)
-        nursery.start_soon(worker.run)
-        await until(lambda: worker.counts["acted"] == 3)
-        nursery.cancel_scope.cancel()
+    worker = await consume(host, sqs_endpoint, queue_url,
+                           lambda counts: counts["acted"] == 3, drained=False)
     assert set(host.triggers) == {("amazon-de", "import_stock"), ("amazon-uk", "import_stock")}
     assert set(host.delays) == {notifications.SNAPSHOT_EVERY["import_stock"]}
